@@ -1,0 +1,168 @@
+// The catalogue: every Source, every file seen in it, its fingerprints,
+// metadata and per-file errors, and the history of scans.
+//
+// One interface, several backends: SQLite (embedded, WAL) today, PostgreSQL
+// for many workers later. Methods speak the archive's language, not SQL, so a
+// backend is free to implement each one as it sees fit. All methods are
+// transactional: on failure nothing of the call is kept. A Catalogue object is
+// used by one thread at a time; open one per thread that needs one.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "doppel/fingerprint.h"
+#include "doppel/status.h"
+
+namespace doppel {
+
+struct Source {
+  int64_t id = 0;
+  std::string name;   // short, unique: "urbanisme", "apur"
+  std::string root;   // absolute path of the collection's folder
+  int priority = 0;   // higher = more authoritative (used by master policy)
+  std::string created_at;  // UTC ISO 8601
+};
+
+enum class FileStatus { kOk, kError, kMissing };
+const char* FileStatusName(FileStatus s);
+
+// What the catalogue knows of one path, enough to decide whether to read it again.
+struct FileState {
+  int64_t id = 0;
+  int64_t size = 0;
+  int64_t mtime_ns = 0;
+  FileStatus status = FileStatus::kOk;
+};
+
+// The outcome of reading one file during a scan.
+struct FileOutcome {
+  std::string path;  // relative to the source root; raw bytes (may be non-UTF-8)
+  int64_t size = 0;
+  int64_t mtime_ns = 0;
+  std::optional<ImageRecord> record;  // set on success
+  Status error;                       // set (non-OK) on failure
+};
+
+// What CommitOutcomes did with a batch.
+struct CommitCounts {
+  int64_t added = 0;    // new paths
+  int64_t updated = 0;  // known paths re-read (changed, previously failed or missing)
+  int64_t moved = 0;    // new paths recognised by SHA-256 as a missing file moved/renamed
+  int64_t failed = 0;   // outcomes recorded as errors
+};
+
+struct ScanCounts {
+  int64_t files_listed = 0;     // regular image files found by the walk
+  int64_t files_unchanged = 0;  // same path, size and mtime: not read again
+  int64_t files_read = 0;       // read and fingerprinted successfully
+  int64_t files_failed = 0;     // read, but recorded as errors
+  int64_t files_vanished = 0;   // listed, then gone before they could be read
+  int64_t files_missing = 0;    // known to the catalogue, no longer on disk
+  int64_t files_moved = 0;      // recognised by SHA-256 at a new path
+  int64_t bytes_read = 0;
+};
+
+struct SourceStats {
+  Source source;
+  int64_t files_ok = 0, files_error = 0, files_missing = 0;
+  int64_t bytes_ok = 0;
+  std::string last_scan_at;      // finished_at of the last scan, or empty
+  std::string last_scan_status;  // "completed", "cancelled", "interrupted", ...
+};
+
+struct CatalogueStats {
+  std::vector<SourceStats> sources;
+  std::vector<std::pair<std::string, int64_t>> formats;      // format -> files (ok)
+  std::vector<std::pair<std::string, int64_t>> error_kinds;  // kind -> files
+  int64_t exact_groups = 0, exact_redundant_files = 0, exact_redundant_bytes = 0;
+  int64_t content_groups = 0, content_redundant_files = 0;
+  int schema_version = 0;
+};
+
+// One file as listings print it.
+struct FileEntry {
+  int64_t id = 0;
+  std::string source;
+  std::string path;  // relative, raw bytes
+  int64_t size = 0;
+  FileStatus status = FileStatus::kOk;
+  std::string error_kind, error;
+  std::string format;
+  int width = 0, height = 0;
+  std::string capture_time;
+};
+
+// Files sharing a digest: "exact" (SHA-256 of the bytes) or "content" (same
+// picture, different metadata: same content hash, different SHA-256).
+struct DigestGroup {
+  std::string kind;  // "exact" | "content"
+  Digest digest{};
+  std::vector<FileEntry> files;
+};
+
+class Catalogue {
+ public:
+  virtual ~Catalogue() = default;
+
+  virtual int SchemaVersion() const = 0;
+  // Where the catalogue lives, for messages ("doppel.db").
+  virtual std::string Location() const = 0;
+
+  // --- Sources ---
+  virtual Result<Source> AddSource(const std::string& name, const std::string& root,
+                                   int priority) = 0;
+  virtual Result<std::vector<Source>> ListSources() = 0;
+  virtual Result<Source> GetSource(const std::string& name) = 0;
+
+  // --- Scans ---
+  // Starts a scan of a source and returns its id. Fails with kBusy if another
+  // live process is scanning the same source; marks scans left "running" by a
+  // killed process as "interrupted".
+  virtual Result<int64_t> BeginScan(int64_t source_id) = 0;
+  // Keeps the scan's lease alive (call at least every 30 s).
+  virtual Status Heartbeat(int64_t scan_id) = 0;
+  virtual Status FinishScan(int64_t scan_id, const std::string& status,
+                            const ScanCounts& counts) = 0;
+
+  virtual Result<std::optional<FileState>> LookupFile(int64_t source_id,
+                                                      const std::string& path) = 0;
+  // Records that these files were seen unchanged by the scan.
+  virtual Status MarkSeen(int64_t scan_id, const std::vector<int64_t>& file_ids) = 0;
+  // Marks files of the source that this scan did not see as missing (never
+  // deletes them), except under the given path prefixes (folders the walk could
+  // not read). Returns how many became missing.
+  virtual Result<int64_t> MarkUnseenMissing(int64_t source_id, int64_t scan_id,
+                                            const std::vector<std::string>& keep_prefixes) = 0;
+  // Stores a batch of outcomes in one transaction. A successful outcome at a
+  // path the catalogue does not know, whose SHA-256 equals a missing file's of
+  // the same source, moves that file's record to the new path (same id).
+  virtual Result<CommitCounts> CommitOutcomes(int64_t source_id, int64_t scan_id,
+                                              const std::vector<FileOutcome>& outcomes) = 0;
+
+  // --- Reading ---
+  virtual Result<CatalogueStats> Stats() = 0;
+  // Groups of files with identical digests, biggest first; limit 0 = all.
+  virtual Result<std::vector<DigestGroup>> DigestGroups(const std::string& kind, int limit) = 0;
+  // Files with the given status (all if nullopt) in a source (all if empty).
+  virtual Result<std::vector<FileEntry>> ListFiles(std::optional<FileStatus> status,
+                                                   const std::string& source, int limit) = 0;
+  // Full record of one file by id (fingerprints and metadata), if status ok.
+  virtual Result<ImageRecord> GetRecord(int64_t file_id) = 0;
+};
+
+struct CatalogueOptions {
+  bool create_if_missing = false;  // `doppel init`; other commands need an existing catalogue
+  // Test hook: cap the SQLite file at this many pages (simulates a full disk).
+  int64_t sqlite_max_pages = 0;
+};
+
+// Opens (and migrates) a catalogue. `location` is a file path (SQLite) or a
+// postgresql:// URI (not available yet: kUnsupported).
+Result<std::unique_ptr<Catalogue>> OpenCatalogue(const std::string& location,
+                                                 const CatalogueOptions& options);
+
+}  // namespace doppel

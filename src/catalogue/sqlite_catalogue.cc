@@ -1,0 +1,821 @@
+// SQLite catalogue. Every public method is one transaction; statements are
+// prepared once per connection. SQLite's own errors are mapped to Status here
+// and nowhere else.
+#include "catalogue/sqlite_catalogue.h"
+
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "doppel_version.h"
+#include "util/paths.h"
+
+namespace doppel {
+namespace {
+
+// Migration k takes the schema from version k to k+1. Never edit a released
+// migration: add a new one (docs/catalogue.md).
+const char* const kMigrations[] = {
+    // 0 -> 1
+    R"sql(
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE sources(
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  root TEXT NOT NULL,
+  priority INTEGER NOT NULL DEFAULT 0,
+  created_at TEXT NOT NULL);
+CREATE TABLE scans(
+  id INTEGER PRIMARY KEY,
+  source_id INTEGER NOT NULL REFERENCES sources(id),
+  status TEXT NOT NULL,
+  started_at TEXT NOT NULL,
+  heartbeat_at INTEGER NOT NULL,
+  finished_at TEXT,
+  pid INTEGER, host TEXT, tool_version TEXT,
+  files_listed INTEGER, files_unchanged INTEGER, files_read INTEGER, files_failed INTEGER,
+  files_vanished INTEGER, files_missing INTEGER, files_moved INTEGER, bytes_read INTEGER);
+CREATE INDEX scans_source ON scans(source_id, status);
+CREATE TABLE files(
+  id INTEGER PRIMARY KEY,
+  source_id INTEGER NOT NULL REFERENCES sources(id),
+  path BLOB NOT NULL,
+  size INTEGER NOT NULL,
+  mtime_ns INTEGER NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('ok', 'error', 'missing')),
+  error_kind TEXT, error TEXT,
+  sha256 BLOB, content_hash BLOB, content_kind TEXT,
+  format TEXT, width INTEGER, height INTEGER, bands INTEGER, bit_depth INTEGER,
+  pages INTEGER, orientation INTEGER, has_alpha INTEGER, colourspace TEXT,
+  first_seen_scan INTEGER, last_seen_scan INTEGER,
+  read_at TEXT, missing_since TEXT,
+  UNIQUE (source_id, path));
+CREATE INDEX files_sha256 ON files(sha256);
+CREATE INDEX files_content ON files(content_hash);
+CREATE INDEX files_seen ON files(source_id, last_seen_scan);
+CREATE TABLE fingerprints(
+  file_id INTEGER PRIMARY KEY REFERENCES files(id) ON DELETE CASCADE,
+  pipeline INTEGER NOT NULL,
+  pdq BLOB NOT NULL,
+  quality INTEGER NOT NULL,
+  dihedral BLOB NOT NULL);
+CREATE TABLE metadata(
+  file_id INTEGER PRIMARY KEY REFERENCES files(id) ON DELETE CASCADE,
+  capture_time TEXT, capture_time_source TEXT,
+  make TEXT, model TEXT, artist TEXT, copyright TEXT,
+  gps_lat REAL, gps_lon REAL, gps_alt REAL,
+  title TEXT, keywords TEXT, warnings TEXT);
+)sql",
+};
+static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kCatalogueSchemaVersion);
+
+constexpr int kLeaseSeconds = 90;
+
+int64_t NowSeconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+class Stmt {
+ public:
+  Stmt() = default;
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  ~Stmt() { sqlite3_finalize(s_); }
+  sqlite3_stmt* s_ = nullptr;
+
+  void Reset() {
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+  }
+  void Bind(int i, int64_t v) { sqlite3_bind_int64(s_, i, v); }
+  void Bind(int i, int v) { sqlite3_bind_int64(s_, i, v); }
+  void Bind(int i, double v) { sqlite3_bind_double(s_, i, v); }
+  void Bind(int i, const std::string& v) { sqlite3_bind_text(s_, i, v.data(), int(v.size()), SQLITE_TRANSIENT); }
+  void Bind(int i, const char* v) { sqlite3_bind_text(s_, i, v, -1, SQLITE_TRANSIENT); }
+  void BindBlob(int i, const std::string& v) { sqlite3_bind_blob(s_, i, v.data(), int(v.size()), SQLITE_TRANSIENT); }
+  void BindBlob(int i, const void* p, size_t n) { sqlite3_bind_blob(s_, i, p, int(n), SQLITE_TRANSIENT); }
+  void BindNull(int i) { sqlite3_bind_null(s_, i); }
+  void BindOptText(int i, const std::string& v) { v.empty() ? BindNull(i) : Bind(i, v); }
+  void BindOpt(int i, const std::optional<double>& v) { v ? Bind(i, *v) : BindNull(i); }
+
+  int64_t Int(int c) const { return sqlite3_column_int64(s_, c); }
+  double Real(int c) const { return sqlite3_column_double(s_, c); }
+  bool IsNull(int c) const { return sqlite3_column_type(s_, c) == SQLITE_NULL; }
+  std::string Text(int c) const {
+    const void* p = sqlite3_column_blob(s_, c);
+    int n = sqlite3_column_bytes(s_, c);
+    return p ? std::string(static_cast<const char*>(p), size_t(n)) : std::string();
+  }
+};
+
+class SqliteCatalogue final : public Catalogue {
+ public:
+  SqliteCatalogue(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  ~SqliteCatalogue() override {
+    stmts_.clear();
+    sqlite3_close_v2(db_);
+  }
+
+  Status Init(const CatalogueOptions& options);
+
+  int SchemaVersion() const override { return version_; }
+  std::string Location() const override { return path_; }
+
+  Result<Source> AddSource(const std::string& name, const std::string& root, int priority) override;
+  Result<std::vector<Source>> ListSources() override;
+  Result<Source> GetSource(const std::string& name) override;
+  Result<int64_t> BeginScan(int64_t source_id) override;
+  Status Heartbeat(int64_t scan_id) override;
+  Status FinishScan(int64_t scan_id, const std::string& status, const ScanCounts& c) override;
+  Result<std::optional<FileState>> LookupFile(int64_t source_id, const std::string& path) override;
+  Status MarkSeen(int64_t scan_id, const std::vector<int64_t>& ids) override;
+  Result<int64_t> MarkUnseenMissing(int64_t source_id, int64_t scan_id,
+                                    const std::vector<std::string>& keep_prefixes) override;
+  Result<CommitCounts> CommitOutcomes(int64_t source_id, int64_t scan_id,
+                                      const std::vector<FileOutcome>& outcomes) override;
+  Result<CatalogueStats> Stats() override;
+  Result<std::vector<DigestGroup>> DigestGroups(const std::string& kind, int limit) override;
+  Result<std::vector<FileEntry>> ListFiles(std::optional<FileStatus> status, const std::string& source,
+                                           int limit) override;
+  Result<ImageRecord> GetRecord(int64_t file_id) override;
+
+ private:
+  Status Error(int rc, const std::string& what) const {
+    std::string msg = "catalogue " + path_ + ": " + what + ": " + sqlite3_errmsg(db_);
+    switch (rc & 0xFF) {
+      case SQLITE_FULL:
+        return DiskFull(msg + " (free space, then run the command again: committed work is kept)");
+      case SQLITE_BUSY: case SQLITE_LOCKED:
+        return Busy(msg + " (another process holds the catalogue; try again)");
+      case SQLITE_CORRUPT: case SQLITE_NOTADB:
+        return Corruption(msg);
+      case SQLITE_IOERR: case SQLITE_CANTOPEN: case SQLITE_READONLY: case SQLITE_PERM:
+        return IOError(msg);
+      default:
+        return Internal(msg);
+    }
+  }
+  Status Exec(const char* sql) {
+    char* err = nullptr;
+    int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &err);
+    sqlite3_free(err);
+    if (rc != SQLITE_OK) return Error(rc, "cannot run statement");
+    return Status::OK();
+  }
+  // A cached prepared statement, reset and with bindings cleared.
+  Result<Stmt*> Prepare(const char* sql) {
+    auto& slot = stmts_[sql];
+    if (!slot) {
+      slot = std::make_unique<Stmt>();
+      int rc = sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &slot->s_, nullptr);
+      if (rc != SQLITE_OK) {
+        Status st = Error(rc, "cannot prepare statement");
+        stmts_.erase(sql);
+        return st;
+      }
+    } else {
+      slot->Reset();
+    }
+    return slot.get();
+  }
+  // Steps a statement that returns no rows (or whose rows are ignored).
+  Status Run(Stmt* s, const char* what) {
+    int rc;
+    while ((rc = sqlite3_step(s->s_)) == SQLITE_ROW) {}
+    if (rc != SQLITE_DONE) return Error(rc, what);
+    return Status::OK();
+  }
+  // Steps once; returns true for a row, false when done.
+  Result<bool> Step(Stmt* s, const char* what) {
+    int rc = sqlite3_step(s->s_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    return Error(rc, what);
+  }
+
+  // RAII transaction: rolls back unless committed.
+  class Txn {
+   public:
+    explicit Txn(SqliteCatalogue* c) : c_(c) {}
+    Status Begin() {
+      Status s = c_->Exec("BEGIN IMMEDIATE");
+      active_ = s.ok();
+      return s;
+    }
+    Status Commit() {
+      Status s = c_->Exec("COMMIT");
+      if (s.ok()) active_ = false;
+      return s;
+    }
+    ~Txn() {
+      if (active_) c_->Exec("ROLLBACK").ok();
+    }
+
+   private:
+    SqliteCatalogue* c_;
+    bool active_ = false;
+  };
+
+  Status Migrate();
+  Status StoreOutcome(int64_t source_id, int64_t scan_id, const FileOutcome& o, CommitCounts& counts);
+  Result<std::vector<FileEntry>> FilesWhere(const char* sql, const std::function<void(Stmt*)>& bind);
+
+  sqlite3* db_;
+  std::string path_;
+  int version_ = 0;
+  std::map<std::string, std::unique_ptr<Stmt>> stmts_;
+};
+
+Status SqliteCatalogue::Init(const CatalogueOptions& options) {
+  sqlite3_busy_timeout(db_, 15000);
+  sqlite3_extended_result_codes(db_, 1);
+  // WAL: readers (the server, `doppel stats`) never block the scanner's
+  // writer; synchronous=NORMAL in WAL mode keeps the file consistent after a
+  // crash or kill -9 (a power cut may lose only the last transactions).
+  DOPPEL_RETURN_IF_ERROR(Exec("PRAGMA journal_mode=WAL"));
+  DOPPEL_RETURN_IF_ERROR(Exec("PRAGMA synchronous=NORMAL"));
+  DOPPEL_RETURN_IF_ERROR(Exec("PRAGMA foreign_keys=ON"));
+  if (options.sqlite_max_pages > 0) {
+    std::string p = "PRAGMA max_page_count=" + std::to_string(options.sqlite_max_pages);
+    DOPPEL_RETURN_IF_ERROR(Exec(p.c_str()));
+  }
+  return Migrate();
+}
+
+Status SqliteCatalogue::Migrate() {
+  Txn txn(this);
+  DOPPEL_RETURN_IF_ERROR(txn.Begin());
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * t, Prepare("SELECT count(*) FROM sqlite_master WHERE type='table' AND name='meta'"));
+  DOPPEL_ASSIGN_OR_RETURN(bool row, Step(t, "cannot read schema"));
+  const bool has_meta = row && t->Int(0) > 0;
+  int version = 0;
+  if (has_meta) {
+    DOPPEL_ASSIGN_OR_RETURN(Stmt * v, Prepare("SELECT value FROM meta WHERE key='schema_version'"));
+    DOPPEL_ASSIGN_OR_RETURN(bool got, Step(v, "cannot read schema version"));
+    if (!got) return Corruption("catalogue " + path_ + ": meta table has no schema_version");
+    version = std::atoi(v->Text(0).c_str());
+  } else {
+    DOPPEL_ASSIGN_OR_RETURN(Stmt * any, Prepare("SELECT count(*) FROM sqlite_master"));
+    DOPPEL_ASSIGN_OR_RETURN(bool r2, Step(any, "cannot read schema"));
+    if (r2 && any->Int(0) > 0)
+      return InvalidArgument("catalogue " + path_ + ": this SQLite file is not a doppel catalogue");
+  }
+  if (version > kCatalogueSchemaVersion)
+    return Unsupported("catalogue " + path_ + " has schema version " + std::to_string(version) +
+                       ", newer than this doppel understands (" + std::to_string(kCatalogueSchemaVersion) +
+                       "); upgrade doppel");
+  for (int v = version; v < kCatalogueSchemaVersion; ++v) {
+    DOPPEL_RETURN_IF_ERROR(Exec(kMigrations[v]));
+    std::string set = "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '" +
+                      std::to_string(v + 1) + "')";
+    DOPPEL_RETURN_IF_ERROR(Exec(set.c_str()));
+  }
+  if (version == 0) {
+    std::string created = "INSERT OR REPLACE INTO meta(key, value) VALUES ('created_at', '" + UtcNow() +
+                          "'), ('created_by', 'doppel " DOPPEL_VERSION "')";
+    DOPPEL_RETURN_IF_ERROR(Exec(created.c_str()));
+  }
+  version_ = kCatalogueSchemaVersion;
+  return txn.Commit();
+}
+
+Result<Source> SqliteCatalogue::AddSource(const std::string& name, const std::string& root, int priority) {
+  Txn txn(this);
+  DOPPEL_RETURN_IF_ERROR(txn.Begin());
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare("INSERT INTO sources(name, root, priority, created_at) VALUES (?, ?, ?, ?)"));
+  Source src{0, name, root, priority, UtcNow()};
+  s->Bind(1, name);
+  s->Bind(2, root);
+  s->Bind(3, priority);
+  s->Bind(4, src.created_at);
+  int rc = sqlite3_step(s->s_);
+  if ((rc & 0xFF) == SQLITE_CONSTRAINT)
+    return AlreadyExists("source '" + name + "' already exists in catalogue " + path_);
+  if (rc != SQLITE_DONE) return Error(rc, "cannot add source");
+  src.id = sqlite3_last_insert_rowid(db_);
+  DOPPEL_RETURN_IF_ERROR(txn.Commit());
+  return src;
+}
+
+Result<std::vector<Source>> SqliteCatalogue::ListSources() {
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare("SELECT id, name, root, priority, created_at FROM sources ORDER BY name"));
+  std::vector<Source> out;
+  for (;;) {
+    DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot list sources"));
+    if (!row) break;
+    out.push_back({s->Int(0), s->Text(1), s->Text(2), int(s->Int(3)), s->Text(4)});
+  }
+  return out;
+}
+
+Result<Source> SqliteCatalogue::GetSource(const std::string& name) {
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare("SELECT id, name, root, priority, created_at FROM sources WHERE name = ?"));
+  s->Bind(1, name);
+  DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot read source"));
+  if (!row) return NotFound("no source named '" + name + "' (see `doppel source list`)");
+  return Source{s->Int(0), s->Text(1), s->Text(2), int(s->Int(3)), s->Text(4)};
+}
+
+Result<int64_t> SqliteCatalogue::BeginScan(int64_t source_id) {
+  Txn txn(this);
+  DOPPEL_RETURN_IF_ERROR(txn.Begin());
+  // A scan whose process stopped renewing its lease was killed: say so.
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * stale, Prepare(
+      "UPDATE scans SET status = 'interrupted' WHERE source_id = ? AND status = 'running' AND heartbeat_at < ?"));
+  stale->Bind(1, source_id);
+  stale->Bind(2, NowSeconds() - kLeaseSeconds);
+  DOPPEL_RETURN_IF_ERROR(Run(stale, "cannot update stale scans"));
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * live, Prepare(
+      "SELECT id, pid, host FROM scans WHERE source_id = ? AND status = 'running' LIMIT 1"));
+  live->Bind(1, source_id);
+  DOPPEL_ASSIGN_OR_RETURN(bool busy, Step(live, "cannot read scans"));
+  if (busy)
+    return Busy("scan #" + std::to_string(live->Int(0)) + " of this source is running in process " +
+                std::to_string(live->Int(1)) + " on " + live->Text(2) +
+                "; wait for it to finish (a killed scan's lease expires after " +
+                std::to_string(kLeaseSeconds) + " s)");
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * ins, Prepare(
+      "INSERT INTO scans(source_id, status, started_at, heartbeat_at, pid, host, tool_version) "
+      "VALUES (?, 'running', ?, ?, ?, ?, ?)"));
+  ins->Bind(1, source_id);
+  ins->Bind(2, UtcNow());
+  ins->Bind(3, NowSeconds());
+  ins->Bind(4, int64_t(getpid()));
+  ins->Bind(5, std::string(host));
+  ins->Bind(6, "doppel " DOPPEL_VERSION);
+  DOPPEL_RETURN_IF_ERROR(Run(ins, "cannot record scan"));
+  int64_t id = sqlite3_last_insert_rowid(db_);
+  DOPPEL_RETURN_IF_ERROR(txn.Commit());
+  return id;
+}
+
+Status SqliteCatalogue::Heartbeat(int64_t scan_id) {
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare("UPDATE scans SET heartbeat_at = ? WHERE id = ?"));
+  s->Bind(1, NowSeconds());
+  s->Bind(2, scan_id);
+  return Run(s, "cannot renew scan lease");
+}
+
+Status SqliteCatalogue::FinishScan(int64_t scan_id, const std::string& status, const ScanCounts& c) {
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(
+      "UPDATE scans SET status = ?, finished_at = ?, files_listed = ?, files_unchanged = ?, files_read = ?, "
+      "files_failed = ?, files_vanished = ?, files_missing = ?, files_moved = ?, bytes_read = ? WHERE id = ?"));
+  s->Bind(1, status);
+  s->Bind(2, UtcNow());
+  s->Bind(3, c.files_listed);
+  s->Bind(4, c.files_unchanged);
+  s->Bind(5, c.files_read);
+  s->Bind(6, c.files_failed);
+  s->Bind(7, c.files_vanished);
+  s->Bind(8, c.files_missing);
+  s->Bind(9, c.files_moved);
+  s->Bind(10, c.bytes_read);
+  s->Bind(11, scan_id);
+  return Run(s, "cannot record end of scan");
+}
+
+FileStatus ParseStatus(const std::string& s) {
+  if (s == "error") return FileStatus::kError;
+  if (s == "missing") return FileStatus::kMissing;
+  return FileStatus::kOk;
+}
+
+Result<std::optional<FileState>> SqliteCatalogue::LookupFile(int64_t source_id, const std::string& path) {
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare("SELECT id, size, mtime_ns, status FROM files WHERE source_id = ? AND path = ?"));
+  s->Bind(1, source_id);
+  s->BindBlob(2, path);
+  DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot look up file"));
+  if (!row) return std::optional<FileState>();
+  return std::optional<FileState>(FileState{s->Int(0), s->Int(1), s->Int(2), ParseStatus(s->Text(3))});
+}
+
+Status SqliteCatalogue::MarkSeen(int64_t scan_id, const std::vector<int64_t>& ids) {
+  if (ids.empty()) return Status::OK();
+  Txn txn(this);
+  DOPPEL_RETURN_IF_ERROR(txn.Begin());
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare("UPDATE files SET last_seen_scan = ? WHERE id = ?"));
+  for (int64_t id : ids) {
+    s->Reset();
+    s->Bind(1, scan_id);
+    s->Bind(2, id);
+    DOPPEL_RETURN_IF_ERROR(Run(s, "cannot mark file seen"));
+  }
+  return txn.Commit();
+}
+
+Result<int64_t> SqliteCatalogue::MarkUnseenMissing(int64_t source_id, int64_t scan_id,
+                                                   const std::vector<std::string>& keep_prefixes) {
+  Txn txn(this);
+  DOPPEL_RETURN_IF_ERROR(txn.Begin());
+  // Folders the walk could not read keep their files' last status: we do not
+  // know that they are gone.
+  std::string sql =
+      "UPDATE files SET status = 'missing', missing_since = ? WHERE source_id = ? AND status != 'missing' "
+      "AND (last_seen_scan IS NULL OR last_seen_scan != ?)";
+  for (size_t i = 0; i < keep_prefixes.size(); ++i)
+    sql += " AND substr(path, 1, " + std::to_string(keep_prefixes[i].size()) + ") != ?" + std::to_string(i + 4);
+  sqlite3_stmt* raw = nullptr;
+  int rc = sqlite3_prepare_v2(db_, sql.c_str(), -1, &raw, nullptr);
+  Stmt s;
+  s.s_ = raw;
+  if (rc != SQLITE_OK) return Error(rc, "cannot prepare missing-file update");
+  s.Bind(1, UtcNow());
+  s.Bind(2, source_id);
+  s.Bind(3, scan_id);
+  for (size_t i = 0; i < keep_prefixes.size(); ++i) s.BindBlob(int(i + 4), keep_prefixes[i]);
+  DOPPEL_RETURN_IF_ERROR(Run(&s, "cannot mark missing files"));
+  int64_t n = sqlite3_changes(db_);
+  DOPPEL_RETURN_IF_ERROR(txn.Commit());
+  return n;
+}
+
+Status SqliteCatalogue::StoreOutcome(int64_t source_id, int64_t scan_id, const FileOutcome& o,
+                                     CommitCounts& counts) {
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * look, Prepare("SELECT id FROM files WHERE source_id = ? AND path = ?"));
+  look->Bind(1, source_id);
+  look->BindBlob(2, o.path);
+  DOPPEL_ASSIGN_OR_RETURN(bool exists, Step(look, "cannot look up file"));
+  int64_t id = exists ? look->Int(0) : 0;
+
+  if (!o.record && o.error.code() == StatusCode::kNotFound) {
+    // Vanished between listing and reading.
+    if (id) {
+      DOPPEL_ASSIGN_OR_RETURN(Stmt * m, Prepare(
+          "UPDATE files SET status = 'missing', missing_since = ?, last_seen_scan = ? WHERE id = ?"));
+      m->Bind(1, UtcNow());
+      m->Bind(2, scan_id);
+      m->Bind(3, id);
+      DOPPEL_RETURN_IF_ERROR(Run(m, "cannot mark file missing"));
+    }
+    return Status::OK();
+  }
+
+  if (!id && o.record) {
+    // A new path whose bytes equal a missing file of the same source: the
+    // file was moved or renamed. Keep its id (and everything tied to it).
+    DOPPEL_ASSIGN_OR_RETURN(Stmt * mv, Prepare(
+        "SELECT id FROM files WHERE source_id = ? AND sha256 = ? AND status = 'missing' ORDER BY id LIMIT 1"));
+    mv->Bind(1, source_id);
+    mv->BindBlob(2, o.record->fingerprints.sha256.data(), 32);
+    DOPPEL_ASSIGN_OR_RETURN(bool found, Step(mv, "cannot look for moved file"));
+    if (found) {
+      id = mv->Int(0);
+      DOPPEL_ASSIGN_OR_RETURN(Stmt * up, Prepare("UPDATE files SET path = ?, missing_since = NULL WHERE id = ?"));
+      up->BindBlob(1, o.path);
+      up->Bind(2, id);
+      DOPPEL_RETURN_IF_ERROR(Run(up, "cannot record moved file"));
+      ++counts.moved;
+    }
+  }
+  if (!id) {
+    DOPPEL_ASSIGN_OR_RETURN(Stmt * ins, Prepare(
+        "INSERT INTO files(source_id, path, size, mtime_ns, status, first_seen_scan, last_seen_scan) "
+        "VALUES (?, ?, 0, 0, 'error', ?, ?)"));
+    ins->Bind(1, source_id);
+    ins->BindBlob(2, o.path);
+    ins->Bind(3, scan_id);
+    ins->Bind(4, scan_id);
+    DOPPEL_RETURN_IF_ERROR(Run(ins, "cannot add file"));
+    id = sqlite3_last_insert_rowid(db_);
+    if (o.record) ++counts.added;
+  } else if (o.record) {
+    ++counts.updated;
+  }
+
+  if (!o.record) {
+    ++counts.failed;
+    DOPPEL_ASSIGN_OR_RETURN(Stmt * e, Prepare(
+        "UPDATE files SET size = ?, mtime_ns = ?, status = 'error', error_kind = ?, error = ?, sha256 = NULL, "
+        "content_hash = NULL, content_kind = NULL, format = NULL, width = NULL, height = NULL, bands = NULL, "
+        "bit_depth = NULL, pages = NULL, orientation = NULL, has_alpha = NULL, colourspace = NULL, "
+        "last_seen_scan = ?, read_at = ?, missing_since = NULL WHERE id = ?"));
+    e->Bind(1, o.size);
+    // A file that changed under us must be read again next time, whatever its mtime.
+    e->Bind(2, o.error.code() == StatusCode::kChanged ? int64_t(-1) : o.mtime_ns);
+    e->Bind(3, StatusCodeName(o.error.code()));
+    e->Bind(4, o.error.message());
+    e->Bind(5, scan_id);
+    e->Bind(6, UtcNow());
+    e->Bind(7, id);
+    DOPPEL_RETURN_IF_ERROR(Run(e, "cannot record file error"));
+    DOPPEL_ASSIGN_OR_RETURN(Stmt * d1, Prepare("DELETE FROM fingerprints WHERE file_id = ?"));
+    d1->Bind(1, id);
+    DOPPEL_RETURN_IF_ERROR(Run(d1, "cannot clear fingerprints"));
+    DOPPEL_ASSIGN_OR_RETURN(Stmt * d2, Prepare("DELETE FROM metadata WHERE file_id = ?"));
+    d2->Bind(1, id);
+    return Run(d2, "cannot clear metadata");
+  }
+
+  const ImageRecord& r = *o.record;
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * u, Prepare(
+      "UPDATE files SET size = ?, mtime_ns = ?, status = 'ok', error_kind = NULL, error = NULL, sha256 = ?, "
+      "content_hash = ?, content_kind = ?, format = ?, width = ?, height = ?, bands = ?, bit_depth = ?, pages = ?, "
+      "orientation = ?, has_alpha = ?, colourspace = ?, last_seen_scan = ?, read_at = ?, missing_since = NULL "
+      "WHERE id = ?"));
+  u->Bind(1, r.file_size);
+  u->Bind(2, r.mtime_ns);
+  u->BindBlob(3, r.fingerprints.sha256.data(), 32);
+  u->BindBlob(4, r.fingerprints.content_hash.data(), 32);
+  u->Bind(5, ContentHashKindName(r.fingerprints.content_kind));
+  u->Bind(6, r.info.format);
+  u->Bind(7, r.info.width);
+  u->Bind(8, r.info.height);
+  u->Bind(9, r.info.bands);
+  u->Bind(10, r.info.bit_depth);
+  u->Bind(11, r.info.pages);
+  u->Bind(12, r.info.orientation);
+  u->Bind(13, int(r.info.has_alpha));
+  u->Bind(14, r.info.colourspace);
+  u->Bind(15, scan_id);
+  u->Bind(16, UtcNow());
+  u->Bind(17, id);
+  DOPPEL_RETURN_IF_ERROR(Run(u, "cannot store file"));
+
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * f, Prepare(
+      "INSERT OR REPLACE INTO fingerprints(file_id, pipeline, pdq, quality, dihedral) VALUES (?, ?, ?, ?, ?)"));
+  f->Bind(1, id);
+  f->Bind(2, r.fingerprints.pdq_pipeline);
+  auto pdq = r.fingerprints.pdq.hash.ToBytes();
+  f->BindBlob(3, pdq.data(), pdq.size());
+  f->Bind(4, r.fingerprints.pdq.quality);
+  std::string dih;
+  for (int k = 1; k < 8; ++k) {
+    auto b = r.fingerprints.pdq.dihedral[k].ToBytes();
+    dih.append(reinterpret_cast<const char*>(b.data()), b.size());
+  }
+  f->BindBlob(5, dih);
+  DOPPEL_RETURN_IF_ERROR(Run(f, "cannot store fingerprints"));
+
+  const ImageMetadata& m = r.metadata;
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * md, Prepare(
+      "INSERT OR REPLACE INTO metadata(file_id, capture_time, capture_time_source, make, model, artist, copyright, "
+      "gps_lat, gps_lon, gps_alt, title, keywords, warnings) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+  md->Bind(1, id);
+  md->BindOptText(2, m.capture_time);
+  md->BindOptText(3, m.capture_time_source);
+  md->BindOptText(4, m.make);
+  md->BindOptText(5, m.model);
+  md->BindOptText(6, m.artist);
+  md->BindOptText(7, m.copyright);
+  md->BindOpt(8, m.gps_latitude);
+  md->BindOpt(9, m.gps_longitude);
+  md->BindOpt(10, m.gps_altitude);
+  md->BindOptText(11, m.title);
+  if (m.keywords.empty()) md->BindNull(12); else md->Bind(12, nlohmann::json(m.keywords).dump());
+  if (m.warnings.empty()) md->BindNull(13); else md->Bind(13, nlohmann::json(m.warnings).dump());
+  return Run(md, "cannot store metadata");
+}
+
+Result<CommitCounts> SqliteCatalogue::CommitOutcomes(int64_t source_id, int64_t scan_id,
+                                                     const std::vector<FileOutcome>& outcomes) {
+  CommitCounts counts;
+  Txn txn(this);
+  DOPPEL_RETURN_IF_ERROR(txn.Begin());
+  for (const auto& o : outcomes) DOPPEL_RETURN_IF_ERROR(StoreOutcome(source_id, scan_id, o, counts));
+  DOPPEL_RETURN_IF_ERROR(Heartbeat(scan_id));
+  DOPPEL_RETURN_IF_ERROR(txn.Commit());
+  return counts;
+}
+
+Result<CatalogueStats> SqliteCatalogue::Stats() {
+  CatalogueStats st;
+  st.schema_version = version_;
+  DOPPEL_ASSIGN_OR_RETURN(auto sources, ListSources());
+  for (auto& src : sources) {
+    SourceStats ss;
+    ss.source = src;
+    DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(
+        "SELECT status, count(*), coalesce(sum(size), 0) FROM files WHERE source_id = ? GROUP BY status"));
+    s->Bind(1, src.id);
+    for (;;) {
+      DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot count files"));
+      if (!row) break;
+      FileStatus fs = ParseStatus(s->Text(0));
+      if (fs == FileStatus::kOk) { ss.files_ok = s->Int(1); ss.bytes_ok = s->Int(2); }
+      else if (fs == FileStatus::kError) ss.files_error = s->Int(1);
+      else ss.files_missing = s->Int(1);
+    }
+    DOPPEL_ASSIGN_OR_RETURN(Stmt * l, Prepare(
+        "SELECT coalesce(finished_at, started_at), status FROM scans WHERE source_id = ? ORDER BY id DESC LIMIT 1"));
+    l->Bind(1, src.id);
+    DOPPEL_ASSIGN_OR_RETURN(bool has_scan, Step(l, "cannot read scans"));
+    if (has_scan) {
+      ss.last_scan_at = l->Text(0);
+      ss.last_scan_status = l->Text(1);
+    }
+    st.sources.push_back(std::move(ss));
+  }
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * f, Prepare(
+      "SELECT format, count(*) FROM files WHERE status = 'ok' GROUP BY format ORDER BY count(*) DESC, format"));
+  for (;;) {
+    DOPPEL_ASSIGN_OR_RETURN(bool row, Step(f, "cannot count formats"));
+    if (!row) break;
+    st.formats.emplace_back(f->Text(0), f->Int(1));
+  }
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * e, Prepare(
+      "SELECT error_kind, count(*) FROM files WHERE status = 'error' GROUP BY error_kind ORDER BY count(*) DESC"));
+  for (;;) {
+    DOPPEL_ASSIGN_OR_RETURN(bool row, Step(e, "cannot count errors"));
+    if (!row) break;
+    st.error_kinds.emplace_back(e->Text(0), e->Int(1));
+  }
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * x, Prepare(
+      "SELECT count(*), coalesce(sum(n - 1), 0), coalesce(sum((n - 1) * size), 0) FROM "
+      "(SELECT count(*) AS n, max(size) AS size FROM files WHERE status = 'ok' GROUP BY sha256 HAVING n > 1)"));
+  DOPPEL_ASSIGN_OR_RETURN(bool xr, Step(x, "cannot count exact duplicates"));
+  if (xr) {
+    st.exact_groups = x->Int(0);
+    st.exact_redundant_files = x->Int(1);
+    st.exact_redundant_bytes = x->Int(2);
+  }
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * c, Prepare(
+      "SELECT count(*), coalesce(sum(d - 1), 0) FROM "
+      "(SELECT count(DISTINCT sha256) AS d FROM files WHERE status = 'ok' GROUP BY content_hash HAVING d > 1)"));
+  DOPPEL_ASSIGN_OR_RETURN(bool cr, Step(c, "cannot count content duplicates"));
+  if (cr) {
+    st.content_groups = c->Int(0);
+    st.content_redundant_files = c->Int(1);
+  }
+  return st;
+}
+
+constexpr const char* kEntryColumns =
+    "f.id, s.name, f.path, f.size, f.status, coalesce(f.error_kind, ''), coalesce(f.error, ''), "
+    "coalesce(f.format, ''), coalesce(f.width, 0), coalesce(f.height, 0), coalesce(m.capture_time, '')";
+
+FileEntry ReadEntry(Stmt* s) {
+  FileEntry e;
+  e.id = s->Int(0);
+  e.source = s->Text(1);
+  e.path = s->Text(2);
+  e.size = s->Int(3);
+  e.status = ParseStatus(s->Text(4));
+  e.error_kind = s->Text(5);
+  e.error = s->Text(6);
+  e.format = s->Text(7);
+  e.width = int(s->Int(8));
+  e.height = int(s->Int(9));
+  e.capture_time = s->Text(10);
+  return e;
+}
+
+Result<std::vector<FileEntry>> SqliteCatalogue::FilesWhere(const char* where, const std::function<void(Stmt*)>& bind) {
+  std::string sql = std::string("SELECT ") + kEntryColumns +
+                    " FROM files f JOIN sources s ON s.id = f.source_id LEFT JOIN metadata m ON m.file_id = f.id " +
+                    where;
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(sql.c_str()));
+  bind(s);
+  std::vector<FileEntry> out;
+  for (;;) {
+    DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot list files"));
+    if (!row) break;
+    out.push_back(ReadEntry(s));
+  }
+  return out;
+}
+
+Result<std::vector<DigestGroup>> SqliteCatalogue::DigestGroups(const std::string& kind, int limit) {
+  const char* groups_sql;
+  const char* members_where;
+  if (kind == "exact") {
+    groups_sql =
+        "SELECT sha256 FROM files WHERE status = 'ok' GROUP BY sha256 HAVING count(*) > 1 "
+        "ORDER BY count(*) DESC, max(size) DESC, sha256 LIMIT ?";
+    members_where = "WHERE f.status = 'ok' AND f.sha256 = ? ORDER BY s.priority DESC, s.name, f.path";
+  } else if (kind == "content") {
+    groups_sql =
+        "SELECT content_hash FROM files WHERE status = 'ok' GROUP BY content_hash "
+        "HAVING count(DISTINCT sha256) > 1 ORDER BY count(*) DESC, content_hash LIMIT ?";
+    members_where = "WHERE f.status = 'ok' AND f.content_hash = ? ORDER BY s.priority DESC, s.name, f.path";
+  } else {
+    return InvalidArgument("unknown group kind '" + kind + "' (exact or content)");
+  }
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * g, Prepare(groups_sql));
+  g->Bind(1, limit > 0 ? int64_t(limit) : int64_t(-1));
+  std::vector<Digest> digests;
+  for (;;) {
+    DOPPEL_ASSIGN_OR_RETURN(bool row, Step(g, "cannot group files"));
+    if (!row) break;
+    Digest d{};
+    std::string b = g->Text(0);
+    if (b.size() == 32) std::memcpy(d.data(), b.data(), 32);
+    digests.push_back(d);
+  }
+  std::vector<DigestGroup> out;
+  for (const Digest& d : digests) {
+    DigestGroup grp;
+    grp.kind = kind;
+    grp.digest = d;
+    DOPPEL_ASSIGN_OR_RETURN(grp.files, FilesWhere(members_where, [&](Stmt* s) { s->BindBlob(1, d.data(), 32); }));
+    out.push_back(std::move(grp));
+  }
+  return out;
+}
+
+Result<std::vector<FileEntry>> SqliteCatalogue::ListFiles(std::optional<FileStatus> status,
+                                                          const std::string& source, int limit) {
+  return FilesWhere(
+      "WHERE (?1 IS NULL OR f.status = ?1) AND (?2 IS NULL OR s.name = ?2) ORDER BY s.name, f.path LIMIT ?3",
+      [&](Stmt* s) {
+        if (status) s->Bind(1, FileStatusName(*status)); else s->BindNull(1);
+        if (!source.empty()) s->Bind(2, source); else s->BindNull(2);
+        s->Bind(3, limit > 0 ? int64_t(limit) : int64_t(-1));
+      });
+}
+
+Result<ImageRecord> SqliteCatalogue::GetRecord(int64_t file_id) {
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(
+      "SELECT f.size, f.mtime_ns, f.sha256, f.content_hash, f.content_kind, f.format, f.width, f.height, f.bands, "
+      "f.bit_depth, f.pages, f.orientation, f.has_alpha, f.colourspace, p.pipeline, p.pdq, p.quality, p.dihedral, "
+      "m.capture_time, m.capture_time_source, m.make, m.model, m.artist, m.copyright, m.gps_lat, m.gps_lon, "
+      "m.gps_alt, m.title, m.keywords, m.warnings "
+      "FROM files f JOIN fingerprints p ON p.file_id = f.id LEFT JOIN metadata m ON m.file_id = f.id "
+      "WHERE f.id = ? AND f.status = 'ok'"));
+  s->Bind(1, file_id);
+  DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot read file record"));
+  if (!row) return NotFound("no fingerprinted file with id " + std::to_string(file_id));
+  ImageRecord r;
+  r.file_size = s->Int(0);
+  r.mtime_ns = s->Int(1);
+  auto blob32 = [&](int c, uint8_t* dst) {
+    std::string b = s->Text(c);
+    if (b.size() == 32) std::memcpy(dst, b.data(), 32);
+  };
+  blob32(2, r.fingerprints.sha256.data());
+  blob32(3, r.fingerprints.content_hash.data());
+  std::string ck = s->Text(4);
+  r.fingerprints.content_kind = ck == "jpeg-segments" ? ContentHashKind::kJpegSegments
+                                : ck == "png-chunks"  ? ContentHashKind::kPngChunks
+                                                      : ContentHashKind::kPixels;
+  r.info.format = s->Text(5);
+  r.info.width = int(s->Int(6));
+  r.info.height = int(s->Int(7));
+  r.info.bands = int(s->Int(8));
+  r.info.bit_depth = int(s->Int(9));
+  r.info.pages = int(s->Int(10));
+  r.info.orientation = int(s->Int(11));
+  r.info.has_alpha = s->Int(12) != 0;
+  r.info.colourspace = s->Text(13);
+  r.fingerprints.pdq_pipeline = int(s->Int(14));
+  std::string pdq = s->Text(15);
+  if (pdq.size() == 32) r.fingerprints.pdq.hash = PdqHash::FromBytes(reinterpret_cast<const uint8_t*>(pdq.data()));
+  r.fingerprints.pdq.quality = int(s->Int(16));
+  std::string dih = s->Text(17);
+  r.fingerprints.pdq.dihedral[0] = r.fingerprints.pdq.hash;
+  for (int k = 1; k < 8 && dih.size() >= size_t(32 * k); ++k)
+    r.fingerprints.pdq.dihedral[k] = PdqHash::FromBytes(reinterpret_cast<const uint8_t*>(dih.data()) + 32 * (k - 1));
+  ImageMetadata& m = r.metadata;
+  m.capture_time = s->Text(18);
+  m.capture_time_source = s->Text(19);
+  m.make = s->Text(20);
+  m.model = s->Text(21);
+  m.artist = s->Text(22);
+  m.copyright = s->Text(23);
+  if (!s->IsNull(24)) m.gps_latitude = s->Real(24);
+  if (!s->IsNull(25)) m.gps_longitude = s->Real(25);
+  if (!s->IsNull(26)) m.gps_altitude = s->Real(26);
+  m.title = s->Text(27);
+  auto parse_list = [](const std::string& j, std::vector<std::string>& out) {
+    if (j.empty()) return;
+    auto v = nlohmann::json::parse(j, nullptr, false);
+    if (v.is_array())
+      for (auto& e : v)
+        if (e.is_string()) out.push_back(e.get<std::string>());
+  };
+  parse_list(s->Text(28), m.keywords);
+  parse_list(s->Text(29), m.warnings);
+  return r;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Catalogue>> OpenSqliteCatalogue(const std::string& path, const CatalogueOptions& options) {
+  struct stat st {};
+  const bool exists = ::stat(path.c_str(), &st) == 0;
+  if (!exists && !options.create_if_missing)
+    return NotFound("catalogue " + path + " does not exist; create it with `doppel init` (or pass --db PATH)");
+  if (exists && S_ISDIR(st.st_mode))
+    return InvalidArgument("catalogue " + path + " is a folder; --db names a file");
+  sqlite3* db = nullptr;
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (options.create_if_missing ? SQLITE_OPEN_CREATE : 0);
+  int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close_v2(db);
+    return IOError("catalogue " + path + ": cannot open: " + msg);
+  }
+  auto cat = std::make_unique<SqliteCatalogue>(db, path);
+  DOPPEL_RETURN_IF_ERROR(cat->Init(options));
+  return std::unique_ptr<Catalogue>(std::move(cat));
+}
+
+}  // namespace doppel

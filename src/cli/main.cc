@@ -1,0 +1,570 @@
+// doppel: the command-line front end. It parses, calls the library, prints
+// and chooses the exit code; all the work is in libdoppel.
+#include <CLI/CLI.hpp>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <iostream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "cli/output.h"
+#include "cli/progress.h"
+#include "doppel/catalogue.h"
+#include "doppel/fingerprint.h"
+#include "doppel/scan.h"
+#include "doppel_version.h"
+#include "util/paths.h"
+
+namespace doppel::cli {
+namespace {
+
+using nlohmann::json;
+
+// Exit codes (docs/cli.md).
+enum Exit {
+  kExitOk = 0,
+  kExitFailure = 1,      // the command could not do its job
+  kExitUsage = 2,        // bad arguments
+  kExitPartial = 3,      // done, but some files could not be read (recorded)
+  kExitInterrupted = 130 // Ctrl-C: work done so far is kept
+};
+
+std::atomic<bool> g_cancel{false};
+
+void OnSigint(int) {
+  if (g_cancel.exchange(true)) _exit(kExitInterrupted);  // second Ctrl-C: leave now
+  const char msg[] = "\ndoppel: stopping after the files in progress (Ctrl-C again to quit at once)\n";
+  ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
+  (void)ignored;
+}
+
+void InstallSigint() {
+  struct sigaction sa {};
+  sa.sa_handler = OnSigint;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+int Fail(const Status& s) {
+  std::fprintf(stderr, "doppel: %s\n", s.message().c_str());
+  return s.code() == StatusCode::kInvalidArgument ? kExitUsage : kExitFailure;
+}
+
+struct Globals {
+  std::string db = "doppel.db";
+  bool quiet = false;
+};
+
+Result<std::unique_ptr<Catalogue>> Open(const Globals& g, bool create = false) {
+  CatalogueOptions o;
+  o.create_if_missing = create;
+  return OpenCatalogue(g.db, o);
+}
+
+std::string Hex(const Digest& d) { return DigestHex(d); }
+
+json MetadataJson(const ImageMetadata& m) {
+  json j = json::object();
+  auto put = [&](const char* k, const std::string& v) {
+    if (!v.empty()) j[k] = v;
+  };
+  put("capture_time", m.capture_time);
+  put("capture_time_source", m.capture_time_source);
+  put("make", m.make);
+  put("model", m.model);
+  put("artist", m.artist);
+  put("copyright", m.copyright);
+  if (m.gps_latitude) j["gps_latitude"] = *m.gps_latitude;
+  if (m.gps_longitude) j["gps_longitude"] = *m.gps_longitude;
+  if (m.gps_altitude) j["gps_altitude"] = *m.gps_altitude;
+  put("title", m.title);
+  if (!m.keywords.empty()) j["keywords"] = m.keywords;
+  if (!m.warnings.empty()) j["warnings"] = m.warnings;
+  return j;
+}
+
+json RecordJson(const ImageRecord& r) {
+  const auto& f = r.fingerprints;
+  json dih = json::object();
+  for (int k = 1; k < 8; ++k) dih[DihedralName(Dihedral(k))] = f.pdq.dihedral[k].ToHex();
+  return json{{"sha256", Hex(f.sha256)},
+              {"content_hash", Hex(f.content_hash)},
+              {"content_kind", ContentHashKindName(f.content_kind)},
+              {"pdq", f.pdq.hash.ToHex()},
+              {"quality", f.pdq.quality},
+              {"pdq_pipeline", f.pdq_pipeline},
+              {"dihedral", dih},
+              {"format", r.info.format},
+              {"width", r.info.width},
+              {"height", r.info.height},
+              {"bands", r.info.bands},
+              {"bit_depth", r.info.bit_depth},
+              {"pages", r.info.pages},
+              {"orientation", r.info.orientation},
+              {"has_alpha", r.info.has_alpha},
+              {"colourspace", r.info.colourspace},
+              {"file_size", r.file_size},
+              {"metadata", MetadataJson(r.metadata)}};
+}
+
+// ---------------------------------------------------------------- init / source
+
+int CmdInit(const Globals& g) {
+  auto cat = Open(g, /*create=*/true);
+  if (!cat.ok()) return Fail(cat.status());
+  if (!g.quiet)
+    std::printf("catalogue %s ready (schema version %d)\n", g.db.c_str(), (*cat)->SchemaVersion());
+  return kExitOk;
+}
+
+int CmdSourceAdd(const Globals& g, const std::string& name, const std::string& path, int priority) {
+  if (name.empty() || name.size() > 64 ||
+      name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != std::string::npos)
+    return Fail(InvalidArgument("source name '" + name +
+                                "' must be 1-64 letters, digits, '-', '_' or '.' (e.g. urbanisme, apur-2023)"));
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    return Fail(InvalidArgument("source folder " + DisplayPath(path) + " does not exist or is not a folder"));
+  char resolved[PATH_MAX];
+  if (!realpath(path.c_str(), resolved)) return Fail(IOError("cannot resolve " + DisplayPath(path)));
+  auto cat = Open(g);
+  if (!cat.ok()) return Fail(cat.status());
+  auto src = (*cat)->AddSource(name, resolved, priority);
+  if (!src.ok()) return Fail(src.status());
+  if (!g.quiet)
+    std::printf("source %s -> %s (priority %d)\n", src->name.c_str(), DisplayPath(src->root).c_str(), src->priority);
+  return kExitOk;
+}
+
+int CmdSourceList(const Globals& g, bool as_json) {
+  auto cat = Open(g);
+  if (!cat.ok()) return Fail(cat.status());
+  auto list = (*cat)->ListSources();
+  if (!list.ok()) return Fail(list.status());
+  if (as_json) {
+    json a = json::array();
+    for (const auto& s : *list)
+      a.push_back({{"name", s.name}, {"root", DisplayPath(s.root)}, {"priority", s.priority}, {"created_at", s.created_at}});
+    std::cout << a.dump(2) << "\n";
+    return kExitOk;
+  }
+  if (list->empty()) {
+    std::printf("no sources yet; add one with: doppel source add NAME PATH\n");
+    return kExitOk;
+  }
+  std::vector<std::vector<std::string>> rows{{"NAME", "PRIORITY", "ROOT"}};
+  for (const auto& s : *list) rows.push_back({s.name, std::to_string(s.priority), DisplayPath(s.root)});
+  std::cout << Table(rows);
+  return kExitOk;
+}
+
+// ---------------------------------------------------------------- scan
+
+int CmdScan(const Globals& g, const std::vector<std::string>& sources, int jobs, bool follow, bool retry,
+            bool all_files, int64_t max_pixels, bool as_json) {
+  auto cat = Open(g);
+  if (!cat.ok()) return Fail(cat.status());
+  InstallSigint();
+  ScanOptions o;
+  o.sources = sources;
+  o.jobs = jobs;
+  o.follow_symlinks = follow;
+  o.retry_errors = retry;
+  o.all_files = all_files;
+  o.analyse.max_pixels = max_pixels;
+  o.cancel = &g_cancel;
+  ScanProgressView view(!g.quiet && !as_json);
+  o.progress = [&](const ScanProgress& p) { view.Update(p); };
+  auto res = ScanSources(**cat, o);
+  view.Finish();
+  if (!res.ok()) return Fail(res.status());
+  const ScanSummary& s = *res;
+  bool any_failed_source = false;
+  for (const auto& r : s.sources) any_failed_source |= r.status == "failed";
+
+  if (as_json) {
+    json j = {{"cancelled", s.cancelled}, {"problems_total", s.problems_total}};
+    j["sources"] = json::array();
+    for (const auto& r : s.sources) {
+      const auto& c = r.counts;
+      j["sources"].push_back({{"source", r.source}, {"scan_id", r.scan_id}, {"status", r.status},
+                              {"error", r.error}, {"seconds", r.seconds}, {"files_listed", c.files_listed},
+                              {"files_unchanged", c.files_unchanged}, {"files_read", c.files_read},
+                              {"files_failed", c.files_failed}, {"files_vanished", c.files_vanished},
+                              {"files_missing", c.files_missing}, {"files_moved", c.files_moved},
+                              {"bytes_read", c.bytes_read}});
+    }
+    j["problems"] = json::array();
+    for (const auto& p : s.problems)
+      j["problems"].push_back({{"source", p.source}, {"path", DisplayPath(p.path)}, {"kind", p.kind}, {"message", p.message}});
+    std::cout << j.dump(2) << "\n";
+  } else if (!g.quiet) {
+    std::vector<std::vector<std::string>> rows{
+        {"SOURCE", "STATUS", "LISTED", "UNCHANGED", "READ", "FAILED", "MISSING", "MOVED", "DATA", "TIME"}};
+    for (const auto& r : s.sources) {
+      const auto& c = r.counts;
+      rows.push_back({r.source, r.status, std::to_string(c.files_listed), std::to_string(c.files_unchanged),
+                      std::to_string(c.files_read), std::to_string(c.files_failed), std::to_string(c.files_missing),
+                      std::to_string(c.files_moved), HumanBytes(c.bytes_read), HumanDuration(r.seconds)});
+    }
+    std::cout << Table(rows);
+    for (const auto& r : s.sources)
+      if (!r.error.empty()) std::printf("\nsource %s: %s\n", r.source.c_str(), r.error.c_str());
+    if (!s.problems.empty()) {
+      std::printf("\n%lld file(s) could not be read; each is recorded in the catalogue and was skipped:\n",
+                  (long long)s.problems_total);
+      size_t shown = 0;
+      for (const auto& p : s.problems) {
+        if (++shown > 50) {
+          std::printf("  ... and %lld more: doppel files --status error\n", (long long)(s.problems_total - 50));
+          break;
+        }
+        std::printf("  %s/%s: %s (%s)\n", p.source.c_str(), DisplayPath(p.path).c_str(), p.message.c_str(),
+                    p.kind.c_str());
+      }
+    }
+    if (s.cancelled) std::printf("\nscan interrupted: finished files are kept; run the same command to resume\n");
+  }
+  if (s.cancelled) return kExitInterrupted;
+  if (any_failed_source) return kExitFailure;
+  return s.problems_total > 0 ? kExitPartial : kExitOk;
+}
+
+// ---------------------------------------------------------------- hash
+
+int CmdHash(const std::vector<std::string>& files, int jobs, bool as_json, int64_t max_pixels) {
+  Status init = InitImaging();
+  if (!init.ok()) return Fail(init);
+  InstallSigint();
+  AnalyseOptions o;
+  o.max_pixels = max_pixels;
+  o.cancelled = [] { return g_cancel.load(); };
+  const size_t n = files.size();
+  std::vector<std::optional<Result<ImageRecord>>> results(n);
+  std::mutex mu;
+  std::condition_variable cv;
+  std::atomic<size_t> next{0};
+  if (jobs <= 0) jobs = int(std::max(1u, std::thread::hardware_concurrency()));
+  // Workers run at most `window` files ahead of the printer, so memory stays
+  // bounded however many files are named.
+  const size_t window = size_t(jobs) * 8;
+  size_t printed = 0;
+  std::vector<std::thread> pool;
+  for (int t = 0; t < jobs; ++t) {
+    pool.emplace_back([&] {
+      for (;;) {
+        size_t i;
+        {
+          std::unique_lock lk(mu);
+          cv.wait(lk, [&] { return next.load() < printed + window || next.load() >= n; });
+          i = next.fetch_add(1);
+        }
+        if (i >= n) return;
+        auto r = AnalyseFile(files[i], o);
+        std::lock_guard lk(mu);
+        results[i].emplace(std::move(r));
+        cv.notify_all();
+      }
+    });
+  }
+  int failures = 0;
+  for (size_t i = 0; i < n; ++i) {
+    std::unique_lock lk(mu);
+    cv.wait(lk, [&] { return results[i].has_value(); });
+    Result<ImageRecord> r = std::move(*results[i]);
+    results[i].reset();
+    printed = i + 1;
+    cv.notify_all();
+    lk.unlock();
+    const std::string shown = DisplayPath(files[i]);
+    if (!r.ok()) {
+      if (r.status().code() == StatusCode::kCancelled) break;
+      ++failures;
+      if (as_json)
+        std::cout << json{{"file", shown}, {"error", {{"kind", StatusCodeName(r.status().code())}, {"message", r.status().message()}}}}.dump() << "\n";
+      std::fprintf(stderr, "doppel: %s: %s; skipped\n", shown.c_str(), r.status().message().c_str());
+      continue;
+    }
+    if (as_json) {
+      json j = RecordJson(*r);
+      j["file"] = shown;
+      std::cout << j.dump() << "\n";
+    } else {
+      std::printf("%s,%d,%s\n", r->fingerprints.pdq.hash.ToHex().c_str(), r->fingerprints.pdq.quality, shown.c_str());
+    }
+    std::fflush(stdout);
+  }
+  {
+    std::lock_guard lk(mu);
+    next = n;
+    printed = n;
+    cv.notify_all();
+  }
+  for (auto& t : pool) t.join();
+  if (g_cancel) return kExitInterrupted;
+  return failures ? kExitPartial : kExitOk;
+}
+
+// ---------------------------------------------------------------- stats / exact / files
+
+int CmdStats(const Globals& g, bool as_json) {
+  auto cat = Open(g);
+  if (!cat.ok()) return Fail(cat.status());
+  auto st = (*cat)->Stats();
+  if (!st.ok()) return Fail(st.status());
+  const auto& s = *st;
+  if (as_json) {
+    json j = {{"catalogue", g.db}, {"schema_version", s.schema_version}};
+    j["sources"] = json::array();
+    for (const auto& ss : s.sources)
+      j["sources"].push_back({{"name", ss.source.name}, {"root", DisplayPath(ss.source.root)},
+                              {"priority", ss.source.priority}, {"files_ok", ss.files_ok},
+                              {"files_error", ss.files_error}, {"files_missing", ss.files_missing},
+                              {"bytes_ok", ss.bytes_ok}, {"last_scan_at", ss.last_scan_at},
+                              {"last_scan_status", ss.last_scan_status}});
+    j["formats"] = json::object();
+    for (const auto& [k, v] : s.formats) j["formats"][k] = v;
+    j["errors"] = json::object();
+    for (const auto& [k, v] : s.error_kinds) j["errors"][k] = v;
+    j["exact_duplicates"] = {{"groups", s.exact_groups}, {"redundant_files", s.exact_redundant_files},
+                             {"redundant_bytes", s.exact_redundant_bytes}};
+    j["same_content_different_metadata"] = {{"groups", s.content_groups}, {"redundant_files", s.content_redundant_files}};
+    std::cout << j.dump(2) << "\n";
+    return kExitOk;
+  }
+  std::printf("catalogue %s (schema v%d)\n\n", g.db.c_str(), s.schema_version);
+  std::vector<std::vector<std::string>> rows{{"SOURCE", "PRIORITY", "IMAGES", "SIZE", "ERRORS", "MISSING", "LAST SCAN"}};
+  int64_t tf = 0, tb = 0, te = 0, tm = 0;
+  for (const auto& ss : s.sources) {
+    rows.push_back({ss.source.name, std::to_string(ss.source.priority), std::to_string(ss.files_ok),
+                    HumanBytes(ss.bytes_ok), std::to_string(ss.files_error), std::to_string(ss.files_missing),
+                    ss.last_scan_at.empty() ? "never" : ss.last_scan_at + " (" + ss.last_scan_status + ")"});
+    tf += ss.files_ok; tb += ss.bytes_ok; te += ss.files_error; tm += ss.files_missing;
+  }
+  rows.push_back({"total", "", std::to_string(tf), HumanBytes(tb), std::to_string(te), std::to_string(tm), ""});
+  std::cout << Table(rows);
+  if (!s.formats.empty()) {
+    std::printf("\nformats:");
+    for (const auto& [k, v] : s.formats) std::printf(" %s %lld", k.c_str(), (long long)v);
+    std::printf("\n");
+  }
+  if (!s.error_kinds.empty()) {
+    std::printf("errors:");
+    for (const auto& [k, v] : s.error_kinds) std::printf(" %s %lld", k.c_str(), (long long)v);
+    std::printf("  (list them: doppel files --status error)\n");
+  }
+  std::printf("\nexact duplicates (same bytes): %lld groups, %lld redundant files, %s\n", (long long)s.exact_groups,
+              (long long)s.exact_redundant_files, HumanBytes(s.exact_redundant_bytes).c_str());
+  std::printf("same picture, different metadata: %lld groups, %lld redundant files\n", (long long)s.content_groups,
+              (long long)s.content_redundant_files);
+  return kExitOk;
+}
+
+int CmdExact(const Globals& g, const std::string& format, const std::string& kind, int limit) {
+  auto cat = Open(g);
+  if (!cat.ok()) return Fail(cat.status());
+  std::vector<std::string> kinds = kind == "all" ? std::vector<std::string>{"exact", "content"} : std::vector<std::string>{kind};
+  std::vector<DigestGroup> groups;
+  for (const auto& k : kinds) {
+    auto r = (*cat)->DigestGroups(k, limit);
+    if (!r.ok()) return Fail(r.status());
+    for (auto& grp : *r) groups.push_back(std::move(grp));
+  }
+  if (format == "json") {
+    json a = json::array();
+    for (const auto& grp : groups) {
+      json files = json::array();
+      for (const auto& f : grp.files)
+        files.push_back({{"id", f.id}, {"source", f.source}, {"path", DisplayPath(f.path)}, {"size", f.size},
+                         {"format", f.format}, {"width", f.width}, {"height", f.height}, {"capture_time", f.capture_time}});
+      a.push_back({{"kind", grp.kind}, {"digest", Hex(grp.digest)}, {"files", files}});
+    }
+    std::cout << a.dump(2) << "\n";
+  } else if (format == "csv") {
+    std::cout << CsvRow({"group", "kind", "digest", "source", "path", "size", "format", "width", "height", "capture_time"});
+    int gi = 0;
+    for (const auto& grp : groups) {
+      ++gi;
+      for (const auto& f : grp.files)
+        std::cout << CsvRow({std::to_string(gi), grp.kind, Hex(grp.digest), f.source, DisplayPath(f.path),
+                             std::to_string(f.size), f.format, std::to_string(f.width), std::to_string(f.height),
+                             f.capture_time});
+    }
+  } else {
+    if (groups.empty()) std::printf("no exact or metadata-only duplicates in the catalogue\n");
+    int gi = 0;
+    for (const auto& grp : groups) {
+      std::printf("%s group %d: %zu files, %s %s\n", grp.kind == "exact" ? "exact" : "same picture, other metadata:",
+                  ++gi, grp.files.size(), grp.kind == "exact" ? "sha256" : "content", Hex(grp.digest).substr(0, 16).c_str());
+      for (const auto& f : grp.files)
+        std::printf("  %-12s %s  (%s, %dx%d%s%s)\n", f.source.c_str(), DisplayPath(f.path).c_str(),
+                    HumanBytes(f.size).c_str(), f.width, f.height, f.capture_time.empty() ? "" : ", taken ",
+                    f.capture_time.c_str());
+    }
+  }
+  return kExitOk;
+}
+
+int CmdFiles(const Globals& g, const std::string& status, const std::string& source, const std::string& format,
+             int limit) {
+  std::optional<FileStatus> fs;
+  if (status == "ok") fs = FileStatus::kOk;
+  else if (status == "error") fs = FileStatus::kError;
+  else if (status == "missing") fs = FileStatus::kMissing;
+  auto cat = Open(g);
+  if (!cat.ok()) return Fail(cat.status());
+  auto files = (*cat)->ListFiles(fs, source, limit);
+  if (!files.ok()) return Fail(files.status());
+  if (format == "json") {
+    json a = json::array();
+    for (const auto& f : *files)
+      a.push_back({{"id", f.id}, {"source", f.source}, {"path", DisplayPath(f.path)}, {"size", f.size},
+                   {"status", FileStatusName(f.status)}, {"error_kind", f.error_kind}, {"error", f.error},
+                   {"format", f.format}, {"width", f.width}, {"height", f.height}, {"capture_time", f.capture_time}});
+    std::cout << a.dump(2) << "\n";
+  } else if (format == "csv") {
+    std::cout << CsvRow({"id", "source", "path", "size", "status", "error_kind", "error", "format", "width", "height", "capture_time"});
+    for (const auto& f : *files)
+      std::cout << CsvRow({std::to_string(f.id), f.source, DisplayPath(f.path), std::to_string(f.size),
+                           FileStatusName(f.status), f.error_kind, f.error, f.format, std::to_string(f.width),
+                           std::to_string(f.height), f.capture_time});
+  } else {
+    std::vector<std::vector<std::string>> rows{{"SOURCE", "PATH", "STATUS", "SIZE", "DETAIL"}};
+    for (const auto& f : *files)
+      rows.push_back({f.source, DisplayPath(f.path), FileStatusName(f.status), HumanBytes(f.size),
+                      f.status == FileStatus::kError ? f.error_kind + ": " + f.error
+                      : f.format.empty()             ? ""
+                                                     : f.format + " " + std::to_string(f.width) + "x" + std::to_string(f.height)});
+    std::cout << Table(rows);
+  }
+  return kExitOk;
+}
+
+const char* kMainFooter = R"(Examples:
+  doppel init                                   create doppel.db here
+  doppel source add urbanisme /srv/urbanisme --priority 10
+  doppel scan --jobs 2                          scan every source (incremental)
+  doppel stats                                  what the catalogue holds
+  doppel exact                                  exact and metadata-only duplicates
+  doppel hash photo.jpg                         PDQ like the reference tool
+
+The catalogue is --db PATH, else $DOPPEL_DB, else ./doppel.db.
+Exit codes: 0 ok, 1 failure, 2 usage error, 3 done but some files could not be
+read (recorded in the catalogue), 130 interrupted (finished work is kept).
+Documentation: docs/cli.md, docs/catalogue.md, docs/fingerprints.md.)";
+
+int Main(int argc, char** argv) {
+  CLI::App app{"doppel " DOPPEL_VERSION " - find and replace duplicate images across an archive's departments", "doppel"};
+  app.footer(kMainFooter);
+  app.set_version_flag("--version", "doppel " DOPPEL_VERSION);
+  app.require_subcommand(1);
+  Globals g;
+  if (const char* env = std::getenv("DOPPEL_DB"); env && *env) g.db = env;
+  app.add_option("--db", g.db, "catalogue: a SQLite file (default ./doppel.db or $DOPPEL_DB)");
+  app.add_flag("-q,--quiet", g.quiet, "print only errors and requested data");
+
+  auto* init = app.add_subcommand("init", "create (or upgrade) the catalogue");
+  init->footer("Example:\n  doppel --db /srv/doppel/archive.db init");
+
+  auto* source = app.add_subcommand("source", "register and list Sources (departments' collections)");
+  source->require_subcommand(1);
+  std::string src_name, src_path;
+  int src_priority = 0;
+  auto* sadd = source->add_subcommand("add", "register a department's folder as a Source");
+  sadd->add_option("NAME", src_name, "short unique name, e.g. urbanisme")->required();
+  sadd->add_option("PATH", src_path, "the collection's folder")->required();
+  sadd->add_option("--priority", src_priority, "authority when choosing masters: higher wins (default 0)");
+  sadd->footer("Examples:\n  doppel source add urbanisme /srv/urbanisme --priority 10\n  doppel source add apur /mnt/apur");
+  bool json_out = false;
+  auto* slist = source->add_subcommand("list", "list registered Sources");
+  slist->add_flag("--json", json_out, "JSON output");
+  slist->footer("Example:\n  doppel source list --json");
+
+  auto* scan = app.add_subcommand("scan", "fingerprint new and changed files of Sources into the catalogue");
+  std::vector<std::string> scan_sources;
+  int jobs = 0;
+  bool follow = false, retry = false, all_files = false;
+  int64_t max_pixels = 1'000'000'000;
+  scan->add_option("SOURCE", scan_sources, "sources to scan (default: all)");
+  scan->add_option("-j,--jobs", jobs, "parallel readers (default: one per core)")->check(CLI::Range(0, 256));
+  scan->add_flag("--follow-symlinks", follow, "follow symbolic links (loops are detected)");
+  scan->add_flag("--retry-errors", retry, "read again files that failed before, even if unchanged");
+  scan->add_flag("--all-files", all_files, "consider every file, not only image extensions");
+  scan->add_option("--max-pixels", max_pixels, "refuse images larger than this (decompression bombs)")
+      ->check(CLI::PositiveNumber);
+  scan->add_flag("--json", json_out, "print the summary as JSON");
+  scan->footer(
+      "Examples:\n  doppel scan                     all sources, one reader per core\n"
+      "  doppel scan urbanisme apur --jobs 2\n  doppel scan --retry-errors      after repairing broken files\n\n"
+      "Unchanged files (same path, size and modification time) are not read again.\n"
+      "Ctrl-C stops after the files in progress; run the same command to resume.\n"
+      "Exit codes: 0 ok, 1 failure, 3 some files unreadable (recorded), 130 interrupted.");
+
+  auto* hash = app.add_subcommand("hash", "print fingerprints of files (no catalogue needed)");
+  std::vector<std::string> hash_files;
+  hash->add_option("FILE", hash_files, "image files")->required();
+  hash->add_option("-j,--jobs", jobs, "parallel readers (default: one per core)")->check(CLI::Range(0, 256));
+  hash->add_flag("--json", json_out, "one JSON object per line with every fingerprint and the metadata");
+  hash->add_option("--max-pixels", max_pixels, "refuse images larger than this")->check(CLI::PositiveNumber);
+  hash->footer(
+      "Output: one line per file, PDQHEX,QUALITY,FILE, as the PDQ reference tool prints it.\n\nExamples:\n"
+      "  doppel hash photo.jpg scans/*.tif\n  doppel hash --json photo.jpg | jq .sha256");
+
+  auto* stats = app.add_subcommand("stats", "summarise the catalogue: sources, formats, errors, exact duplicates");
+  stats->add_flag("--json", json_out, "JSON output");
+  stats->footer("Examples:\n  doppel stats\n  doppel stats --json");
+
+  auto* exact = app.add_subcommand("exact", "list files with identical bytes or identical pictures");
+  std::string format = "table", kind = "all";
+  int limit = 0;
+  exact->add_option("--format", format, "table, csv or json")->check(CLI::IsMember({"table", "csv", "json"}));
+  exact->add_option("--kind", kind, "exact (same bytes), content (same picture, other metadata) or all")
+      ->check(CLI::IsMember({"exact", "content", "all"}));
+  exact->add_option("--limit", limit, "at most this many groups per kind (default: all)");
+  exact->footer("Examples:\n  doppel exact\n  doppel exact --format csv > exact.csv");
+
+  auto* files = app.add_subcommand("files", "list catalogued files, e.g. the ones that could not be read");
+  std::string status, fsource;
+  files->add_option("--status", status, "ok, error or missing")->check(CLI::IsMember({"ok", "error", "missing"}));
+  files->add_option("--source", fsource, "only this source");
+  files->add_option("--format", format, "table, csv or json")->check(CLI::IsMember({"table", "csv", "json"}));
+  files->add_option("--limit", limit, "at most this many rows");
+  files->footer("Examples:\n  doppel files --status error\n  doppel files --source apur --format csv > apur.csv");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "doppel: %s\nRun 'doppel --help' (or 'doppel COMMAND --help') for usage.\n", e.what());
+    return kExitUsage;
+  }
+
+  if (*init) return CmdInit(g);
+  if (*sadd) return CmdSourceAdd(g, src_name, src_path, src_priority);
+  if (*slist) return CmdSourceList(g, json_out);
+  if (*scan) return CmdScan(g, scan_sources, jobs, follow, retry, all_files, max_pixels, json_out);
+  if (*hash) return CmdHash(hash_files, jobs, json_out, max_pixels);
+  if (*stats) return CmdStats(g, json_out);
+  if (*exact) return CmdExact(g, format, kind, limit);
+  if (*files) return CmdFiles(g, status, fsource, format, limit);
+  return kExitUsage;
+}
+
+}  // namespace
+}  // namespace doppel::cli
+
+int main(int argc, char** argv) { return doppel::cli::Main(argc, argv); }

@@ -1,0 +1,313 @@
+#include "imaging/decoder.h"
+
+#include <vips/vips.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <mutex>
+
+#include "util/sha256.h"
+
+namespace doppel {
+namespace {
+
+constexpr int kSquash = 512;   // the reference tool's resampling size
+constexpr int kStripRows = 64;
+
+// Owns a GObject reference.
+struct VipsRef {
+  VipsImage* img = nullptr;
+  VipsRef() = default;
+  explicit VipsRef(VipsImage* i) : img(i) {}
+  VipsRef(const VipsRef&) = delete;
+  VipsRef& operator=(const VipsRef&) = delete;
+  VipsRef(VipsRef&& o) noexcept : img(o.img) { o.img = nullptr; }
+  VipsRef& operator=(VipsRef&& o) noexcept {
+    std::swap(img, o.img);
+    return *this;
+  }
+  ~VipsRef() {
+    if (img) g_object_unref(img);
+  }
+};
+struct RegionRef {
+  VipsRegion* r = nullptr;
+  explicit RegionRef(VipsImage* img) : r(vips_region_new(img)) {}
+  ~RegionRef() {
+    if (r) g_object_unref(r);
+  }
+};
+
+// libvips' error buffer is process-wide: take and clear it in one step, and
+// keep only its last line (the most specific one).
+std::string TakeVipsError() {
+  char* raw = vips_error_buffer_copy();
+  std::string s = raw ? raw : "";
+  g_free(raw);
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  auto nl = s.rfind('\n');
+  if (nl != std::string::npos) s = s.substr(nl + 1);
+  return s.empty() ? "libvips reported an unspecified error" : s;
+}
+
+Status VipsFailure(const std::string& what) {
+  std::string msg = TakeVipsError();
+  // Map libvips/libjpeg wording to our codes so the catalogue can group them.
+  StatusCode code = StatusCode::kCorruption;
+  if (msg.find("out of memory") != std::string::npos) code = StatusCode::kTooLarge;
+  return Status(code, what + ": " + msg);
+}
+
+struct LoaderInfo {
+  const char* prefix;  // loader nickname prefix
+  const char* format;
+};
+// libvips names loaders by GType name ("VipsForeignLoadJpegBuffer", ...).
+// Only these are accepted: every other loader is refused, trusted or not.
+constexpr LoaderInfo kLoaders[] = {
+    {"VipsForeignLoadJpeg", "jpeg"}, {"VipsForeignLoadPng", "png"},   {"VipsForeignLoadTiff", "tiff"},
+    {"VipsForeignLoadWebp", "webp"}, {"VipsForeignLoadNsgif", "gif"}, {"VipsForeignLoadHeif", "heif"},
+    {"VipsForeignLoadJxl", "jxl"},
+};
+
+const char* FormatOfLoader(const char* loader) {
+  if (!loader) return nullptr;
+  for (const auto& l : kLoaders)
+    if (std::strncmp(loader, l.prefix, std::strlen(l.prefix)) == 0) return l.format;
+  return nullptr;
+}
+
+int BitDepth(VipsBandFormat f) {
+  switch (f) {
+    case VIPS_FORMAT_UCHAR: case VIPS_FORMAT_CHAR: return 8;
+    case VIPS_FORMAT_USHORT: case VIPS_FORMAT_SHORT: return 16;
+    case VIPS_FORMAT_UINT: case VIPS_FORMAT_INT: case VIPS_FORMAT_FLOAT: return 32;
+    case VIPS_FORMAT_DOUBLE: case VIPS_FORMAT_COMPLEX: return 64;
+    default: return 0;
+  }
+}
+
+// Opens page 1 lazily (header only until pixels are asked for).
+Result<VipsRef> Open(const DecodeInput& in, const char* format, int jpeg_shrink) {
+  VipsImage* img = nullptr;
+  const bool is_jpeg = std::strcmp(format, "jpeg") == 0;
+  // fail_on=truncated: a truncated or corrupt file is an error, not a grey
+  // bottom half silently hashed as if it were the picture.
+  if (in.data) {
+    if (is_jpeg)
+      img = vips_image_new_from_buffer(in.data, in.size, "", "access", VIPS_ACCESS_SEQUENTIAL,
+                                       "fail_on", VIPS_FAIL_ON_TRUNCATED, "shrink", jpeg_shrink,
+                                       "autorotate", FALSE, nullptr);
+    else
+      img = vips_image_new_from_buffer(in.data, in.size, "", "access", VIPS_ACCESS_SEQUENTIAL,
+                                       "fail_on", VIPS_FAIL_ON_TRUNCATED, nullptr);
+  } else {
+    if (is_jpeg)
+      img = vips_image_new_from_file(in.path.c_str(), "access", VIPS_ACCESS_SEQUENTIAL, "fail_on",
+                                     VIPS_FAIL_ON_TRUNCATED, "shrink", jpeg_shrink, "autorotate",
+                                     FALSE, nullptr);
+    else
+      img = vips_image_new_from_file(in.path.c_str(), "access", VIPS_ACCESS_SEQUENTIAL, "fail_on",
+                                     VIPS_FAIL_ON_TRUNCATED, nullptr);
+  }
+  if (!img) return VipsFailure("cannot read image header");
+  return VipsRef(img);
+}
+
+// Turns any decoded image into 8-bit sRGB (3 bands) or 8-bit grey (1 band),
+// alpha composited over white. Every step is a point operation, so it streams.
+Result<VipsRef> ToDisplayRgb(VipsImage* raw) {
+  VipsRef cur;
+  g_object_ref(raw);
+  cur.img = raw;
+  auto step = [&](int rc, VipsImage* out, const char* what) -> Status {
+    if (rc != 0) return VipsFailure(std::string("cannot convert colours (") + what + ")");
+    cur = VipsRef(out);
+    return Status::OK();
+  };
+  VipsInterpretation interp = vips_image_guess_interpretation(cur.img);
+  const bool grey = interp == VIPS_INTERPRETATION_B_W || interp == VIPS_INTERPRETATION_GREY16;
+  const VipsInterpretation target = grey ? VIPS_INTERPRETATION_B_W : VIPS_INTERPRETATION_sRGB;
+  if (interp != target || cur.img->BandFmt != VIPS_FORMAT_UCHAR) {
+    VipsImage* out = nullptr;
+    if (interp == target) {
+      // Same space, wider samples (e.g. float sRGB): scale into 0..255.
+      DOPPEL_RETURN_IF_ERROR(step(vips_cast(cur.img, &out, VIPS_FORMAT_UCHAR, nullptr), out, "cast"));
+    } else {
+      DOPPEL_RETURN_IF_ERROR(
+          step(vips_colourspace(cur.img, &out, target, nullptr), out, vips_enum_nick(VIPS_TYPE_INTERPRETATION, interp)));
+      if (cur.img->BandFmt != VIPS_FORMAT_UCHAR) {
+        DOPPEL_RETURN_IF_ERROR(step(vips_cast(cur.img, &out, VIPS_FORMAT_UCHAR, nullptr), out, "cast"));
+      }
+    }
+  }
+  if (vips_image_hasalpha(cur.img)) {
+    const int colour_bands = cur.img->Bands - 1;
+    double white[4] = {255, 255, 255, 255};
+    VipsArrayDouble* bg = vips_array_double_new(white, std::min(colour_bands, 4));
+    VipsImage* out = nullptr;
+    int rc = vips_flatten(cur.img, &out, "background", bg, nullptr);
+    vips_area_unref(VIPS_AREA(bg));
+    DOPPEL_RETURN_IF_ERROR(step(rc, out, "flatten alpha"));
+  }
+  if (cur.img->Bands != 1 && cur.img->Bands != 3) {
+    VipsImage* out = nullptr;
+    const int n = cur.img->Bands >= 3 ? 3 : 1;
+    DOPPEL_RETURN_IF_ERROR(step(vips_extract_band(cur.img, &out, 0, "n", n, nullptr), out, "bands"));
+  }
+  return cur;
+}
+
+}  // namespace
+
+Status InitVips() {
+  static std::once_flag once;
+  static Status status;
+  std::call_once(once, [] {
+    if (VIPS_INIT("doppel") != 0) {
+      status = Internal("cannot initialise libvips: " + TakeVipsError());
+      return;
+    }
+    vips_cache_set_max(0);       // every file is decoded once: caching only costs memory
+    vips_concurrency_set(1);     // doppel parallelises across files, not inside one
+    vips_block_untrusted_set(TRUE);  // ImageMagick, PDF, SVG, ... loaders are not for untrusted bytes
+    // The library never prints: libvips' warnings (e.g. "premature end of
+    // JPEG") become errors through fail_on, so drop the console copy.
+    g_log_set_handler("VIPS", GLogLevelFlags(G_LOG_LEVEL_WARNING | G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO),
+                      [](const gchar*, GLogLevelFlags, const gchar*, gpointer) {}, nullptr);
+  });
+  return status;
+}
+
+void ApplyOrientation(std::vector<float>& px, int& w, int& h, int orientation) {
+  if (orientation <= 1 || orientation > 8) return;
+  const int W = w, H = h;
+  const bool swap = orientation >= 5;
+  const int ow = swap ? H : W, oh = swap ? W : H;
+  std::vector<float> out(px.size());
+  for (int y = 0; y < oh; ++y) {
+    for (int x = 0; x < ow; ++x) {
+      int sx = x, sy = y;  // source pixel in stored orientation
+      switch (orientation) {
+        case 2: sx = W - 1 - x; sy = y; break;
+        case 3: sx = W - 1 - x; sy = H - 1 - y; break;
+        case 4: sx = x; sy = H - 1 - y; break;
+        case 5: sx = y; sy = x; break;
+        case 6: sx = y; sy = H - 1 - x; break;
+        case 7: sx = W - 1 - y; sy = H - 1 - x; break;
+        case 8: sx = W - 1 - y; sy = x; break;
+      }
+      out[size_t(y) * ow + x] = px[size_t(sy) * W + sx];
+    }
+  }
+  px.swap(out);
+  w = ow;
+  h = oh;
+}
+
+Result<DecodedImage> DecodeForPdq(const DecodeInput& in) {
+  const char* loader = in.data ? vips_foreign_find_load_buffer(in.data, in.size)
+                               : vips_foreign_find_load(in.path.c_str());
+  const char* format = FormatOfLoader(loader);
+  if (!format) {
+    vips_error_clear();
+    if (loader) return Unsupported(std::string("image format not handled by doppel (libvips loader ") + loader + ")");
+    return Unsupported("not a recognised image format");
+  }
+
+  DecodedImage out;
+  out.info.format = format;
+  DOPPEL_ASSIGN_OR_RETURN(VipsRef header, Open(in, format, 1));
+  const int W = header.img->Xsize, H = header.img->Ysize;
+  if (in.max_pixels > 0 && int64_t(W) * H > in.max_pixels)
+    return TooLarge(std::to_string(W) + " x " + std::to_string(H) + " pixels exceeds the limit of " +
+                    std::to_string(in.max_pixels) + " pixels (raise --max-pixels to accept it)");
+  out.info.width = W;
+  out.info.height = H;
+  out.info.bands = header.img->Bands;
+  out.info.bit_depth = BitDepth(header.img->BandFmt);
+  out.info.has_alpha = vips_image_hasalpha(header.img);
+  out.info.colourspace = vips_enum_nick(VIPS_TYPE_INTERPRETATION, vips_image_guess_interpretation(header.img));
+  int pages = 1;
+  if (vips_image_get_typeof(header.img, VIPS_META_N_PAGES) && vips_image_get_int(header.img, VIPS_META_N_PAGES, &pages) == 0)
+    out.info.pages = std::max(1, pages);
+  out.info.orientation = vips_image_get_orientation(header.img);
+  if (out.info.orientation < 1 || out.info.orientation > 8) out.info.orientation = 1;
+
+  const bool squash = W > kSquash || H > kSquash;
+  // JPEG shrink-on-load: the largest DCT scale that keeps both sides >= 512
+  // (docs/fingerprints.md; median 0 bits from a full decode). Never when
+  // hashing pixels: that needs the full-size samples.
+  int shrink = 1;
+  if (std::strcmp(format, "jpeg") == 0 && squash && !in.hash_pixels) {
+    for (int s : {8, 4, 2})
+      if ((std::min(W, H) + s - 1) / s >= kSquash) {
+        shrink = s;
+        break;
+      }
+  }
+  VipsRef raw;
+  if (shrink > 1) {
+    DOPPEL_ASSIGN_OR_RETURN(raw, Open(in, format, shrink));
+  } else {
+    raw = std::move(header);
+  }
+  DOPPEL_ASSIGN_OR_RETURN(VipsRef rgb, ToDisplayRgb(raw.img));
+
+  const int w = rgb.img->Xsize, h = rgb.img->Ysize, bands = rgb.img->Bands;
+  const int tw = squash ? kSquash : w, th = squash ? kSquash : h;
+  std::vector<int> cols(tw), rows(th);
+  for (int x = 0; x < tw; ++x) cols[x] = squash ? int(double(x) * w / kSquash) : x;
+  for (int y = 0; y < th; ++y) rows[y] = squash ? int(double(y) * h / kSquash) : y;
+
+  out.luma.assign(size_t(tw) * th, 0.0f);
+  RegionRef region(rgb.img);
+  std::optional<RegionRef> raw_region;
+  Sha256 pixel_hash;
+  if (in.hash_pixels) {
+    raw_region.emplace(raw.img);
+    // Header first, so images of other shapes or sample types never collide.
+    const int64_t header_fields[4] = {raw.img->Xsize, raw.img->Ysize, raw.img->Bands, raw.img->BandFmt};
+    pixel_hash.Update(header_fields, sizeof header_fields);
+  }
+  int next_row = 0;  // index into rows[]
+  for (int y0 = 0; y0 < h; y0 += kStripRows) {
+    if (in.cancelled && in.cancelled()) return Cancelled("stopped on request");
+    VipsRect rect{0, y0, w, std::min(kStripRows, h - y0)};
+    if (raw_region) {
+      // Pull the raw strip first: the converted strip then reads the same rows
+      // from libvips' sequential line cache instead of decoding them twice.
+      if (vips_region_prepare(raw_region->r, &rect) != 0) return VipsFailure("cannot decode pixels");
+      const size_t line = VIPS_IMAGE_SIZEOF_LINE(raw.img);
+      for (int y = rect.top; y < rect.top + rect.height; ++y)
+        pixel_hash.Update(VIPS_REGION_ADDR(raw_region->r, 0, y), line);
+    }
+    if (next_row >= th && !raw_region) break;  // all sampled rows read (JPEG/PNG)
+    if (next_row >= th) continue;
+    if (vips_region_prepare(region.r, &rect) != 0) return VipsFailure("cannot decode pixels");
+    while (next_row < th && rows[next_row] < rect.top + rect.height) {
+      const int sy = rows[next_row];
+      float* dst = &out.luma[size_t(next_row) * tw];
+      const auto* line = reinterpret_cast<const uint8_t*>(VIPS_REGION_ADDR(region.r, 0, sy));
+      if (bands == 3) {
+        for (int x = 0; x < tw; ++x) {
+          const uint8_t* p = line + 3 * cols[x];
+          dst[x] = 0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2];
+        }
+      } else {
+        for (int x = 0; x < tw; ++x) dst[x] = line[cols[x]];
+      }
+      ++next_row;
+    }
+  }
+  if (next_row < th) return Corruption("decoder returned fewer rows than the header promised");
+  if (in.hash_pixels) out.pixel_digest = pixel_hash.Finish();
+  int lw = tw, lh = th;
+  ApplyOrientation(out.luma, lw, lh, out.info.orientation);
+  out.luma_width = lw;
+  out.luma_height = lh;
+  return out;
+}
+
+}  // namespace doppel

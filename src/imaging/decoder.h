@@ -1,0 +1,47 @@
+// The libvips adapter: decodes page 1 of an image at reduced size where the
+// format allows (JPEG shrink-on-load), streams it top to bottom in strips, and
+// produces the luminance image PDQ hashes: the reference's 512x512
+// nearest-neighbour squash of the flattened sRGB picture, EXIF orientation
+// applied. Never holds the full-size picture in memory for JPEG, PNG and
+// strip/tile TIFF; other formats' memory is bounded by the pixel limit.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "doppel/fingerprint.h"
+#include "doppel/status.h"
+
+namespace doppel {
+
+struct DecodeInput {
+  // Either bytes in memory (data/size) or a file path.
+  const uint8_t* data = nullptr;
+  size_t size = 0;
+  std::string path;
+  int64_t max_pixels = 0;   // 0 = no limit
+  bool hash_pixels = false; // also hash the decoded full-size pixels (ContentHashKind::kPixels)
+  std::function<bool()> cancelled;
+};
+
+struct DecodedImage {
+  ImageInfo info;
+  std::vector<float> luma;  // luma_width * luma_height, oriented
+  int luma_width = 0, luma_height = 0;
+  Digest pixel_digest{};    // set when hash_pixels
+};
+
+// Once per process (initialises libvips: no operation cache, one thread per
+// pipeline, untrusted loaders blocked, warnings kept off the console).
+Status InitVips();
+
+Result<DecodedImage> DecodeForPdq(const DecodeInput& input);
+
+// Applies EXIF orientation (1..8) to a row-major float image in place;
+// width/height are updated (swapped for 5..8).
+void ApplyOrientation(std::vector<float>& pixels, int& width, int& height, int orientation);
+
+}  // namespace doppel

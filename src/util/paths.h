@@ -1,0 +1,18 @@
+// Helpers for paths held as raw bytes (POSIX file names need not be UTF-8).
+#pragma once
+
+#include <string>
+
+namespace doppel {
+
+// Printable, valid UTF-8 form of a raw path: valid UTF-8 passes through,
+// invalid bytes and control characters become \xNN. Backslash becomes \\.
+std::string DisplayPath(const std::string& raw);
+
+// Joins a folder and a relative path with one '/'.
+std::string JoinPath(const std::string& dir, const std::string& rel);
+
+// Current UTC time as "YYYY-MM-DDTHH:MM:SSZ".
+std::string UtcNow();
+
+}  // namespace doppel
