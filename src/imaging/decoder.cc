@@ -121,7 +121,8 @@ Result<VipsRef> ToDisplayRgb(VipsImage* raw) {
   VipsRef cur;
   g_object_ref(raw);
   cur.img = raw;
-  auto step = [&](int rc, VipsImage* out, const char* what) -> Status {
+  // `out` by reference: it is read after the operation in the first argument ran.
+  auto step = [&](int rc, VipsImage*& out, const char* what) -> Status {
     if (rc != 0) return VipsFailure(std::string("cannot convert colours (") + what + ")");
     cur = VipsRef(out);
     return Status::OK();
