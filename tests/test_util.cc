@@ -1,5 +1,6 @@
 #include "test_util.h"
 
+#include <grp.h>
 #include <spawn.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -130,22 +131,41 @@ void MakeImage(const fs::path& p, int width, int height, int seed, const std::st
 
 std::string DoppelBinary() { return DOPPEL_BINARY; }
 
-RunResult RunDoppel(const std::vector<std::string>& args, const std::string& cwd) {
+namespace {
+[[noreturn]] void ExecDoppel(const std::vector<std::string>& args) {
+  std::vector<char*> argv;
+  std::string bin = DoppelBinary();
+  argv.push_back(bin.data());
+  std::vector<std::string> copy = args;
+  for (auto& a : copy) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  execv(bin.c_str(), argv.data());
+  _exit(127);
+}
+}  // namespace
+
+int SpawnDoppel(const std::vector<std::string>& args) {
+  std::fflush(nullptr);  // or the child's freopen would flush our buffers a second time
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)) _exit(127);
+    ExecDoppel(args);
+  }
+  return pid;
+}
+
+RunResult RunDoppel(const std::vector<std::string>& args, const std::string& cwd, int as_uid) {
   RunResult rr;
   TempDir tmp;
   const std::string out = (tmp / "out").string(), err = (tmp / "err").string();
+  std::fflush(nullptr);
   pid_t pid = fork();
   if (pid == 0) {
     if (!cwd.empty() && chdir(cwd.c_str()) != 0) _exit(127);
     if (!freopen(out.c_str(), "w", stdout) || !freopen(err.c_str(), "w", stderr)) _exit(127);
-    std::vector<char*> argv;
-    std::string bin = DoppelBinary();
-    argv.push_back(bin.data());
-    std::vector<std::string> copy = args;
-    for (auto& a : copy) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(bin.c_str(), argv.data());
-    _exit(127);
+    if (as_uid >= 0 && (setgroups(0, nullptr) != 0 || setgid(gid_t(as_uid)) != 0 || setuid(uid_t(as_uid)) != 0))
+      _exit(126);
+    ExecDoppel(args);
   }
   int status = 0;
   struct rusage ru {};

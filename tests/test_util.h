@@ -56,7 +56,11 @@ struct RunResult {
   long max_rss_kb = 0;
 };
 // Runs build/doppel with arguments (no shell), capturing output.
-RunResult RunDoppel(const std::vector<std::string>& args, const std::string& cwd = "");
+// With as_uid >= 0 the child drops to that user and group first (tests of
+// permission errors still mean something when the suite runs as root).
+RunResult RunDoppel(const std::vector<std::string>& args, const std::string& cwd = "", int as_uid = -1);
+// Starts build/doppel in the background, output to /dev/null; returns its pid.
+int SpawnDoppel(const std::vector<std::string>& args);
 std::string DoppelBinary();
 
 }  // namespace doppel::testing

@@ -83,6 +83,9 @@ struct AnalyseOptions {
   bool read_metadata = true;
   // Checked between stages; when it returns true the analysis stops with kCancelled.
   std::function<bool()> cancelled;
+  // Fault injection for tests: called with the path after the file's bytes
+  // were read and before the final check that the file did not change.
+  std::function<void(const std::string&)> test_after_read;
 };
 
 // Must be called once before any other function here, from one thread

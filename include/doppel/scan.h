@@ -62,6 +62,9 @@ struct ScanOptions {
   std::function<void(const ScanProgress&)> progress;
   // Set to true (e.g. from a SIGINT handler) to stop soon, keeping finished work.
   const std::atomic<bool>* cancel = nullptr;
+  // Fault injection for tests: called by a worker with the relative path just
+  // before it opens the file.
+  std::function<void(const std::string&)> test_before_read;
 };
 
 // Scans the named sources (or all) in order. Per-file problems never fail the

@@ -5,7 +5,10 @@
 
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <signal.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <chrono>
 #include <cstring>
@@ -332,6 +335,26 @@ Result<int64_t> SqliteCatalogue::BeginScan(int64_t source_id) {
   stale->Bind(1, source_id);
   stale->Bind(2, NowSeconds() - kLeaseSeconds);
   DOPPEL_RETURN_IF_ERROR(Run(stale, "cannot update stale scans"));
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  // On this host we need not wait for the lease: a scan whose process is gone
+  // was killed (kill -9, power cut of the shell...). Resume at once.
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * mine, Prepare(
+      "SELECT id, pid FROM scans WHERE source_id = ? AND status = 'running' AND host = ?"));
+  mine->Bind(1, source_id);
+  mine->Bind(2, std::string(host));
+  std::vector<int64_t> dead;
+  for (;;) {
+    DOPPEL_ASSIGN_OR_RETURN(bool row, Step(mine, "cannot read scans"));
+    if (!row) break;
+    const pid_t pid = pid_t(mine->Int(1));
+    if (pid != getpid() && ::kill(pid, 0) != 0 && errno == ESRCH) dead.push_back(mine->Int(0));
+  }
+  for (int64_t id : dead) {
+    DOPPEL_ASSIGN_OR_RETURN(Stmt * mark, Prepare("UPDATE scans SET status = 'interrupted' WHERE id = ?"));
+    mark->Bind(1, id);
+    DOPPEL_RETURN_IF_ERROR(Run(mark, "cannot update stale scans"));
+  }
   DOPPEL_ASSIGN_OR_RETURN(Stmt * live, Prepare(
       "SELECT id, pid, host FROM scans WHERE source_id = ? AND status = 'running' LIMIT 1"));
   live->Bind(1, source_id);
@@ -341,8 +364,6 @@ Result<int64_t> SqliteCatalogue::BeginScan(int64_t source_id) {
                 std::to_string(live->Int(1)) + " on " + live->Text(2) +
                 "; wait for it to finish (a killed scan's lease expires after " +
                 std::to_string(kLeaseSeconds) + " s)");
-  char host[256] = {};
-  gethostname(host, sizeof host - 1);
   DOPPEL_ASSIGN_OR_RETURN(Stmt * ins, Prepare(
       "INSERT INTO scans(source_id, status, started_at, heartbeat_at, pid, host, tool_version) "
       "VALUES (?, 'running', ?, ?, ?, ?, ?)"));

@@ -168,6 +168,7 @@ Result<ImageRecord> AnalyseFile(const std::string& path, const AnalyseOptions& o
     result = Finish(std::move(rec), kind, hasher ? &structural : nullptr, in, opt, head, head_size);
   }
   if (!result.ok()) return result;
+  if (opt.test_after_read) opt.test_after_read(path);
 
   struct stat after {};
   if (::fstat(f.fd, &after) != 0) return Errno("cannot stat");

@@ -211,6 +211,7 @@ Status SourceScanner::ReadPhase(int64_t scan_id, ScanCounts& c, Spool& spool) {
         o.path = std::move(item->rel);
         o.size = item->size;
         o.mtime_ns = item->mtime_ns;
+        if (opt_.test_before_read) opt_.test_before_read(o.path);
         auto r = AnalyseFile(JoinPath(src_.root, o.path), aopt);
         if (r.ok()) o.record = std::move(r).value();
         else o.error = r.status();
