@@ -139,6 +139,18 @@ int CmdSourceAdd(const Globals& g, const std::string& name, const std::string& p
   auto cat = Open(g);
   if (!cat.ok()) return Fail(cat.status());
   auto src = (*cat)->AddSource(name, resolved, priority);
+  if (!src.ok() && src.status().code() == StatusCode::kAlreadyExists) {
+    // Re-running a setup script is fine; registering a name twice for two
+    // different folders is not.
+    auto existing = (*cat)->GetSource(name);
+    if (existing.ok() && existing->root == resolved && existing->priority == priority) {
+      if (!g.quiet) std::printf("source %s already registered at %s\n", name.c_str(), DisplayPath(existing->root).c_str());
+      return kExitOk;
+    }
+    if (existing.ok())
+      return Fail(AlreadyExists("source '" + name + "' is already registered at " + DisplayPath(existing->root) +
+                                " (priority " + std::to_string(existing->priority) + "); choose another name"));
+  }
   if (!src.ok()) return Fail(src.status());
   if (!g.quiet)
     std::printf("source %s -> %s (priority %d)\n", src->name.c_str(), DisplayPath(src->root).c_str(), src->priority);
@@ -467,6 +479,7 @@ int Main(int argc, char** argv) {
   app.footer(kMainFooter);
   app.set_version_flag("--version", "doppel " DOPPEL_VERSION);
   app.require_subcommand(1);
+  app.fallthrough();  // --db and --quiet work before or after the command
   Globals g;
   if (const char* env = std::getenv("DOPPEL_DB"); env && *env) g.db = env;
   app.add_option("--db", g.db, "catalogue: a SQLite file (default ./doppel.db or $DOPPEL_DB)");

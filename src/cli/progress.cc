@@ -41,13 +41,23 @@ void ScanProgressView::Update(const ScanProgress& p) {
     drawn_ = true;
     return;
   }
-  // Not a terminal: a line when a phase starts, then every 10 seconds.
+  // Not a terminal (a log, CI): one line when reading starts, with what is
+  // ahead, then one every 10 seconds; listing only reports if it is slow.
   const bool new_phase = int(p.phase) != last_phase_ || p.source != last_source_;
-  if (new_phase || t - last_plain_ >= 10 || (new_phase && t < last_plain_)) {
-    std::fprintf(stderr, "%s\n", line);
-    last_plain_ = t;
+  if (new_phase) {
     last_phase_ = int(p.phase);
     last_source_ = p.source;
+    last_plain_ = 0;
+    if (!listing && p.files_total > 0) {
+      std::fprintf(stderr, "[%d/%d] %s: %lld files to read (%s), %lld unchanged\n", p.source_index, p.source_count,
+                   p.source.c_str(), (long long)p.files_total, HumanBytes(p.bytes_total).c_str(),
+                   (long long)p.files_unchanged);
+    }
+    return;
+  }
+  if (t - last_plain_ >= 10) {
+    std::fprintf(stderr, "%s\n", line);
+    last_plain_ = t;
   }
 }
 

@@ -48,21 +48,19 @@ class JpegHasher final : public HasherBase {
 
  private:
   enum class State : uint8_t {
-    kSoi0,          // want FF
-    kSoi1,          // want D8
-    kBetween,       // between segments: want FF
-    kMarkerCode,    // after FF: more FF (fill) or the marker code
-    kLengthHigh,    // first byte of a segment length
-    kLengthLow,     // second byte of a segment length
-    kPayload,       // segment payload, hashed unless APPn/COM
-    kEntropy,       // entropy-coded data after SOS
-    kEntropyFF,     // entropy data just saw FF: stuffing, RSTn, fill or marker
-    kDone,          // EOI reached; the rest is ignored
+    kSoi0,        // want FF
+    kSoi1,        // want D8
+    kBetween,     // between segments: want FF
+    kMarkerCode,  // after FF: more FF (fill) or the marker code
+    kLengthHigh,  // first byte of a segment length
+    kLengthLow,   // second byte of a segment length
+    kPayload,     // segment payload, hashed unless APPn/COM
+    kEntropy,     // entropy-coded data after SOS
+    kEntropyFF,   // entropy data just saw FF: stuffing, RSTn, fill or marker
+    kDone,        // EOI reached; the rest is ignored
   };
 
-  static bool IsStandalone(uint8_t m) {
-    return m == 0xD8 || (m >= 0xD0 && m <= 0xD7) || m == 0x01;
-  }
+  static bool IsStandalone(uint8_t m) { return m == 0xD8 || (m >= 0xD0 && m <= 0xD7) || m == 0x01; }
   static bool IsSkipped(uint8_t m) { return (m >= 0xE0 && m <= 0xEF) || m == 0xFE; }
 
   void StartMarker(uint8_t m, uint64_t offset);
@@ -76,7 +74,7 @@ class JpegHasher final : public HasherBase {
   uint8_t length_high_ = 0;  // carried over when the length straddles two Update() calls
   bool skip_ = false;        // current segment is APPn/COM
   bool seen_sos_ = false;
-  uint32_t remaining_ = 0;   // payload bytes left in the current segment
+  uint32_t remaining_ = 0;  // payload bytes left in the current segment
   uint64_t marker_offset_ = 0;
 };
 
@@ -84,7 +82,8 @@ void JpegHasher::StartMarker(uint8_t m, uint64_t offset) {
   marker_offset_ = offset;
   if (m == 0xD9) {
     // A stream with no scan has no picture; decoders reject it too.
-    if (!seen_sos_) return Fail(Format("corrupt JPEG: EOI at offset %llu before any scan (SOS)", offset));
+    if (!seen_sos_)
+      return Fail(Format("corrupt JPEG: EOI at offset %llu before any scan (SOS)", offset));
     const uint8_t eoi[2] = {0xFF, 0xD9};
     sha_.Update(eoi, 2);
     state_ = State::kDone;
@@ -163,7 +162,10 @@ void JpegHasher::Update(const uint8_t* data, size_t size) {
           sha_.Update(header, 4);
         }
         remaining_ = length - 2;
-        if (remaining_ == 0) EndSegment(); else state_ = State::kPayload;
+        if (remaining_ == 0)
+          EndSegment();
+        else
+          state_ = State::kPayload;
         break;
       }
       case State::kPayload: {
@@ -244,7 +246,8 @@ void PngHasher::OnChunkHeader(uint64_t offset) {
                           (uint32_t{header_[2]} << 8) | header_[3];
   const uint8_t* type = header_ + 4;
   if (length > 0x7FFFFFFFu) {
-    return Fail(Format("corrupt PNG: chunk length %llu at offset %llu exceeds 2^31-1", length, offset));
+    return Fail(
+        Format("corrupt PNG: chunk length %llu at offset %llu exceeds 2^31-1", length, offset));
   }
   for (int i = 0; i < 4; ++i) {
     const uint8_t c = type[i];
@@ -373,9 +376,12 @@ ContentHashKind DetectContentHashKind(const uint8_t* head, size_t size) {
 
 std::unique_ptr<StructuralHasher> MakeStructuralHasher(ContentHashKind kind) {
   switch (kind) {
-    case ContentHashKind::kJpegSegments: return std::make_unique<JpegHasher>();
-    case ContentHashKind::kPngChunks: return std::make_unique<PngHasher>();
-    case ContentHashKind::kPixels: break;
+    case ContentHashKind::kJpegSegments:
+      return std::make_unique<JpegHasher>();
+    case ContentHashKind::kPngChunks:
+      return std::make_unique<PngHasher>();
+    case ContentHashKind::kPixels:
+      break;
   }
   return nullptr;  // a caller bug: pixels have no structural hasher
 }
@@ -383,9 +389,14 @@ std::unique_ptr<StructuralHasher> MakeStructuralHasher(ContentHashKind kind) {
 Digest CombineContentHash(ContentHashKind kind, int orientation, const Digest& inner) {
   const char* tag = "doppel-content-v1:pixels";
   switch (kind) {
-    case ContentHashKind::kJpegSegments: tag = "doppel-content-v1:jpeg"; break;
-    case ContentHashKind::kPngChunks: tag = "doppel-content-v1:png"; break;
-    case ContentHashKind::kPixels: break;
+    case ContentHashKind::kJpegSegments:
+      tag = "doppel-content-v1:jpeg";
+      break;
+    case ContentHashKind::kPngChunks:
+      tag = "doppel-content-v1:png";
+      break;
+    case ContentHashKind::kPixels:
+      break;
   }
   Sha256 sha;
   sha.Update(tag, std::strlen(tag));

@@ -1,11 +1,10 @@
 #include "metadata/exiv2_reader.h"
 
-#include <exiv2/exiv2.hpp>
-
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <exiv2/exiv2.hpp>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -23,7 +22,10 @@ namespace {
 std::mutex g_xmp_mutex;
 void XmpLock(void* data, bool lock) {
   auto* m = static_cast<std::mutex*>(data);
-  if (lock) m->lock(); else m->unlock();
+  if (lock)
+    m->lock();
+  else
+    m->unlock();
 }
 
 bool IsUtf8(std::string_view s) {
@@ -32,11 +34,21 @@ bool IsUtf8(std::string_view s) {
     const auto c = static_cast<unsigned char>(s[i]);
     size_t n;
     uint32_t cp;
-    if (c < 0x80) { ++i; continue; }
-    if (c >= 0xC2 && c <= 0xDF) { n = 1; cp = c & 0x1F; }
-    else if (c >= 0xE0 && c <= 0xEF) { n = 2; cp = c & 0x0F; }
-    else if (c >= 0xF0 && c <= 0xF4) { n = 3; cp = c & 0x07; }
-    else return false;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    if (c >= 0xC2 && c <= 0xDF) {
+      n = 1;
+      cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      n = 2;
+      cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      n = 3;
+      cp = c & 0x07;
+    } else
+      return false;
     if (i + n >= s.size()) return false;
     for (size_t k = 1; k <= n; ++k) {
       const auto cc = static_cast<unsigned char>(s[i + k]);
@@ -168,7 +180,10 @@ struct Cursor {
   bool Peek(char c) const { return i < s.size() && s[i] == c; }
   bool Accept(const char* set) {
     // strchr would match the terminator for a NUL byte.
-    if (i < s.size() && s[i] != '\0' && std::strchr(set, s[i])) { ++i; return true; }
+    if (i < s.size() && s[i] != '\0' && std::strchr(set, s[i])) {
+      ++i;
+      return true;
+    }
     return false;
   }
   // Exactly `n` digits.
@@ -317,8 +332,8 @@ void ReadCaptureTime(const Exiv2::ExifData& exif, const Exiv2::XmpData& xmp,
   const std::vector<std::string> date = IptcAll(iptc, "Iptc.Application2.DateCreated");
   if (!date.empty()) {
     const std::vector<std::string> time = IptcAll(iptc, "Iptc.Application2.TimeCreated");
-    use("Iptc.Application2.DateCreated", time.empty() ? date.front() : date.front() + "T" + time.front(),
-        nullptr);
+    use("Iptc.Application2.DateCreated",
+        time.empty() ? date.front() : date.front() + "T" + time.front(), nullptr);
   }
 }
 
@@ -353,10 +368,10 @@ void ReadGps(const Exiv2::ExifData& exif, ImageMetadata& md) {
     }
     return r == negative ? -*deg : *deg;
   };
-  std::optional<double> lat = coordinate("Exif.GPSInfo.GPSLatitude", "Exif.GPSInfo.GPSLatitudeRef",
-                                         'N', 'S', 90.0);
-  std::optional<double> lon = coordinate("Exif.GPSInfo.GPSLongitude",
-                                         "Exif.GPSInfo.GPSLongitudeRef", 'E', 'W', 180.0);
+  std::optional<double> lat =
+      coordinate("Exif.GPSInfo.GPSLatitude", "Exif.GPSInfo.GPSLatitudeRef", 'N', 'S', 90.0);
+  std::optional<double> lon =
+      coordinate("Exif.GPSInfo.GPSLongitude", "Exif.GPSInfo.GPSLongitudeRef", 'E', 'W', 180.0);
   // Half a position is no position.
   if (lat && lon) {
     md.gps_latitude = lat;
@@ -369,7 +384,8 @@ void ReadGps(const Exiv2::ExifData& exif, ImageMetadata& md) {
     if (const Exiv2::Exifdatum* d = FindExif(exif, "Exif.GPSInfo.GPSAltitudeRef")) {
       ref = d->value().toLong(0);
     }
-    const double metres = r.second > 0 && r.first >= 0 ? static_cast<double>(r.first) / r.second : -1;
+    const double metres =
+        r.second > 0 && r.first >= 0 ? static_cast<double>(r.first) / r.second : -1;
     // Deepest ocean to well above any aircraft or balloon.
     if (alt->value().ok() && metres >= 0 && metres <= 100000 && (ref == 0 || ref == 1)) {
       md.gps_altitude = ref == 1 ? -metres : metres;
@@ -407,7 +423,8 @@ void Extract(const Exiv2::Image& image, ImageMetadata& md) {
   ReadGps(exif, md);
 
   std::vector<std::string> keywords = XmpItems(xmp, "Xmp.dc.subject");
-  for (std::string& k : IptcAll(iptc, "Iptc.Application2.Keywords")) keywords.push_back(std::move(k));
+  for (std::string& k : IptcAll(iptc, "Iptc.Application2.Keywords"))
+    keywords.push_back(std::move(k));
   for (std::string& k : keywords) {
     if (std::find(md.keywords.begin(), md.keywords.end(), k) == md.keywords.end()) {
       md.keywords.push_back(std::move(k));
