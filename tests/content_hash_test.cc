@@ -2,13 +2,13 @@
 // exiv2 (the metadata tool archives actually use) and restructured by hand.
 #include "imaging/content_hash.h"
 
-#include <exiv2/exiv2.hpp>
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include <vips/vips.h>
 
 #include <cstring>
+#include <exiv2/exiv2.hpp>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -82,7 +82,8 @@ std::vector<uint8_t> Pixels(int w, int h, int seed) {
 Bytes Encode(int w, int h, int seed, const char* format) {
   EnsureVips();
   std::vector<uint8_t> px = Pixels(w, h, seed);
-  VipsImage* img = vips_image_new_from_memory_copy(px.data(), px.size(), w, h, 3, VIPS_FORMAT_UCHAR);
+  VipsImage* img =
+      vips_image_new_from_memory_copy(px.data(), px.size(), w, h, 3, VIPS_FORMAT_UCHAR);
   EXPECT_NE(img, nullptr) << vips_error_buffer();
   if (!img) return {};
   void* buf = nullptr;
@@ -109,7 +110,8 @@ Bytes Decode(const Bytes& file) {
   return out;
 }
 
-Result<Digest> HashChunked(ContentHashKind kind, const Bytes& b, const std::vector<size_t>& chunks) {
+Result<Digest> HashChunked(ContentHashKind kind, const Bytes& b,
+                           const std::vector<size_t>& chunks) {
   std::unique_ptr<StructuralHasher> h = MakeStructuralHasher(kind);
   size_t pos = 0;
   for (size_t n : chunks) {
@@ -179,7 +181,8 @@ void PutBe32(Bytes& out, uint32_t v) {
 }
 
 uint32_t GetBe32(const Bytes& b, size_t at) {
-  return (uint32_t{static_cast<uint8_t>(b[at])} << 24) | (uint32_t{static_cast<uint8_t>(b[at + 1])} << 16) |
+  return (uint32_t{static_cast<uint8_t>(b[at])} << 24) |
+         (uint32_t{static_cast<uint8_t>(b[at + 1])} << 16) |
          (uint32_t{static_cast<uint8_t>(b[at + 2])} << 8) | static_cast<uint8_t>(b[at + 3]);
 }
 
@@ -224,7 +227,8 @@ Bytes RechunkPng(const Bytes& png, size_t piece, const Bytes& extra = {}) {
     }
   }
   Bytes out = kPngSig + before + extra;
-  for (size_t at = 0; at < idat.size(); at += piece) out += PngChunk("IDAT", idat.substr(at, piece));
+  for (size_t at = 0; at < idat.size(); at += piece)
+    out += PngChunk("IDAT", idat.substr(at, piece));
   return out + after;
 }
 
@@ -283,8 +287,8 @@ TEST(JpegContentHash, HashesExactlyTheDocumentedBytes) {
   const Bytes eoi = H({0xFF, 0xD9});
 
   Bytes file = soi + app0 + H({0xFF, 0xFF}) /* fill */ + com + dqt + app1 + sof + dht + sos +
-               scan1 + H({0xFF}) /* fill */ + dht + sos + H({0x78, 0xFF, 0xFF, 0x00}) /* FF FF 00 */ +
-               eoi + "trailing preview bytes";
+               scan1 + H({0xFF}) /* fill */ + dht + sos +
+               H({0x78, 0xFF, 0xFF, 0x00}) /* FF FF 00 */ + eoi + "trailing preview bytes";
   const Bytes expected = soi + dqt + sof + dht + sos + scan1 + dht + sos + scan2 + eoi;
 
   Result<Digest> whole = Hash(ContentHashKind::kJpegSegments, file);
@@ -319,14 +323,16 @@ TEST(JpegContentHash, MalformedStructureIsCorruption) {
        "corrupt JPEG: segment length 1 at offset 2"},
       {"length 0 in APP", H({0xFF, 0xD8, 0xFF, 0xFF, 0xE1, 0x00, 0x00}),
        "corrupt JPEG: segment length 0 at offset 3"},
-      {"no scan", H({0xFF, 0xD8, 0xFF, 0xD9}), "corrupt JPEG: EOI at offset 2 before any scan (SOS)"},
+      {"no scan", H({0xFF, 0xD8, 0xFF, 0xD9}),
+       "corrupt JPEG: EOI at offset 2 before any scan (SOS)"},
       {"no EOI", H({0xFF, 0xD8}) + sos.substr(0, 6), "truncated JPEG: no EOI marker after 8 bytes"},
-      {"cut in length", H({0xFF, 0xD8, 0xFF, 0xDB, 0x00}), "truncated JPEG: no EOI marker after 5 bytes"},
+      {"cut in length", H({0xFF, 0xD8, 0xFF, 0xDB, 0x00}),
+       "truncated JPEG: no EOI marker after 5 bytes"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
-    for (const Result<Digest>& r :
-         {Hash(ContentHashKind::kJpegSegments, c.bytes), HashBytewise(ContentHashKind::kJpegSegments, c.bytes)}) {
+    for (const Result<Digest>& r : {Hash(ContentHashKind::kJpegSegments, c.bytes),
+                                    HashBytewise(ContentHashKind::kJpegSegments, c.bytes)}) {
       ASSERT_FALSE(r.ok());
       EXPECT_EQ(r.status().code(), StatusCode::kCorruption);
       EXPECT_EQ(r.status().message(), c.message);
@@ -418,9 +424,10 @@ TEST(JpegContentHash, EveryTruncationIsCorruption) {
     ASSERT_FALSE(r.ok()) << "prefix of " << n << " bytes";
     ASSERT_EQ(r.status().code(), StatusCode::kCorruption);
   }
-  Result<Digest> r = Hash(ContentHashKind::kJpegSegments, progressive.substr(0, progressive.size() / 2));
-  EXPECT_EQ(r.status().message(),
-            "truncated JPEG: no EOI marker after " + std::to_string(progressive.size() / 2) + " bytes");
+  Result<Digest> r =
+      Hash(ContentHashKind::kJpegSegments, progressive.substr(0, progressive.size() / 2));
+  EXPECT_EQ(r.status().message(), "truncated JPEG: no EOI marker after " +
+                                      std::to_string(progressive.size() / 2) + " bytes");
 }
 
 TEST(PngContentHash, HashesExactlyTheDocumentedBytes) {
@@ -437,9 +444,10 @@ TEST(PngContentHash, HashesExactlyTheDocumentedBytes) {
     PutBe32(out, static_cast<uint32_t>(data.size()));
     return out + data;
   };
-  const Bytes expected = kPngSig + typed("IHDR", ihdr) + typed("PLTE", plte) + typed("tRNS", trns) + "IDAT" +
-                         idat1 + idat2 + typed("IEND", "");
-  for (const Result<Digest>& r : {Hash(ContentHashKind::kPngChunks, file), HashBytewise(ContentHashKind::kPngChunks, file)}) {
+  const Bytes expected = kPngSig + typed("IHDR", ihdr) + typed("PLTE", plte) + typed("tRNS", trns) +
+                         "IDAT" + idat1 + idat2 + typed("IEND", "");
+  for (const Result<Digest>& r :
+       {Hash(ContentHashKind::kPngChunks, file), HashBytewise(ContentHashKind::kPngChunks, file)}) {
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     EXPECT_EQ(*r, Sha256::Of(expected.data(), expected.size()));
   }
@@ -462,17 +470,20 @@ TEST(PngContentHash, MalformedStructureIsCorruption) {
       {"bad signature", "\x89PNG\r\n\x1a\r", "corrupt PNG: bad signature"},
       {"jpeg", H({0xFF, 0xD8, 0xFF}), "corrupt PNG: bad signature"},
       {"IHDR not first", kPngSig + idat + ihdr + iend, "corrupt PNG: first chunk is not IHDR"},
-      {"short IHDR", kPngSig + PngChunk("IHDR", "abc") + idat + iend, "corrupt PNG: IHDR length 3, expected 13"},
-      {"two IHDR", kPngSig + ihdr + ihdr + idat + iend, "corrupt PNG: second IHDR chunk at offset 33"},
+      {"short IHDR", kPngSig + PngChunk("IHDR", "abc") + idat + iend,
+       "corrupt PNG: IHDR length 3, expected 13"},
+      {"two IHDR", kPngSig + ihdr + ihdr + idat + iend,
+       "corrupt PNG: second IHDR chunk at offset 33"},
       {"no IDAT", kPngSig + ihdr + iend, "corrupt PNG: IEND at offset 33 before any IDAT"},
       {"length > 2^31-1", huge, "corrupt PNG: chunk length 2147483648 at offset 33 exceeds 2^31-1"},
-      {"bad type", kPngSig + ihdr + PngChunk("ID T", "x") + iend, "corrupt PNG: invalid chunk type at offset 33"},
+      {"bad type", kPngSig + ihdr + PngChunk("ID T", "x") + iend,
+       "corrupt PNG: invalid chunk type at offset 33"},
       {"no IEND", kPngSig + ihdr + idat, "truncated PNG: no IEND chunk after 46 bytes"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
-    for (const Result<Digest>& r :
-         {Hash(ContentHashKind::kPngChunks, c.bytes), HashBytewise(ContentHashKind::kPngChunks, c.bytes)}) {
+    for (const Result<Digest>& r : {Hash(ContentHashKind::kPngChunks, c.bytes),
+                                    HashBytewise(ContentHashKind::kPngChunks, c.bytes)}) {
       ASSERT_FALSE(r.ok());
       EXPECT_EQ(r.status().code(), StatusCode::kCorruption);
       EXPECT_EQ(r.status().message(), c.message);
@@ -546,12 +557,14 @@ TEST(PngContentHash, EveryTruncationIsCorruption) {
 // chunking must not matter, and a metadata edit must not change the hash.
 TEST(ContentHashRealPhotos, WallpapersHashStably) {
   std::vector<fs::path> photos;
-  for (const char* dir : {"/usr/share/backgrounds", "/usr/share/wallpapers", "/usr/share/images/desktop-base"}) {
+  for (const char* dir :
+       {"/usr/share/backgrounds", "/usr/share/wallpapers", "/usr/share/images/desktop-base"}) {
     std::error_code ec;
-    for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
-         it.increment(ec)) {
+    for (auto it = fs::recursive_directory_iterator(dir, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
       const std::string ext = it->path().extension().string();
-      if (it->is_regular_file(ec) && (ext == ".jpg" || ext == ".png") && it->file_size(ec) < (8 << 20)) {
+      if (it->is_regular_file(ec) && (ext == ".jpg" || ext == ".png") &&
+          it->file_size(ec) < (8 << 20)) {
         photos.push_back(it->path());
       }
     }
@@ -569,7 +582,8 @@ TEST(ContentHashRealPhotos, WallpapersHashStably) {
     Result<Digest> chunked = HashRandomChunks(kind, file, 7);
     ASSERT_TRUE(chunked.ok());
     EXPECT_EQ(*chunked, *whole);
-    const Bytes edited = AddMetadata(file, p.extension().string(), kind == ContentHashKind::kJpegSegments);
+    const Bytes edited =
+        AddMetadata(file, p.extension().string(), kind == ContentHashKind::kJpegSegments);
     ASSERT_NE(FileSha(edited), FileSha(file));
     Result<Digest> after = Hash(kind, edited);
     ASSERT_TRUE(after.ok()) << after.status().ToString();

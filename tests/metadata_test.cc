@@ -1,12 +1,10 @@
 // Metadata read back from real files whose tags were written with exiv2's own
 // writer (the oracle), in every container exiv2 can write.
-#include "metadata/exiv2_reader.h"
-
-#include <exiv2/exiv2.hpp>
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <vips/vips.h>
 
+#include <exiv2/exiv2.hpp>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -16,6 +14,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "metadata/exiv2_reader.h"
 
 namespace doppel {
 namespace {
@@ -61,7 +61,8 @@ void MakePicture(const fs::path& p, int seed) {
   const int w = 48, h = 32;
   std::vector<uint8_t> px(static_cast<size_t>(w) * h * 3);
   for (uint8_t& v : px) v = static_cast<uint8_t>(rng());
-  VipsImage* img = vips_image_new_from_memory_copy(px.data(), px.size(), w, h, 3, VIPS_FORMAT_UCHAR);
+  VipsImage* img =
+      vips_image_new_from_memory_copy(px.data(), px.size(), w, h, 3, VIPS_FORMAT_UCHAR);
   ASSERT_NE(img, nullptr);
   const std::string target = p.string() + "[strip]";
   const int rc = vips_image_write_to_file(img, target.c_str(), nullptr);
@@ -141,8 +142,8 @@ TEST(Exiv2Reader, FullSetInEveryWritableFormat) {
     const char* ext;
     bool iptc;  // exiv2 0.27 writes no IPTC into WebP
   };
-  for (const Format& f : {Format{".jpg", true}, Format{".png", true}, Format{".tif", true},
-                          Format{".webp", false}}) {
+  for (const Format& f :
+       {Format{".jpg", true}, Format{".png", true}, Format{".tif", true}, Format{".webp", false}}) {
     SCOPED_TRACE(f.ext);
     ScratchDir dir;
     const fs::path p = dir / (std::string("full") + f.ext);
@@ -220,8 +221,8 @@ TEST(Exiv2Reader, CaptureTimeFallsBackInOrder) {
        [](Exiv2::Image& img) { img.xmpData()["Xmp.xmp.CreateDate"] = "2010-01-02T03:04+01:00"; },
        "2010-01-02T03:04:00+01:00", "Xmp.xmp.CreateDate", 0},
       {"historic scan, date only",
-       [](Exiv2::Image& img) { img.xmpData()["Xmp.photoshop.DateCreated"] = "1905-05-17"; }, "1905-05-17",
-       "Xmp.photoshop.DateCreated", 0},
+       [](Exiv2::Image& img) { img.xmpData()["Xmp.photoshop.DateCreated"] = "1905-05-17"; },
+       "1905-05-17", "Xmp.photoshop.DateCreated", 0},
       {"iptc date and time",
        [](Exiv2::Image& img) {
          img.iptcData()["Iptc.Application2.DateCreated"] = "2001-02-03";
@@ -229,11 +230,13 @@ TEST(Exiv2Reader, CaptureTimeFallsBackInOrder) {
        },
        "2001-02-03T14:15:16+01:00", "Iptc.Application2.DateCreated", 0},
       {"iptc date only",
-       [](Exiv2::Image& img) { img.iptcData()["Iptc.Application2.DateCreated"] = "2001-02-03"; }, "2001-02-03",
-       "Iptc.Application2.DateCreated", 0},
+       [](Exiv2::Image& img) { img.iptcData()["Iptc.Application2.DateCreated"] = "2001-02-03"; },
+       "2001-02-03", "Iptc.Application2.DateCreated", 0},
       {"impossible day, nothing else",
-       [](Exiv2::Image& img) { img.exifData()["Exif.Photo.DateTimeOriginal"] = "2023:02:29 10:00:00"; }, "", "",
-       1},
+       [](Exiv2::Image& img) {
+         img.exifData()["Exif.Photo.DateTimeOriginal"] = "2023:02:29 10:00:00";
+       },
+       "", "", 1},
       {"bad offset is dropped with a warning",
        [](Exiv2::Image& img) {
          img.exifData()["Exif.Photo.DateTimeOriginal"] = "2020:02:29 10:00:00";
@@ -284,7 +287,9 @@ TEST(Exiv2Reader, TextFieldsFallBackToXmpThenIptc) {
     AddIptc(img.iptcData(), "Iptc.Application2.Keywords", "Markt");
     AddIptc(img.iptcData(), "Iptc.Application2.Keywords", "");
     // Legacy IPTC written as Latin-1: "Straße".
-    AddIptc(img.iptcData(), "Iptc.Application2.Keywords", "Stra\xDF" "e");
+    AddIptc(img.iptcData(), "Iptc.Application2.Keywords",
+            "Stra\xDF"
+            "e");
     img.exifData()["Exif.Image.ImageDescription"] = "Not the title";
   });
   md = ReadMetadataFromFile(iptc_only.string());
@@ -336,7 +341,9 @@ TEST(Exiv2Reader, CorruptFilesGiveWarningsNotCrashes) {
   // Structures exiv2 refuses: a segment length below 2, an Exif block whose
   // TIFF header is garbage, a PNG cut inside IHDR.
   for (const Bytes& bad : {Bytes("\xFF\xD8\xFF\xE1\x00\x01", 6),
-                           Bytes("\xFF\xD8\xFF\xE1\x00\x10" "Exif\0\0MM\0\x2a\xff\xff\xff\xff", 20),
+                           Bytes("\xFF\xD8\xFF\xE1\x00\x10"
+                                 "Exif\0\0MM\0\x2a\xff\xff\xff\xff",
+                                 20),
                            Bytes("\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR", 16)}) {
     md = ReadMetadataFromBuffer(U8(bad), bad.size());
     ASSERT_EQ(md.warnings.size(), 1u);
@@ -353,7 +360,8 @@ TEST(Exiv2Reader, CorruptFilesGiveWarningsNotCrashes) {
   // and whatever comes back is well formed.
   std::mt19937 rng(1);
   std::vector<Bytes> variants;
-  for (size_t n = 0; n < good.size(); n += 1 + good.size() / 300) variants.push_back(good.substr(0, n));
+  for (size_t n = 0; n < good.size(); n += 1 + good.size() / 300)
+    variants.push_back(good.substr(0, n));
   for (int i = 0; i < 300; ++i) {
     Bytes b = good;
     b[rng() % b.size()] = static_cast<char>(rng());

@@ -173,6 +173,9 @@ Status InitVips() {
     vips_cache_set_max(0);       // every file is decoded once: caching only costs memory
     vips_concurrency_set(1);     // doppel parallelises across files, not inside one
     vips_block_untrusted_set(TRUE);  // ImageMagick, PDF, SVG, ... loaders are not for untrusted bytes
+    // libvips 8.14 still flags its JPEG XL loader untrusted because it is
+    // young; libjxl is fuzzed continuously upstream and archives do hold JXL.
+    vips_operation_block_set("VipsForeignLoadJxl", FALSE);
     // The library never prints: libvips' warnings (e.g. "premature end of
     // JPEG") become errors through fail_on, so drop the console copy.
     g_log_set_handler("VIPS", GLogLevelFlags(G_LOG_LEVEL_WARNING | G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO),
