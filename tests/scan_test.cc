@@ -335,3 +335,38 @@ TEST_F(ScanTest, KillNineMidScanThenResume) {
 
 }  // namespace
 }  // namespace doppel
+
+namespace doppel {
+namespace {
+
+// Ctrl-C (SIGINT) stops a scan cleanly: exit 130, the scan is recorded as
+// cancelled, nothing half-done is stored, and the same command resumes.
+TEST_F(ScanTest, CtrlCStopsCleanlyAndTheSameCommandResumes) {
+  const int kFiles = 120;
+  for (int i = 0; i < 4; ++i) MakeImage(tmp_ / ("seed" + std::to_string(i) + ".jpg"), 1600, 1200, i, "[Q=95]");
+  for (int i = 0; i < kFiles; ++i)
+    testing::CopyFile(tmp_ / ("seed" + std::to_string(i % 4) + ".jpg"), root_ / ("p" + std::to_string(i) + ".jpg"));
+  ASSERT_EQ(RunDoppel({"--db", db_, "init"}).exit_code, 0);
+  ASSERT_EQ(RunDoppel({"--db", db_, "source", "add", "dept", root_.string()}).exit_code, 0);
+  int pid = testing::SpawnDoppel({"--db", db_, "scan", "--jobs", "1"});
+  int64_t committed = 0;
+  for (int i = 0; i < 600 && committed < 5; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    committed = CountRows(db_, "SELECT count(*) FROM files WHERE status = 'ok'");
+  }
+  ASSERT_EQ(kill(pid, SIGINT), 0);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 130);
+  const int64_t kept = CountRows(db_, "SELECT count(*) FROM files");
+  EXPECT_LT(kept, kFiles);
+  EXPECT_EQ(CountRows(db_, "SELECT count(*) FROM files WHERE status != 'ok'"), 0);  // no cancelled file recorded as an error
+  EXPECT_EQ(QueryText(db_, "SELECT status FROM scans ORDER BY id DESC LIMIT 1"), "cancelled");
+  auto r = RunDoppel({"--db", db_, "scan"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(CountRows(db_, "SELECT count(*) FROM files WHERE status = 'ok'"), kFiles);
+}
+
+}  // namespace
+}  // namespace doppel
