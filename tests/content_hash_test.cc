@@ -3,6 +3,8 @@
 #include "imaging/content_hash.h"
 
 #include <gtest/gtest.h>
+
+#include "test_util.h"
 #include <stdlib.h>
 #include <unistd.h>
 #include <vips/vips.h>
@@ -29,32 +31,10 @@ using Bytes = std::string;
 
 const uint8_t* U8(const Bytes& b) { return reinterpret_cast<const uint8_t*>(b.data()); }
 
-class ScratchDir {
- public:
-  ScratchDir() {
-    std::string tmpl = (fs::temp_directory_path() / "doppel-content-hash-XXXXXX").string();
-    if (!mkdtemp(tmpl.data())) ADD_FAILURE() << "mkdtemp failed";
-    path_ = tmpl;
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  fs::path path_;
-};
-
-Bytes Slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return Bytes(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-void Spit(const fs::path& p, const Bytes& b) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out.write(b.data(), static_cast<std::streamsize>(b.size()));
-}
+// The shared helpers of tests/test_util.h, under this file's names.
+using ScratchDir = ::doppel::testing::TempDir;
+Bytes Slurp(const fs::path& p) { return ::doppel::testing::ReadFile(p); }
+void Spit(const fs::path& p, const Bytes& b) { ::doppel::testing::WriteFile(p, b); }
 
 void EnsureVips() {
   static const bool ok = VIPS_INIT("doppel_tests") == 0;

@@ -297,22 +297,31 @@ int64_t CountRows(const std::string& db_path, const char* sql) {
   return n;
 }
 
+// Registers root_ holding `files` JPEGs (a few distinct pictures copied to
+// many paths: the scan reads every path), starts `doppel scan --jobs 1` in the
+// background and returns its pid once at least `min_committed` files are
+// committed (0 if that never happened).
+int StartSlowScan(const fs::path& tmp, const fs::path& root, const std::string& db, int files, int min_committed) {
+  for (int i = 0; i < 4; ++i) MakeImage(tmp / ("seed" + std::to_string(i) + ".jpg"), 1600, 1200, i, "[Q=95]");
+  for (int i = 0; i < files; ++i)
+    testing::CopyFile(tmp / ("seed" + std::to_string(i % 4) + ".jpg"), root / ("p" + std::to_string(i) + ".jpg"));
+  if (RunDoppel({"--db", db, "init"}).exit_code != 0) return 0;
+  if (RunDoppel({"--db", db, "source", "add", "dept", root.string()}).exit_code != 0) return 0;
+  int pid = testing::SpawnDoppel({"--db", db, "scan", "--jobs", "1"});
+  for (int i = 0; i < 600; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (CountRows(db, "SELECT count(*) FROM files WHERE status = 'ok'") >= min_committed) return pid;
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  return 0;
+}
+
 TEST_F(ScanTest, KillNineMidScanThenResume) {
   const int kFiles = 120;
-  // A few distinct pictures copied to many paths: the scan reads every path.
-  for (int i = 0; i < 4; ++i) MakeImage(tmp_ / ("seed" + std::to_string(i) + ".jpg"), 1600, 1200, i, "[Q=95]");
-  for (int i = 0; i < kFiles; ++i)
-    testing::CopyFile(tmp_ / ("seed" + std::to_string(i % 4) + ".jpg"), root_ / ("p" + std::to_string(i) + ".jpg"));
-  ASSERT_EQ(RunDoppel({"--db", db_, "init"}).exit_code, 0);
-  ASSERT_EQ(RunDoppel({"--db", db_, "source", "add", "dept", root_.string()}).exit_code, 0);
-  int pid = testing::SpawnDoppel({"--db", db_, "scan", "--jobs", "1"});
-  // Wait until part of the work is committed, then kill without warning.
-  int64_t committed = 0;
-  for (int i = 0; i < 600 && committed < 10; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    committed = CountRows(db_, "SELECT count(*) FROM files WHERE status = 'ok'");
-  }
-  ASSERT_GE(committed, 10) << "scan never committed anything";
+  // Kill without warning once part of the work is committed.
+  int pid = StartSlowScan(tmp_.path(), root_, db_, kFiles, 10);
+  ASSERT_NE(pid, 0) << "scan never committed anything";
   ASSERT_EQ(kill(pid, SIGKILL), 0);
   int status = 0;
   waitpid(pid, &status, 0);
@@ -343,17 +352,8 @@ namespace {
 // cancelled, nothing half-done is stored, and the same command resumes.
 TEST_F(ScanTest, CtrlCStopsCleanlyAndTheSameCommandResumes) {
   const int kFiles = 120;
-  for (int i = 0; i < 4; ++i) MakeImage(tmp_ / ("seed" + std::to_string(i) + ".jpg"), 1600, 1200, i, "[Q=95]");
-  for (int i = 0; i < kFiles; ++i)
-    testing::CopyFile(tmp_ / ("seed" + std::to_string(i % 4) + ".jpg"), root_ / ("p" + std::to_string(i) + ".jpg"));
-  ASSERT_EQ(RunDoppel({"--db", db_, "init"}).exit_code, 0);
-  ASSERT_EQ(RunDoppel({"--db", db_, "source", "add", "dept", root_.string()}).exit_code, 0);
-  int pid = testing::SpawnDoppel({"--db", db_, "scan", "--jobs", "1"});
-  int64_t committed = 0;
-  for (int i = 0; i < 600 && committed < 5; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    committed = CountRows(db_, "SELECT count(*) FROM files WHERE status = 'ok'");
-  }
+  int pid = StartSlowScan(tmp_.path(), root_, db_, kFiles, 5);
+  ASSERT_NE(pid, 0) << "scan never committed anything";
   ASSERT_EQ(kill(pid, SIGINT), 0);
   int status = 0;
   waitpid(pid, &status, 0);
