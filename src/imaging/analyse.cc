@@ -104,7 +104,7 @@ Result<ImageRecord> AnalyseFile(const std::string& path, const AnalyseOptions& o
   // O_NONBLOCK: a FIFO named like an image must not hang the scan.
   f.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (f.fd < 0) {
-    if (errno == ENOENT) return NotFound("file vanished before it could be read");
+    if (errno == ENOENT) return NotFound("no such file (moved or deleted before it could be read)");
     return Errno("cannot open");
   }
   struct stat before {};
