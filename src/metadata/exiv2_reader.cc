@@ -1,5 +1,7 @@
 #include "metadata/exiv2_reader.h"
 
+#include "util/paths.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -28,48 +30,12 @@ void XmpLock(void* data, bool lock) {
     m->unlock();
 }
 
-bool IsUtf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    size_t n;
-    uint32_t cp;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    if (c >= 0xC2 && c <= 0xDF) {
-      n = 1;
-      cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      n = 2;
-      cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      n = 3;
-      cp = c & 0x07;
-    } else
-      return false;
-    if (i + n >= s.size()) return false;
-    for (size_t k = 1; k <= n; ++k) {
-      const auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    // Overlong forms, UTF-16 surrogates and values past U+10FFFF.
-    if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF ||
-        (cp >= 0xD800 && cp <= 0xDFFF)) {
-      return false;
-    }
-    i += n + 1;
-  }
-  return true;
-}
 
 // Exif ASCII and legacy IPTC text are often Latin-1 (or Windows-1252); the
 // catalogue and JSON output need valid UTF-8, so bytes that are not UTF-8 are
 // read as Latin-1, which maps every byte to a character.
 std::string ToUtf8(std::string s) {
-  if (IsUtf8(s)) return s;
+  if (IsValidUtf8(s)) return s;
   std::string out;
   out.reserve(s.size() * 2);
   for (const char ch : s) {

@@ -7,7 +7,7 @@ namespace doppel {
 namespace {
 
 // Length of the valid UTF-8 sequence at s[i], or 0 if invalid.
-size_t Utf8SeqLen(const std::string& s, size_t i) {
+size_t Utf8SeqLen(std::string_view s, size_t i) {
   auto c = static_cast<unsigned char>(s[i]);
   size_t n;
   uint32_t cp;
@@ -30,6 +30,15 @@ size_t Utf8SeqLen(const std::string& s, size_t i) {
 }
 
 }  // namespace
+
+bool IsValidUtf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const size_t n = Utf8SeqLen(s, i);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
 
 std::string DisplayPath(const std::string& raw) {
   std::string out;

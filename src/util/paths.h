@@ -2,12 +2,17 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 namespace doppel {
 
 // Printable, valid UTF-8 form of a raw path: valid UTF-8 passes through,
 // invalid bytes and control characters become \xNN. Backslash becomes \\.
 std::string DisplayPath(const std::string& raw);
+
+// True if `s` is well-formed UTF-8 (no overlong forms, surrogates or values
+// past U+10FFFF).
+bool IsValidUtf8(std::string_view s);
 
 // Joins a folder and a relative path with one '/'.
 std::string JoinPath(const std::string& dir, const std::string& rel);
