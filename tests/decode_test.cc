@@ -220,6 +220,28 @@ TEST_F(DecodeTest, MultiPageTiffHashesPageOneAndCountsPages) {
   EXPECT_EQ(HammingDistance(r->fingerprints.pdq.hash, Hash("p1.png")), 0);
 }
 
+// Damage inside the entropy-coded data is only a libjpeg warning: libvips
+// fills the rest with grey. doppel refuses such files, but accepts the
+// harmless warnings real cameras and editors trigger.
+TEST_F(DecodeTest, DamagedJpegDataIsRefusedHarmlessWarningsAreNot) {
+  ASSERT_TRUE(Derive("good.jpg", Same, "[Q=90,strip]"));
+  const std::string good = ReadFile(dir_ / "good.jpg");
+  std::string damaged = good;
+  for (size_t i = good.size() / 2; i < good.size() / 2 + 2048; ++i) damaged[i] = char(0xFF);
+  testing::WriteFile(dir_ / "damaged.jpg", damaged);
+  auto d = Analyse("damaged.jpg");
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ(d.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(d.status().message().find("damaged image data"), std::string::npos) << d.status().message();
+
+  // Two stray bytes before EOI: libjpeg warns "extraneous bytes before marker".
+  std::string stray = good.substr(0, good.size() - 2) + std::string("\x12\x34\xFF\xD9", 4);
+  testing::WriteFile(dir_ / "stray.jpg", stray);
+  auto s = Analyse("stray.jpg");
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(HammingDistance(s->fingerprints.pdq.hash, Hash("good.jpg")), 0);
+}
+
 TEST_F(DecodeTest, PixelLimitRefusesDecompressionBombs) {
   AnalyseOptions o;
   o.max_pixels = 900 * 600 - 1;

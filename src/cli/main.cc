@@ -71,6 +71,8 @@ Result<std::unique_ptr<Catalogue>> Open(const Globals& g, bool create = false) {
 }
 
 std::string Hex(const Digest& d) { return DigestHex(d); }
+// Unknown dimensions (files that could not be read) print as empty cells.
+std::string Dimension(int v) { return v > 0 ? std::to_string(v) : ""; }
 
 json MetadataJson(const ImageMetadata& m) {
   json j = json::object();
@@ -447,8 +449,8 @@ int CmdFiles(const Globals& g, const std::string& status, const std::string& sou
     std::cout << CsvRow({"id", "source", "path", "size", "status", "error_kind", "error", "format", "width", "height", "capture_time"});
     for (const auto& f : *files)
       std::cout << CsvRow({std::to_string(f.id), f.source, DisplayPath(f.path), std::to_string(f.size),
-                           FileStatusName(f.status), f.error_kind, f.error, f.format, std::to_string(f.width),
-                           std::to_string(f.height), f.capture_time});
+                           FileStatusName(f.status), f.error_kind, f.error, f.format, Dimension(f.width),
+                           Dimension(f.height), f.capture_time});
   } else {
     std::vector<std::vector<std::string>> rows{{"SOURCE", "PATH", "STATUS", "SIZE", "DETAIL"}};
     for (const auto& f : *files)

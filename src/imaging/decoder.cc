@@ -160,6 +160,37 @@ Result<VipsRef> ToDisplayRgb(VipsImage* raw) {
   return cur;
 }
 
+// libvips reports damage inside a JPEG's entropy-coded data only as
+// warnings (fail_on=truncated lets them through, fail_on=warning also rejects
+// harmless ones such as "extraneous bytes before marker"). Decoding runs in
+// the calling thread, so each decode collects its own warnings here and
+// rejects the file on the ones that mean the picture is damaged.
+thread_local std::vector<std::string>* t_warnings = nullptr;
+
+struct DecodeWarnings {
+  std::vector<std::string> list;
+  DecodeWarnings() { t_warnings = &list; }
+  ~DecodeWarnings() { t_warnings = nullptr; }
+  DecodeWarnings(const DecodeWarnings&) = delete;
+  DecodeWarnings& operator=(const DecodeWarnings&) = delete;
+
+  // The first warning that means lost or garbled picture data, if any.
+  const std::string* Damage() const {
+    static const char* const kDamage[] = {
+        "premature end of data segment",  // libjpeg JWRN_HIT_MARKER
+        "bad Huffman code",               // JWRN_HUFF_BAD_CODE
+        "bad arithmetic code",            // JWRN_ARITH_BAD_CODE
+        "instead of RST",                 // JWRN_MUST_RESYNC
+        "Premature end of JPEG file",     // JWRN_JPEG_EOF
+        "Inconsistent progression",       // JWRN_BOGUS_PROGRESSION
+    };
+    for (const auto& w : list)
+      for (const char* d : kDamage)
+        if (w.find(d) != std::string::npos) return &w;
+    return nullptr;
+  }
+};
+
 }  // namespace
 
 Status InitVips() {
@@ -176,10 +207,13 @@ Status InitVips() {
     // libvips 8.14 still flags its JPEG XL loader untrusted because it is
     // young; libjxl is fuzzed continuously upstream and archives do hold JXL.
     vips_operation_block_set("VipsForeignLoadJxl", FALSE);
-    // The library never prints: libvips' warnings (e.g. "premature end of
-    // JPEG") become errors through fail_on, so drop the console copy.
+    // The library never prints: libvips' warnings go to the decoding
+    // thread's collector instead of the console (see DecodeWarnings).
     g_log_set_handler("VIPS", GLogLevelFlags(G_LOG_LEVEL_WARNING | G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO),
-                      [](const gchar*, GLogLevelFlags, const gchar*, gpointer) {}, nullptr);
+                      [](const gchar*, GLogLevelFlags, const gchar* message, gpointer) {
+                        if (t_warnings && message && t_warnings->size() < 16) t_warnings->emplace_back(message);
+                      },
+                      nullptr);
   });
   return status;
 }
@@ -210,7 +244,27 @@ void ApplyOrientation(std::vector<float>& px, int& w, int& h, int orientation) {
   h = oh;
 }
 
+namespace {
+Result<DecodedImage> DecodeUnchecked(const DecodeInput& in);
+}  // namespace
+
 Result<DecodedImage> DecodeForPdq(const DecodeInput& in) {
+  DecodeWarnings warnings;
+  // Every libvips object of the decode is released inside: some loaders
+  // report what went wrong only when they are closed.
+  Result<DecodedImage> out = DecodeUnchecked(in);
+  if (!out.ok()) return out;
+  if (const std::string* damage = warnings.Damage()) {
+    std::string what = *damage;
+    if (what.rfind("VipsJpeg: ", 0) == 0) what = what.substr(10);
+    while (!what.empty() && (what.back() == '\n' || what.back() == ' ')) what.pop_back();
+    return Corruption("damaged image data: " + what);
+  }
+  return out;
+}
+
+namespace {
+Result<DecodedImage> DecodeUnchecked(const DecodeInput& in) {
   const char* loader = in.data ? vips_foreign_find_load_buffer(in.data, in.size)
                                : vips_foreign_find_load(in.path.c_str());
   const char* format = FormatOfLoader(loader);
@@ -313,5 +367,7 @@ Result<DecodedImage> DecodeForPdq(const DecodeInput& in) {
   out.luma_height = lh;
   return out;
 }
+
+}  // namespace
 
 }  // namespace doppel
