@@ -130,3 +130,29 @@ TEST(Cli, ScanStatsExactAndFilesOutputs) {
 
 }  // namespace
 }  // namespace doppel
+
+namespace doppel {
+namespace {
+
+TEST(Cli, MatchHashesPrintsPairsWithIdsAndSkipsBadLines) {
+  TempDir tmp;
+  const std::string a = "d8f8f0cee0f4a84f0637022a078f67f0b36e2ed596621e1d33e6339c4e9c9b22";
+  std::string b = a;
+  b[63] = '3';  // 1 bit away (2 -> 3)
+  std::string c = a;
+  for (int i = 0; i < 16; ++i) c[i] = c[i] == '0' ? 'f' : '0';  // far away
+  testing::WriteFile(tmp / "list.txt", "# a comment\n" + a + ",orig\n" + c + "\nnot-a-hash\n" + b + ",copy, with comma\n");
+  auto r = RunDoppel({"match-hashes", (tmp / "list.txt").string(), "--radius", "4"});
+  EXPECT_EQ(r.exit_code, 3);  // one line skipped
+  EXPECT_EQ(r.out, "orig,\"copy, with comma\",1\n");
+  EXPECT_NE(r.err.find("list.txt:4: not a PDQ hash"), std::string::npos) << r.err;
+  for (const char* method : {"mih", "brute"}) {
+    auto m = RunDoppel({"match-hashes", (tmp / "list.txt").string(), "-r", "4", "--method", method});
+    EXPECT_EQ(m.out, r.out) << method;
+  }
+  auto none = RunDoppel({"match-hashes", (tmp / "absent.txt").string()});
+  EXPECT_EQ(none.exit_code, 1);
+}
+
+}  // namespace
+}  // namespace doppel

@@ -7,7 +7,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <string_view>
+#include <tuple>
 #include <condition_variable>
 #include <cstdio>
 #include <iostream>
@@ -19,6 +25,7 @@
 #include "cli/progress.h"
 #include "doppel/catalogue.h"
 #include "doppel/fingerprint.h"
+#include "doppel/index.h"
 #include "doppel/scan.h"
 #include "doppel_version.h"
 #include "util/paths.h"
@@ -463,6 +470,94 @@ int CmdFiles(const Globals& g, const std::string& status, const std::string& sou
   return kExitOk;
 }
 
+// ---------------------------------------------------------------- match-hashes
+
+// Reads one hash per line: HEX, HEX,ID, or the PDQ tool's HEX,QUALITY,FILE.
+// Returns false (after a message) if the file cannot be read at all.
+bool ReadHashList(const std::string& path, std::vector<PdqHash>& hashes, std::vector<std::string>& ids,
+                  int& bad_lines) {
+  FILE* f = path == "-" ? stdin : std::fopen(path.c_str(), "rb");
+  if (!f) {
+    std::fprintf(stderr, "doppel: cannot open hash list %s: %s\n", DisplayPath(path).c_str(), std::strerror(errno));
+    return false;
+  }
+  char* line = nullptr;
+  size_t cap = 0;
+  ssize_t len;
+  long lineno = 0;
+  while ((len = getline(&line, &cap, f)) >= 0) {
+    ++lineno;
+    std::string_view v(line, size_t(len));
+    while (!v.empty() && (v.back() == '\n' || v.back() == '\r' || v.back() == ' ')) v.remove_suffix(1);
+    if (v.empty() || v.front() == '#') continue;
+    auto hash = PdqHash::FromHex(v.substr(0, std::min<size_t>(64, v.size())));
+    if (!hash || (v.size() > 64 && v[64] != ',')) {
+      if (++bad_lines <= 10)
+        std::fprintf(stderr, "doppel: %s:%ld: not a PDQ hash (64 hex digits, optionally ,ID); line skipped\n",
+                     DisplayPath(path).c_str(), lineno);
+      continue;
+    }
+    std::string id = v.size() > 65 ? std::string(v.substr(65)) : std::to_string(lineno);
+    // The PDQ tool's own output (HEX,QUALITY,FILE): the file is the id.
+    if (auto comma = id.find(','); comma != std::string::npos && comma <= 3 &&
+                                   id.find_first_not_of("0123456789") == comma)
+      id = id.substr(comma + 1);
+    hashes.push_back(*hash);
+    ids.push_back(std::move(id));
+  }
+  std::free(line);
+  if (f != stdin) std::fclose(f);
+  return true;
+}
+
+int CmdMatchHashes(const std::string& path, int radius, const std::string& method, int jobs, bool stats) {
+  using Clock = std::chrono::steady_clock;
+  auto t0 = Clock::now();
+  std::vector<PdqHash> hashes;
+  std::vector<std::string> ids;
+  int bad = 0;
+  if (!ReadHashList(path, hashes, ids, bad)) return kExitFailure;
+  if (bad > 10) std::fprintf(stderr, "doppel: ... %d malformed lines in all, skipped\n", bad);
+  auto t1 = Clock::now();
+  PdqIndex index;
+  index.Build(std::move(hashes));
+  auto t2 = Clock::now();
+  struct Pair {
+    uint32_t a, b;
+    int d;
+  };
+  std::vector<Pair> pairs;
+  const auto m = method == "mih" ? PdqIndex::Method::kMultiIndex
+                 : method == "brute" ? PdqIndex::Method::kBruteForce : PdqIndex::Method::kAuto;
+  if (jobs <= 0) jobs = int(std::max(1u, std::thread::hardware_concurrency()));
+  index.SelfJoin(radius, jobs, [&](uint32_t a, uint32_t b, int d) { pairs.push_back({a, b, d}); }, m);
+  auto t3 = Clock::now();
+  std::sort(pairs.begin(), pairs.end(), [](const Pair& x, const Pair& y) { return std::tie(x.a, x.b) < std::tie(y.a, y.b); });
+  std::string out;
+  out.reserve(1 << 20);
+  for (const Pair& p : pairs) {
+    out += CsvField(ids[p.a]);
+    out += ',';
+    out += CsvField(ids[p.b]);
+    out += ',';
+    out += std::to_string(p.d);
+    out += '\n';
+    if (out.size() > (1 << 20)) {
+      std::fwrite(out.data(), 1, out.size(), stdout);
+      out.clear();
+    }
+  }
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  if (stats) {
+    auto secs = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
+    std::fprintf(stderr, "match-hashes: %zu hashes, %zu pairs within %d; read %.2f s, index %.2f s, join %.2f s; "
+                         "index %.1f MB (%.0f bytes/hash)\n",
+                 index.size(), pairs.size(), radius, secs(t0, t1), secs(t1, t2), secs(t2, t3),
+                 index.MemoryBytes() / 1e6, index.size() ? double(index.MemoryBytes()) / double(index.size()) : 0.0);
+  }
+  return bad ? kExitPartial : kExitOk;
+}
+
 const char* kMainFooter = R"(Examples:
   doppel init                                   create doppel.db here
   doppel source add urbanisme /srv/urbanisme --priority 10
@@ -555,6 +650,22 @@ int Main(int argc, char** argv) {
   files->add_option("--limit", limit, "at most this many rows");
   files->footer("Examples:\n  doppel files --status error\n  doppel files --source apur --format csv > apur.csv");
 
+  auto* mh = app.add_subcommand("match-hashes", "every pair of PDQ hashes within a radius, from a hash list");
+  std::string mh_file, mh_method = "auto";
+  int radius = 31;
+  bool mh_stats = false;
+  mh->add_option("FILE", mh_file, "one PDQ hash per line: HEX, HEX,ID or HEX,QUALITY,FILE ('-' = stdin)")->required();
+  mh->add_option("-r,--radius", radius, "Hamming radius (default 31, PDQ's published threshold)")
+      ->check(CLI::Range(0, 256));
+  mh->add_option("--method", mh_method, "auto (default), mih (multi-index hashing) or brute (SIMD scan)")
+      ->check(CLI::IsMember({"auto", "mih", "brute"}));
+  mh->add_option("-j,--jobs", jobs, "threads (default: one per core)")->check(CLI::Range(0, 256));
+  mh->add_flag("--stats", mh_stats, "print timings and index memory to stderr");
+  mh->footer(
+      "Output: ID_A,ID_B,DISTANCE per pair (IDs are the ,ID column, or line numbers), in input order.\n\n"
+      "Examples:\n  doppel match-hashes hashes.txt --radius 31 > pairs.csv\n"
+      "  doppel hash photos/*.jpg | doppel match-hashes - --radius 20");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -576,6 +687,7 @@ int Main(int argc, char** argv) {
   if (*stats) return CmdStats(g, json_out);
   if (*exact) return CmdExact(g, format, kind, limit);
   if (*files) return CmdFiles(g, status, fsource, format, limit);
+  if (*mh) return CmdMatchHashes(mh_file, radius, mh_method, jobs, mh_stats);
   return kExitUsage;
 }
 
