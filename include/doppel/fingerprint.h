@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "doppel/pdq.h"
+#include "doppel/signature.h"
 #include "doppel/status.h"
 
 namespace doppel {
@@ -62,6 +63,7 @@ struct Fingerprints {
   ContentHashKind content_kind = ContentHashKind::kPixels;
   PdqResult pdq;          // of the oriented, flattened sRGB picture
   int pdq_pipeline = kPdqPipelineVersion;
+  Signature signature;    // thumbnail and borders, for the matcher's finer check
 };
 
 struct ImageRecord {

@@ -1,0 +1,113 @@
+// Finding copies across Sources: exact, same picture with other metadata,
+// near copies, and "similar" pictures for a person to review; grouping them
+// into clusters that never chain. docs/matching.md explains every rule.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "doppel/fingerprint.h"
+#include "doppel/status.h"
+
+namespace doppel {
+
+class Catalogue;
+
+enum class MatchKind : uint8_t {
+  kExact = 0,     // same SHA-256: the same file
+  kMetadata = 1,  // same content hash: same picture, other metadata
+  kNear = 2,      // PDQ within the threshold and the finer check agrees
+  kSimilar = 3,   // for review only, never merged automatically
+};
+const char* MatchKindName(MatchKind k);  // "exact", "metadata", "near", "similar"
+std::optional<MatchKind> ParseMatchKind(std::string_view s);
+inline bool IsAutomatic(MatchKind k) { return k != MatchKind::kSimilar; }
+
+// What the matcher knows of one catalogued image.
+struct MatchInput {
+  int64_t file_id = 0;
+  int source_priority = 0;
+  Fingerprints fingerprints;  // hashes, PDQ with variants, signature
+  ImageInfo info;
+  ImageMetadata metadata;
+  int64_t file_size = 0;
+};
+
+// One relation between two files, with its evidence.
+struct Match {
+  int64_t file_a = 0, file_b = 0;  // file_a < file_b
+  MatchKind kind = MatchKind::kSimilar;
+  int distance = 0;            // PDQ bits between the best-aligned hashes
+  std::string transform;       // "original", "rotate90", ..., "inside borders"
+  double correlation = 0;      // the finer check: thumbnail correlation, -1..1
+  std::string reason;          // in plain words
+};
+
+struct MatchOptions {
+  int threshold = 31;            // PDQ bits for a near copy (PDQ's published threshold)
+  int min_quality = 50;          // below, a PDQ agreement alone is only "similar"
+  double min_correlation = 0.90; // the finer check for near copies
+  bool dihedral = true;          // also match rotated and mirrored copies
+  int similar_radius = 63;       // visually close pairs kept for review
+  double similar_correlation = 0.75;
+  int similar_seconds = 120;     // same camera, taken this close in time: "similar"
+};
+
+// The verdict on one pair, from their records (no catalogue needed); nullopt
+// when they are unrelated. Used by the matcher and by `doppel explain`.
+std::optional<Match> Compare(const MatchInput& a, const MatchInput& b, const MatchOptions& options);
+
+// A full explanation for people: every measurement and the verdict.
+struct Explanation {
+  std::optional<Match> match;
+  std::vector<std::string> lines;  // "PDQ distance 12 bits (threshold 31)" ...
+  std::string verdict;             // one sentence
+};
+Explanation Explain(const MatchInput& a, const MatchInput& b, const MatchOptions& options);
+
+struct ClusterMember {
+  int64_t file_id = 0;
+  bool master = false;
+  MatchKind relation = MatchKind::kExact;  // to the master (ignored for the master)
+  int distance = 0;
+};
+struct Cluster {
+  int64_t id = 0;
+  int64_t master_file_id = 0;
+  std::vector<ClusterMember> members;  // master first
+};
+
+// Orders files by how fit they are to be a cluster's master candidate:
+// source priority, then more pixels, deeper samples, lossless formats,
+// larger files, earlier capture, lower id. True if a ranks before b.
+bool RanksBefore(const MatchInput& a, const MatchInput& b);
+
+// Groups files linked by automatic matches into clusters with no chaining:
+// every member matches the cluster's master directly. Deterministic.
+std::vector<Cluster> BuildClusters(const std::vector<MatchInput>& files, const std::vector<Match>& matches);
+
+struct MatchRunOptions {
+  MatchOptions match;
+  int jobs = 0;
+  bool rematch_all = false;  // forget earlier results and compare everything again
+  std::function<void(const std::string& phase, int64_t done, int64_t total)> progress;
+  const std::atomic<bool>* cancel = nullptr;
+};
+
+struct MatchSummary {
+  int64_t files = 0, new_files = 0;
+  int64_t pairs[4] = {0, 0, 0, 0};  // by MatchKind, found in this run
+  int64_t clusters = 0, clustered_files = 0;
+  double seconds = 0;
+};
+
+// Matches files not matched before against everything in the catalogue,
+// stores the pairs, and rebuilds the clusters (stable ids).
+Result<MatchSummary> MatchCatalogue(Catalogue& catalogue, const MatchRunOptions& options);
+
+}  // namespace doppel
