@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "doppel/fingerprint.h"
+#include "doppel/match.h"
 #include "doppel/status.h"
 
 namespace doppel {
@@ -36,6 +37,7 @@ struct FileState {
   int64_t size = 0;
   int64_t mtime_ns = 0;
   FileStatus status = FileStatus::kOk;
+  bool stale = false;  // fingerprinted by an older doppel: missing newer fingerprints
 };
 
 // The outcome of reading one file during a scan.
@@ -152,6 +154,21 @@ class Catalogue {
                                                    const std::string& source, int limit) = 0;
   // Full record of one file by id (fingerprints and metadata), if status ok.
   virtual Result<ImageRecord> GetRecord(int64_t file_id) = 0;
+
+  // --- Matching (docs/matching.md) ---
+  // Every fingerprinted (status ok) file with what the matcher needs.
+  virtual Result<std::vector<MatchInput>> LoadMatchInputs() = 0;
+  // Stores pairs found by a match run and marks `now_matched` files as
+  // compared. With `forget_previous`, earlier pairs and marks are dropped first.
+  virtual Status SaveMatches(const std::vector<Match>& found, const std::vector<int64_t>& now_matched,
+                             bool forget_previous) = 0;
+  // Every stored pair whose two files are still fingerprinted.
+  virtual Result<std::vector<Match>> LoadMatches() = 0;
+  // Replaces the clusters. Ids are stable: a cluster whose master was the
+  // master of a stored cluster keeps that cluster's id; new ones get new ids.
+  // Sets each Cluster::id.
+  virtual Status SaveClusters(std::vector<Cluster>& clusters) = 0;
+  virtual Result<std::vector<Cluster>> LoadClusters() = 0;
 };
 
 struct CatalogueOptions {

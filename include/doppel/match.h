@@ -31,11 +31,14 @@ inline bool IsAutomatic(MatchKind k) { return k != MatchKind::kSimilar; }
 // What the matcher knows of one catalogued image.
 struct MatchInput {
   int64_t file_id = 0;
+  std::string source;  // name
+  std::string path;    // relative to the source root, raw bytes
   int source_priority = 0;
   Fingerprints fingerprints;  // hashes, PDQ with variants, signature
   ImageInfo info;
   ImageMetadata metadata;
   int64_t file_size = 0;
+  bool already_matched = false;  // compared by an earlier `doppel match`
 };
 
 // One relation between two files, with its evidence.
@@ -52,6 +55,7 @@ struct MatchOptions {
   int threshold = 31;            // PDQ bits for a near copy (PDQ's published threshold)
   int min_quality = 50;          // below, a PDQ agreement alone is only "similar"
   double min_correlation = 0.90; // the finer check for near copies
+  double min_hue_agreement = 0.5; // colour pictures whose hues disagree are other editions
   bool dihedral = true;          // also match rotated and mirrored copies
   int similar_radius = 63;       // visually close pairs kept for review
   double similar_correlation = 0.75;

@@ -16,8 +16,15 @@ inline constexpr int kThumbSide = 32;
 inline constexpr int kSignatureVersion = 1;
 
 struct Signature {
+  // PDQ of the picture resampled by area averages instead of the reference's
+  // nearest-neighbour samples: free of aliasing, so a resized copy lands
+  // closer to its original. Used for matching only, never exchanged.
+  PdqResult smooth;
   // Luminance thumbnail of the oriented picture (area averages), row-major.
   std::array<uint8_t, kThumbSide * kThumbSide> thumb{};
+  // Mean chroma (Cb, Cr) of a 4 x 4 grid, for telling a recoloured edition
+  // from a copy; all zero for grey pictures.
+  std::array<int8_t, 32> chroma{};
   // Uniform borders (letterbox, scanner bed, passe-partout) found around the
   // picture, as fractions of the width/height; all 0 when there are none.
   float trim_left = 0, trim_top = 0, trim_right = 0, trim_bottom = 0;
@@ -27,8 +34,16 @@ struct Signature {
   bool has_borders() const { return trimmed.has_value(); }
 };
 
-// From a row-major luminance image (the grid PDQ hashed, oriented).
-Signature ComputeSignature(const float* luma, int width, int height);
+// From the oriented luminance grid PDQ hashed, the same grid by area
+// averages (`smooth`, same size) and the 4 x 4 chroma grid.
+Signature ComputeSignature(const float* luma, const float* smooth, int width, int height,
+                           const std::array<float, 32>& chroma);
+
+// How consistently two pictures' colours point the same way, cell by cell:
+// the magnitude-weighted mean cosine between their chroma vectors (1 = same
+// hues; a recoloured edition goes towards -1). nullopt when either picture
+// is (nearly) grey, where hue says nothing. `d` aligns b's grid to a's.
+std::optional<double> HueAgreement(const Signature& a, const Signature& b, Dihedral d);
 
 // How alike two thumbnails are once brightness and contrast are normalised:
 // the Pearson correlation of their pixels, -1..1 (1 = same picture up to a

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstring>
 #include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "doppel_version.h"
@@ -73,6 +74,44 @@ CREATE TABLE metadata(
   make TEXT, model TEXT, artist TEXT, copyright TEXT,
   gps_lat REAL, gps_lon REAL, gps_alt REAL,
   title TEXT, keywords TEXT, warnings TEXT);
+)sql",
+    // 1 -> 2: signatures for the matcher's finer check, pairs, clusters.
+    R"sql(
+CREATE TABLE signatures(
+  file_id INTEGER PRIMARY KEY REFERENCES files(id) ON DELETE CASCADE,
+  version INTEGER NOT NULL,
+  smooth_pdq BLOB NOT NULL, smooth_quality INTEGER NOT NULL, smooth_dihedral BLOB NOT NULL,
+  thumb BLOB NOT NULL,
+  chroma BLOB NOT NULL,
+  trim_left REAL NOT NULL, trim_top REAL NOT NULL, trim_right REAL NOT NULL, trim_bottom REAL NOT NULL,
+  trimmed_pdq BLOB, trimmed_quality INTEGER, inner_thumb BLOB);
+CREATE TABLE matches(
+  file_a INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+  file_b INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+  kind TEXT NOT NULL CHECK (kind IN ('exact', 'metadata', 'near', 'similar')),
+  distance INTEGER NOT NULL,
+  transform TEXT NOT NULL,
+  correlation REAL NOT NULL,
+  reason TEXT NOT NULL,
+  matched_at TEXT NOT NULL,
+  PRIMARY KEY (file_a, file_b),
+  CHECK (file_a < file_b));
+CREATE INDEX matches_b ON matches(file_b);
+CREATE TABLE match_state(
+  file_id INTEGER PRIMARY KEY REFERENCES files(id) ON DELETE CASCADE,
+  matched_at TEXT NOT NULL);
+CREATE TABLE clusters(
+  id INTEGER PRIMARY KEY,
+  master_file_id INTEGER NOT NULL UNIQUE REFERENCES files(id),
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL);
+CREATE TABLE cluster_members(
+  file_id INTEGER PRIMARY KEY REFERENCES files(id),
+  cluster_id INTEGER NOT NULL REFERENCES clusters(id) ON DELETE CASCADE,
+  relation TEXT NOT NULL,
+  distance INTEGER NOT NULL,
+  position INTEGER NOT NULL);
+CREATE INDEX cluster_members_cluster ON cluster_members(cluster_id);
 )sql",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kCatalogueSchemaVersion);
@@ -148,6 +187,12 @@ class SqliteCatalogue final : public Catalogue {
   Result<std::vector<FileEntry>> ListFiles(std::optional<FileStatus> status, const std::string& source,
                                            int limit) override;
   Result<ImageRecord> GetRecord(int64_t file_id) override;
+  Result<std::vector<MatchInput>> LoadMatchInputs() override;
+  Status SaveMatches(const std::vector<Match>& found, const std::vector<int64_t>& now_matched,
+                     bool forget_previous) override;
+  Result<std::vector<Match>> LoadMatches() override;
+  Status SaveClusters(std::vector<Cluster>& clusters) override;
+  Result<std::vector<Cluster>> LoadClusters() override;
 
  private:
   Status Error(int rc, const std::string& what) const {
@@ -411,12 +456,17 @@ FileStatus ParseStatus(const std::string& s) {
 }
 
 Result<std::optional<FileState>> SqliteCatalogue::LookupFile(int64_t source_id, const std::string& path) {
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare("SELECT id, size, mtime_ns, status FROM files WHERE source_id = ? AND path = ?"));
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(
+      "SELECT f.id, f.size, f.mtime_ns, f.status, g.version FROM files f LEFT JOIN signatures g ON g.file_id = f.id "
+      "WHERE f.source_id = ? AND f.path = ?"));
   s->Bind(1, source_id);
   s->BindBlob(2, path);
   DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot look up file"));
   if (!row) return std::optional<FileState>();
-  return std::optional<FileState>(FileState{s->Int(0), s->Int(1), s->Int(2), ParseStatus(s->Text(3))});
+  FileState fs{s->Int(0), s->Int(1), s->Int(2), ParseStatus(s->Text(3))};
+  // Fingerprinted before signatures existed (or by an older version): read again.
+  fs.stale = fs.status == FileStatus::kOk && (s->IsNull(4) || s->Int(4) < kSignatureVersion);
+  return std::optional<FileState>(fs);
 }
 
 Status SqliteCatalogue::MarkSeen(int64_t scan_id, const std::vector<int64_t>& ids) {
@@ -461,11 +511,21 @@ Result<int64_t> SqliteCatalogue::MarkUnseenMissing(int64_t source_id, int64_t sc
 
 Status SqliteCatalogue::StoreOutcome(int64_t source_id, int64_t scan_id, const FileOutcome& o,
                                      CommitCounts& counts) {
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * look, Prepare("SELECT id FROM files WHERE source_id = ? AND path = ?"));
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * look, Prepare("SELECT id, sha256 FROM files WHERE source_id = ? AND path = ?"));
   look->Bind(1, source_id);
   look->BindBlob(2, o.path);
   DOPPEL_ASSIGN_OR_RETURN(bool exists, Step(look, "cannot look up file"));
   int64_t id = exists ? look->Int(0) : 0;
+  const std::string old_sha = exists ? look->Text(1) : std::string();
+  if (id && (!o.record || old_sha != std::string(reinterpret_cast<const char*>(o.record->fingerprints.sha256.data()), 32))) {
+    // New bytes (or none): what was matched against the old bytes no longer holds.
+    for (const char* sql : {"DELETE FROM matches WHERE file_a = ?1 OR file_b = ?1", "DELETE FROM match_state WHERE file_id = ?1",
+                            "DELETE FROM signatures WHERE file_id = ?1"}) {
+      DOPPEL_ASSIGN_OR_RETURN(Stmt * d, Prepare(sql));
+      d->Bind(1, id);
+      DOPPEL_RETURN_IF_ERROR(Run(d, "cannot forget old matches"));
+    }
+  }
 
   if (!o.record && o.error.code() == StatusCode::kNotFound) {
     // Vanished between listing and reading.
@@ -593,7 +653,37 @@ Status SqliteCatalogue::StoreOutcome(int64_t source_id, int64_t scan_id, const F
   md->BindOptText(11, m.title);
   if (m.keywords.empty()) md->BindNull(12); else md->Bind(12, nlohmann::json(m.keywords).dump());
   if (m.warnings.empty()) md->BindNull(13); else md->Bind(13, nlohmann::json(m.warnings).dump());
-  return Run(md, "cannot store metadata");
+  DOPPEL_RETURN_IF_ERROR(Run(md, "cannot store metadata"));
+
+  const Signature& g = r.fingerprints.signature;
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * sg, Prepare(
+      "INSERT OR REPLACE INTO signatures(file_id, version, thumb, trim_left, trim_top, trim_right, trim_bottom, "
+      "trimmed_pdq, trimmed_quality, inner_thumb, smooth_pdq, smooth_quality, smooth_dihedral, chroma) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+  sg->Bind(1, id);
+  sg->Bind(2, kSignatureVersion);
+  sg->BindBlob(3, g.thumb.data(), g.thumb.size());
+  sg->Bind(4, double(g.trim_left));
+  sg->Bind(5, double(g.trim_top));
+  sg->Bind(6, double(g.trim_right));
+  sg->Bind(7, double(g.trim_bottom));
+  if (g.trimmed) {
+    auto tb = g.trimmed->hash.ToBytes();
+    sg->BindBlob(8, tb.data(), tb.size());
+    sg->Bind(9, g.trimmed->quality);
+    sg->BindBlob(10, g.inner_thumb.data(), g.inner_thumb.size());
+  }
+  auto sp = g.smooth.hash.ToBytes();
+  sg->BindBlob(11, sp.data(), sp.size());
+  sg->Bind(12, g.smooth.quality);
+  std::string sdih;
+  for (int k = 1; k < 8; ++k) {
+    auto b = g.smooth.dihedral[k].ToBytes();
+    sdih.append(reinterpret_cast<const char*>(b.data()), b.size());
+  }
+  sg->BindBlob(13, sdih);
+  sg->BindBlob(14, g.chroma.data(), g.chroma.size());
+  return Run(sg, "cannot store signature");
 }
 
 Result<CommitCounts> SqliteCatalogue::CommitOutcomes(int64_t source_id, int64_t scan_id,
@@ -815,6 +905,213 @@ Result<ImageRecord> SqliteCatalogue::GetRecord(int64_t file_id) {
   parse_list(s->Text(28), m.keywords);
   parse_list(s->Text(29), m.warnings);
   return r;
+}
+
+// Column helpers shared by the readers of fingerprints.
+void ReadBlob32(const Stmt* s, int c, uint8_t* dst) {
+  std::string b = s->Text(c);
+  if (b.size() == 32) std::memcpy(dst, b.data(), 32);
+}
+void ReadPdq(const Stmt* s, int hash_col, int quality_col, int dihedral_col, PdqResult& r) {
+  std::string pdq = s->Text(hash_col);
+  if (pdq.size() == 32) r.hash = PdqHash::FromBytes(reinterpret_cast<const uint8_t*>(pdq.data()));
+  r.quality = int(s->Int(quality_col));
+  r.dihedral.fill(r.hash);
+  if (dihedral_col < 0) return;
+  std::string dih = s->Text(dihedral_col);
+  for (int k = 1; k < 8 && dih.size() >= size_t(32 * k); ++k)
+    r.dihedral[k] = PdqHash::FromBytes(reinterpret_cast<const uint8_t*>(dih.data()) + 32 * (k - 1));
+}
+void ReadThumb(const Stmt* s, int c, Thumb& t) {
+  std::string b = s->Text(c);
+  if (b.size() == t.size()) std::memcpy(t.data(), b.data(), t.size());
+}
+
+Result<std::vector<MatchInput>> SqliteCatalogue::LoadMatchInputs() {
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(
+      "SELECT f.id, s.name, f.path, s.priority, f.size, f.sha256, f.content_hash, f.format, f.width, f.height, "
+      "f.bands, f.bit_depth, f.orientation, p.pdq, p.quality, p.dihedral, g.thumb, g.trim_left, g.trim_top, "
+      "g.trim_right, g.trim_bottom, g.trimmed_pdq, g.trimmed_quality, g.inner_thumb, m.capture_time, m.make, "
+      "m.model, m.gps_lat, m.gps_lon, ms.file_id IS NOT NULL, g.smooth_pdq, g.smooth_quality, g.smooth_dihedral, "
+      "g.chroma "
+      "FROM files f JOIN sources s ON s.id = f.source_id JOIN fingerprints p ON p.file_id = f.id "
+      "LEFT JOIN signatures g ON g.file_id = f.id LEFT JOIN metadata m ON m.file_id = f.id "
+      "LEFT JOIN match_state ms ON ms.file_id = f.id WHERE f.status = 'ok' ORDER BY f.id"));
+  std::vector<MatchInput> out;
+  for (;;) {
+    DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot load fingerprints for matching"));
+    if (!row) break;
+    MatchInput m;
+    m.file_id = s->Int(0);
+    m.source = s->Text(1);
+    m.path = s->Text(2);
+    m.source_priority = int(s->Int(3));
+    m.file_size = s->Int(4);
+    ReadBlob32(s, 5, m.fingerprints.sha256.data());
+    ReadBlob32(s, 6, m.fingerprints.content_hash.data());
+    m.info.format = s->Text(7);
+    m.info.width = int(s->Int(8));
+    m.info.height = int(s->Int(9));
+    m.info.bands = int(s->Int(10));
+    m.info.bit_depth = int(s->Int(11));
+    m.info.orientation = int(s->Int(12));
+    ReadPdq(s, 13, 14, 15, m.fingerprints.pdq);
+    Signature& g = m.fingerprints.signature;
+    ReadThumb(s, 16, g.thumb);
+    g.trim_left = float(s->Real(17));
+    g.trim_top = float(s->Real(18));
+    g.trim_right = float(s->Real(19));
+    g.trim_bottom = float(s->Real(20));
+    if (!s->IsNull(21)) {
+      PdqResult t;
+      ReadPdq(s, 21, 22, -1, t);
+      g.trimmed = t;
+      ReadThumb(s, 23, g.inner_thumb);
+    }
+    m.metadata.capture_time = s->Text(24);
+    m.metadata.make = s->Text(25);
+    m.metadata.model = s->Text(26);
+    if (!s->IsNull(27)) m.metadata.gps_latitude = s->Real(27);
+    if (!s->IsNull(28)) m.metadata.gps_longitude = s->Real(28);
+    m.already_matched = s->Int(29) != 0;
+    if (!s->IsNull(30)) ReadPdq(s, 30, 31, 32, g.smooth);
+    std::string chroma = s->Text(33);
+    if (chroma.size() == g.chroma.size()) std::memcpy(g.chroma.data(), chroma.data(), chroma.size());
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+Status SqliteCatalogue::SaveMatches(const std::vector<Match>& found, const std::vector<int64_t>& now_matched,
+                                    bool forget_previous) {
+  Txn txn(this);
+  DOPPEL_RETURN_IF_ERROR(txn.Begin());
+  if (forget_previous) {
+    DOPPEL_RETURN_IF_ERROR(Exec("DELETE FROM matches"));
+    DOPPEL_RETURN_IF_ERROR(Exec("DELETE FROM match_state"));
+  }
+  const std::string now = UtcNow();
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * ins, Prepare(
+      "INSERT OR REPLACE INTO matches(file_a, file_b, kind, distance, transform, correlation, reason, matched_at) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"));
+  for (const Match& m : found) {
+    ins->Reset();
+    ins->Bind(1, m.file_a);
+    ins->Bind(2, m.file_b);
+    ins->Bind(3, MatchKindName(m.kind));
+    ins->Bind(4, m.distance);
+    ins->Bind(5, m.transform);
+    ins->Bind(6, m.correlation);
+    ins->Bind(7, m.reason);
+    ins->Bind(8, now);
+    DOPPEL_RETURN_IF_ERROR(Run(ins, "cannot store a match"));
+  }
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * mark, Prepare("INSERT OR REPLACE INTO match_state(file_id, matched_at) VALUES (?, ?)"));
+  for (int64_t id : now_matched) {
+    mark->Reset();
+    mark->Bind(1, id);
+    mark->Bind(2, now);
+    DOPPEL_RETURN_IF_ERROR(Run(mark, "cannot mark a file matched"));
+  }
+  return txn.Commit();
+}
+
+Result<std::vector<Match>> SqliteCatalogue::LoadMatches() {
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(
+      "SELECT x.file_a, x.file_b, x.kind, x.distance, x.transform, x.correlation, x.reason FROM matches x "
+      "JOIN files a ON a.id = x.file_a JOIN files b ON b.id = x.file_b "
+      "WHERE a.status = 'ok' AND b.status = 'ok' ORDER BY x.file_a, x.file_b"));
+  std::vector<Match> out;
+  for (;;) {
+    DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot load matches"));
+    if (!row) break;
+    Match m;
+    m.file_a = s->Int(0);
+    m.file_b = s->Int(1);
+    m.kind = ParseMatchKind(s->Text(2)).value_or(MatchKind::kSimilar);
+    m.distance = int(s->Int(3));
+    m.transform = s->Text(4);
+    m.correlation = s->Real(5);
+    m.reason = s->Text(6);
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+Status SqliteCatalogue::SaveClusters(std::vector<Cluster>& clusters) {
+  Txn txn(this);
+  DOPPEL_RETURN_IF_ERROR(txn.Begin());
+  std::map<int64_t, int64_t> id_by_master;
+  {
+    DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare("SELECT id, master_file_id FROM clusters"));
+    for (;;) {
+      DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot read clusters"));
+      if (!row) break;
+      id_by_master[s->Int(1)] = s->Int(0);
+    }
+  }
+  DOPPEL_RETURN_IF_ERROR(Exec("DELETE FROM cluster_members"));
+  std::set<int64_t> kept;
+  const std::string now = UtcNow();
+  for (Cluster& c : clusters) {
+    auto it = id_by_master.find(c.master_file_id);
+    if (it != id_by_master.end()) {
+      c.id = it->second;
+      DOPPEL_ASSIGN_OR_RETURN(Stmt * u, Prepare("UPDATE clusters SET updated_at = ? WHERE id = ?"));
+      u->Bind(1, now);
+      u->Bind(2, c.id);
+      DOPPEL_RETURN_IF_ERROR(Run(u, "cannot update a cluster"));
+    } else {
+      DOPPEL_ASSIGN_OR_RETURN(Stmt * i, Prepare(
+          "INSERT INTO clusters(master_file_id, created_at, updated_at) VALUES (?, ?, ?)"));
+      i->Bind(1, c.master_file_id);
+      i->Bind(2, now);
+      i->Bind(3, now);
+      DOPPEL_RETURN_IF_ERROR(Run(i, "cannot add a cluster"));
+      c.id = sqlite3_last_insert_rowid(db_);
+    }
+    kept.insert(c.id);
+    DOPPEL_ASSIGN_OR_RETURN(Stmt * m, Prepare(
+        "INSERT INTO cluster_members(file_id, cluster_id, relation, distance, position) VALUES (?, ?, ?, ?, ?)"));
+    int position = 0;
+    for (const ClusterMember& mem : c.members) {
+      m->Reset();
+      m->Bind(5, position++);
+      m->Bind(1, mem.file_id);
+      m->Bind(2, c.id);
+      m->Bind(3, mem.master ? "master" : MatchKindName(mem.relation));
+      m->Bind(4, mem.distance);
+      DOPPEL_RETURN_IF_ERROR(Run(m, "cannot store a cluster member"));
+    }
+  }
+  for (const auto& [master, id] : id_by_master) {
+    if (kept.count(id)) continue;
+    DOPPEL_ASSIGN_OR_RETURN(Stmt * d, Prepare("DELETE FROM clusters WHERE id = ?"));
+    d->Bind(1, id);
+    DOPPEL_RETURN_IF_ERROR(Run(d, "cannot drop a cluster"));
+  }
+  return txn.Commit();
+}
+
+Result<std::vector<Cluster>> SqliteCatalogue::LoadClusters() {
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(
+      "SELECT c.id, c.master_file_id, m.file_id, m.relation, m.distance FROM clusters c "
+      "JOIN cluster_members m ON m.cluster_id = c.id "
+      "ORDER BY c.id, m.position"));
+  std::vector<Cluster> out;
+  for (;;) {
+    DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot load clusters"));
+    if (!row) break;
+    if (out.empty() || out.back().id != s->Int(0)) out.push_back(Cluster{s->Int(0), s->Int(1), {}});
+    ClusterMember mem;
+    mem.file_id = s->Int(2);
+    const std::string rel = s->Text(3);
+    mem.master = rel == "master";
+    mem.relation = ParseMatchKind(rel).value_or(MatchKind::kExact);
+    mem.distance = int(s->Int(4));
+    out.back().members.push_back(mem);
+  }
+  return out;
 }
 
 }  // namespace

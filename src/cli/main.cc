@@ -20,12 +20,15 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <unordered_map>
+#include <map>
 
 #include "cli/output.h"
 #include "cli/progress.h"
 #include "doppel/catalogue.h"
 #include "doppel/fingerprint.h"
 #include "doppel/index.h"
+#include "doppel/match.h"
 #include "doppel/scan.h"
 #include "doppel_version.h"
 #include "util/paths.h"
@@ -558,12 +561,218 @@ int CmdMatchHashes(const std::string& path, int radius, const std::string& metho
   return bad ? kExitPartial : kExitOk;
 }
 
+// ---------------------------------------------------------------- match / clusters / pairs / explain
+
+int CmdMatch(const Globals& g, const MatchOptions& mo, int jobs, bool rematch, bool as_json) {
+  auto cat = Open(g);
+  if (!cat.ok()) return Fail(cat.status());
+  InstallSigint();
+  MatchRunOptions o;
+  o.match = mo;
+  o.jobs = jobs;
+  o.rematch_all = rematch;
+  o.cancel = &g_cancel;
+  const bool tty = isatty(STDERR_FILENO) && !g.quiet && !as_json;
+  auto start = std::chrono::steady_clock::now();
+  o.progress = [&](const std::string& phase, int64_t done, int64_t total) {
+    if (!tty) return;
+    const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double eta = done > 0 ? t * double(total - done) / double(done) : 0;
+    std::fprintf(stderr, "\r\033[K%s: %lld/%lld files, %.0f files/s, ETA %s", phase.c_str(), (long long)done,
+                 (long long)total, t > 0 ? done / t : 0.0, HumanDuration(eta).c_str());
+  };
+  auto r = MatchCatalogue(**cat, o);
+  if (tty) std::fprintf(stderr, "\r\033[K");
+  if (!r.ok()) {
+    if (r.status().code() == StatusCode::kCancelled) {
+      std::fprintf(stderr, "doppel: %s\n", r.status().message().c_str());
+      return kExitInterrupted;
+    }
+    return Fail(r.status());
+  }
+  const MatchSummary& s = *r;
+  if (as_json) {
+    std::cout << json{{"files", s.files}, {"new_files", s.new_files}, {"exact", s.pairs[0]}, {"metadata", s.pairs[1]},
+                      {"near", s.pairs[2]}, {"similar", s.pairs[3]}, {"clusters", s.clusters},
+                      {"clustered_files", s.clustered_files}, {"seconds", s.seconds}}
+                     .dump(2)
+              << "\n";
+  } else if (!g.quiet) {
+    std::printf("compared %lld new file(s) with %lld catalogued in %s\n", (long long)s.new_files, (long long)s.files,
+                HumanDuration(s.seconds).c_str());
+    std::printf("new pairs: %lld exact, %lld same picture with other metadata, %lld near copies, %lld similar (for review)\n",
+                (long long)s.pairs[0], (long long)s.pairs[1], (long long)s.pairs[2], (long long)s.pairs[3]);
+    std::printf("%lld clusters hold %lld files (see: doppel clusters; doppel pairs --kind similar)\n",
+                (long long)s.clusters, (long long)s.clustered_files);
+  }
+  return kExitOk;
+}
+
+// Files of the catalogue by id, with their absolute paths.
+struct FileIndex {
+  std::unordered_map<int64_t, MatchInput> by_id;
+  std::map<std::string, std::string> roots;
+  std::string Path(const MatchInput& m) const {
+    auto it = roots.find(m.source);
+    return DisplayPath(JoinPath(it == roots.end() ? "" : it->second, m.path));
+  }
+};
+
+Result<FileIndex> LoadFileIndex(Catalogue& cat) {
+  FileIndex fi;
+  DOPPEL_ASSIGN_OR_RETURN(auto files, cat.LoadMatchInputs());
+  for (auto& f : files) fi.by_id[f.file_id] = std::move(f);
+  DOPPEL_ASSIGN_OR_RETURN(auto sources, cat.ListSources());
+  for (const auto& s : sources) fi.roots[s.name] = s.root;
+  return fi;
+}
+
+int CmdClusters(const Globals& g, const std::string& format, const std::string& source, const std::string& kind,
+                int min_size) {
+  auto cat = Open(g);
+  if (!cat.ok()) return Fail(cat.status());
+  auto clusters = (*cat)->LoadClusters();
+  if (!clusters.ok()) return Fail(clusters.status());
+  auto fi = LoadFileIndex(**cat);
+  if (!fi.ok()) return Fail(fi.status());
+  std::optional<MatchKind> want_kind;
+  if (!kind.empty()) want_kind = ParseMatchKind(kind);
+  std::vector<const Cluster*> shown;
+  for (const Cluster& c : *clusters) {
+    if (int(c.members.size()) < min_size) continue;
+    bool has_source = source.empty(), has_kind = !want_kind;
+    for (const auto& m : c.members) {
+      auto it = fi->by_id.find(m.file_id);
+      if (it != fi->by_id.end() && it->second.source == source) has_source = true;
+      if (want_kind && !m.master && m.relation == *want_kind) has_kind = true;
+    }
+    if (has_source && has_kind) shown.push_back(&c);
+  }
+  auto member_fields = [&](const Cluster& c, const ClusterMember& m) {
+    const MatchInput& f = fi->by_id.at(m.file_id);
+    return std::vector<std::string>{std::to_string(c.id), m.master ? "master" : "member",
+                                    m.master ? "" : MatchKindName(m.relation), m.master ? "" : std::to_string(m.distance),
+                                    f.source, fi->Path(f), f.info.format, std::to_string(f.info.width),
+                                    std::to_string(f.info.height), std::to_string(f.file_size), f.metadata.capture_time};
+  };
+  if (format == "csv") {
+    std::cout << CsvRow({"cluster", "role", "relation", "distance", "source", "path", "format", "width", "height", "size",
+                         "capture_time"});
+    for (const Cluster* c : shown)
+      for (const auto& m : c->members) std::cout << CsvRow(member_fields(*c, m));
+  } else if (format == "json") {
+    json a = json::array();
+    for (const Cluster* c : shown) {
+      json members = json::array();
+      for (const auto& m : c->members) {
+        const MatchInput& f = fi->by_id.at(m.file_id);
+        json j = {{"file_id", m.file_id}, {"role", m.master ? "master" : "member"}, {"source", f.source},
+                  {"path", fi->Path(f)}, {"format", f.info.format}, {"width", f.info.width},
+                  {"height", f.info.height}, {"size", f.file_size}, {"capture_time", f.metadata.capture_time}};
+        if (!m.master) {
+          j["relation"] = MatchKindName(m.relation);
+          j["distance"] = m.distance;
+        }
+        members.push_back(j);
+      }
+      a.push_back({{"id", c->id}, {"master_file_id", c->master_file_id}, {"members", members}});
+    }
+    std::cout << a.dump(2) << "\n";
+  } else {
+    if (shown.empty()) std::printf("no clusters (run doppel match first)\n");
+    for (const Cluster* c : shown) {
+      std::printf("cluster %lld: %zu files\n", (long long)c->id, c->members.size());
+      for (const auto& m : c->members) {
+        const MatchInput& f = fi->by_id.at(m.file_id);
+        std::string rel = m.master ? "master" : std::string(MatchKindName(m.relation));
+        if (!m.master && m.relation == MatchKind::kNear) rel += " " + std::to_string(m.distance);
+        std::printf("  %-12s %-10s %s  (%s %dx%d, %s)\n", rel.c_str(), f.source.c_str(), fi->Path(f).c_str(),
+                    f.info.format.c_str(), f.info.width, f.info.height, HumanBytes(f.file_size).c_str());
+      }
+    }
+  }
+  return kExitOk;
+}
+
+int CmdPairs(const Globals& g, const std::string& format, const std::string& kind) {
+  auto cat = Open(g);
+  if (!cat.ok()) return Fail(cat.status());
+  auto matches = (*cat)->LoadMatches();
+  if (!matches.ok()) return Fail(matches.status());
+  auto fi = LoadFileIndex(**cat);
+  if (!fi.ok()) return Fail(fi.status());
+  std::optional<MatchKind> want;
+  if (!kind.empty()) want = ParseMatchKind(kind);
+  json a = json::array();
+  if (format == "csv")
+    std::cout << CsvRow({"path_a", "path_b", "kind", "distance", "transform", "correlation", "source_a", "source_b", "reason"});
+  for (const Match& m : *matches) {
+    if (want && m.kind != *want) continue;
+    const MatchInput& x = fi->by_id.at(m.file_a);
+    const MatchInput& y = fi->by_id.at(m.file_b);
+    char corr[16];
+    std::snprintf(corr, sizeof corr, "%.3f", m.correlation);
+    if (format == "csv") {
+      std::cout << CsvRow({fi->Path(x), fi->Path(y), MatchKindName(m.kind), std::to_string(m.distance), m.transform,
+                           corr, x.source, y.source, m.reason});
+    } else {
+      a.push_back({{"path_a", fi->Path(x)}, {"path_b", fi->Path(y)}, {"kind", MatchKindName(m.kind)},
+                   {"distance", m.distance}, {"transform", m.transform}, {"correlation", m.correlation},
+                   {"source_a", x.source}, {"source_b", y.source}, {"reason", m.reason}});
+    }
+  }
+  if (format == "json") std::cout << a.dump(2) << "\n";
+  return kExitOk;
+}
+
+int CmdExplain(const std::string& file_a, const std::string& file_b, const MatchOptions& mo, bool as_json) {
+  Status init = InitImaging();
+  if (!init.ok()) return Fail(init);
+  MatchInput in[2];
+  const std::string* paths[2] = {&file_a, &file_b};
+  for (int k = 0; k < 2; ++k) {
+    auto r = AnalyseFile(*paths[k], AnalyseOptions{});
+    if (!r.ok()) {
+      std::fprintf(stderr, "doppel: %s: %s\n", DisplayPath(*paths[k]).c_str(), r.status().message().c_str());
+      return kExitFailure;
+    }
+    in[k].file_id = k + 1;
+    in[k].fingerprints = r->fingerprints;
+    in[k].info = r->info;
+    in[k].metadata = r->metadata;
+    in[k].file_size = r->file_size;
+  }
+  Explanation e = Explain(in[0], in[1], mo);
+  if (as_json) {
+    json j = {{"file_a", DisplayPath(file_a)}, {"file_b", DisplayPath(file_b)}, {"evidence", e.lines},
+              {"verdict", e.verdict}};
+    if (e.match) {
+      j["kind"] = MatchKindName(e.match->kind);
+      j["distance"] = e.match->distance;
+      j["transform"] = e.match->transform;
+      j["correlation"] = e.match->correlation;
+      j["automatic"] = IsAutomatic(e.match->kind);
+    } else {
+      j["kind"] = nullptr;
+    }
+    std::cout << j.dump(2) << "\n";
+    return kExitOk;
+  }
+  std::printf("A = %s\nB = %s\n\n", DisplayPath(file_a).c_str(), DisplayPath(file_b).c_str());
+  for (const auto& l : e.lines) std::printf("  %s\n", l.c_str());
+  std::printf("\nverdict: %s\n", e.verdict.c_str());
+  return kExitOk;
+}
+
 const char* kMainFooter = R"(Examples:
   doppel init                                   create doppel.db here
   doppel source add urbanisme /srv/urbanisme --priority 10
   doppel scan --jobs 2                          scan every source (incremental)
   doppel stats                                  what the catalogue holds
   doppel exact                                  exact and metadata-only duplicates
+  doppel match                                  near copies and clusters
+  doppel clusters                               groups of copies with their masters
+  doppel explain a.jpg b.tif                    why two files are (not) duplicates
   doppel hash photo.jpg                         PDQ like the reference tool
 
 The catalogue is --db PATH, else $DOPPEL_DB, else ./doppel.db.
@@ -666,6 +875,52 @@ int Main(int argc, char** argv) {
       "Examples:\n  doppel match-hashes hashes.txt --radius 31 > pairs.csv\n"
       "  doppel hash photos/*.jpg | doppel match-hashes - --radius 20");
 
+  MatchOptions mo;
+  auto add_match_options = [&](CLI::App* c) {
+    c->add_option("--threshold", mo.threshold, "PDQ bits for a near copy (default 31)")->check(CLI::Range(0, 128));
+    c->add_option("--min-correlation", mo.min_correlation, "finer check for near copies (default 0.90)")
+        ->check(CLI::Range(-1.0, 1.0));
+    c->add_option("--min-quality", mo.min_quality, "PDQ quality below which a match is only 'similar' (default 50)")
+        ->check(CLI::Range(0, 100));
+    c->add_flag("!--no-dihedral", mo.dihedral, "do not match rotated or mirrored copies");
+  };
+  auto* match = app.add_subcommand("match", "find exact, metadata-only, near and similar copies across all sources");
+  bool rematch = false;
+  add_match_options(match);
+  match->add_option("-j,--jobs", jobs, "threads (default: one per core)")->check(CLI::Range(0, 256));
+  match->add_flag("--rematch", rematch, "forget earlier results and compare every file again");
+  match->add_flag("--json", json_out, "print the summary as JSON");
+  match->footer(
+      "Only files not matched before are compared (with everything); --rematch after changing options.\n\n"
+      "Examples:\n  doppel match\n  doppel match --threshold 24 --rematch\n  doppel clusters --min-size 3");
+
+  auto* clusters = app.add_subcommand("clusters", "list groups of copies, each with its master candidate");
+  std::string ckind;
+  int min_size = 2;
+  format = "table";
+  clusters->add_option("--format", format, "table, csv or json")->check(CLI::IsMember({"table", "csv", "json"}));
+  clusters->add_option("--source", fsource, "only clusters with a file in this source");
+  clusters->add_option("--kind", ckind, "only clusters with a member of this kind (exact, metadata, near)")
+      ->check(CLI::IsMember({"exact", "metadata", "near"}));
+  clusters->add_option("--min-size", min_size, "only clusters of at least this many files (default 2)");
+  clusters->footer("Examples:\n  doppel clusters\n  doppel clusters --source apur --format csv > apur-clusters.csv");
+
+  auto* pairs = app.add_subcommand("pairs", "list every matched pair with its evidence");
+  std::string pformat = "csv", pkind;
+  pairs->add_option("--format", pformat, "csv (default) or json")->check(CLI::IsMember({"csv", "json"}));
+  pairs->add_option("--kind", pkind, "exact, metadata, near or similar")
+      ->check(CLI::IsMember({"exact", "metadata", "near", "similar"}));
+  pairs->footer("Columns: path_a,path_b,kind,distance,transform,correlation,source_a,source_b,reason\n\n"
+                "Examples:\n  doppel pairs > pairs.csv\n  doppel pairs --kind similar --format json");
+
+  auto* explain = app.add_subcommand("explain", "say why two files are (or are not) duplicates");
+  std::string ea, eb;
+  explain->add_option("FILE_A", ea, "first image")->required();
+  explain->add_option("FILE_B", eb, "second image")->required();
+  add_match_options(explain);
+  explain->add_flag("--json", json_out, "JSON output");
+  explain->footer("Example:\n  doppel explain archives/vue_0311.tif urbanisme/IMG_0311.jpg");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -688,6 +943,10 @@ int Main(int argc, char** argv) {
   if (*exact) return CmdExact(g, format, kind, limit);
   if (*files) return CmdFiles(g, status, fsource, format, limit);
   if (*mh) return CmdMatchHashes(mh_file, radius, mh_method, jobs, mh_stats);
+  if (*match) return CmdMatch(g, mo, jobs, rematch, json_out);
+  if (*clusters) return CmdClusters(g, format, fsource, ckind, min_size);
+  if (*pairs) return CmdPairs(g, pformat, pkind);
+  if (*explain) return CmdExplain(ea, eb, mo, json_out);
   return kExitUsage;
 }
 

@@ -329,6 +329,16 @@ Result<DecodedImage> DecodeUnchecked(const DecodeInput& in) {
     const int64_t header_fields[4] = {raw.img->Xsize, raw.img->Ysize, raw.img->Bands, raw.img->BandFmt};
     pixel_hash.Update(header_fields, sizeof header_fields);
   }
+  // Area averages over the same grid (only when shrinking on both axes), and
+  // the 4 x 4 chroma grid: every decoded pixel contributes.
+  const bool smooth = tw <= w && th <= h && (tw < w || th < h);
+  std::vector<double> area(smooth ? size_t(tw) * th : 0);
+  std::vector<int> colbin(smooth ? w : 0), chroma_col(w);
+  for (int x = 0; x < w; ++x) {
+    if (smooth) colbin[x] = int(int64_t(x) * tw / w);
+    chroma_col[x] = int(int64_t(x) * 4 / w);
+  }
+  std::array<double, 48> chroma_acc{};  // Cb, Cr, count per cell
   int next_row = 0;  // index into rows[]
   for (int y0 = 0; y0 < h; y0 += kStripRows) {
     if (in.cancelled && in.cancelled()) return Cancelled("stopped on request");
@@ -341,9 +351,24 @@ Result<DecodedImage> DecodeUnchecked(const DecodeInput& in) {
       for (int y = rect.top; y < rect.top + rect.height; ++y)
         pixel_hash.Update(VIPS_REGION_ADDR(raw_region->r, 0, y), line);
     }
-    if (next_row >= th && !raw_region) break;  // all sampled rows read (JPEG/PNG)
-    if (next_row >= th) continue;
     if (vips_region_prepare(region.r, &rect) != 0) return VipsFailure("cannot decode pixels");
+    for (int y = rect.top; y < rect.top + rect.height; ++y) {
+      const auto* line = reinterpret_cast<const uint8_t*>(VIPS_REGION_ADDR(region.r, 0, y));
+      double* arow = smooth ? &area[size_t(int64_t(y) * th / h) * tw] : nullptr;
+      double* crow = &chroma_acc[size_t(int64_t(y) * 4 / h) * 12];
+      if (bands == 3) {
+        for (int x = 0; x < w; ++x) {
+          const uint8_t* p = line + 3 * x;
+          if (arow) arow[colbin[x]] += 0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2];
+          double* c = crow + 3 * chroma_col[x];
+          c[0] += -0.168736 * p[0] - 0.331264 * p[1] + 0.5 * p[2];
+          c[1] += 0.5 * p[0] - 0.418688 * p[1] - 0.081312 * p[2];
+          c[2] += 1;
+        }
+      } else if (arow) {
+        for (int x = 0; x < w; ++x) arow[colbin[x]] += line[x];
+      }
+    }
     while (next_row < th && rows[next_row] < rect.top + rect.height) {
       const int sy = rows[next_row];
       float* dst = &out.luma[size_t(next_row) * tw];
@@ -361,8 +386,36 @@ Result<DecodedImage> DecodeUnchecked(const DecodeInput& in) {
   }
   if (next_row < th) return Corruption("decoder returned fewer rows than the header promised");
   if (in.hash_pixels) out.pixel_digest = pixel_hash.Finish();
+  if (smooth) {
+    // Bin sizes: how many source columns/rows fell in each bin.
+    std::vector<int> ncol(tw, 0), nrow(th, 0);
+    for (int x = 0; x < w; ++x) ++ncol[colbin[x]];
+    for (int y = 0; y < h; ++y) ++nrow[int(int64_t(y) * th / h)];
+    out.smooth.resize(area.size());
+    for (int by = 0; by < th; ++by)
+      for (int bx = 0; bx < tw; ++bx)
+        out.smooth[size_t(by) * tw + bx] = float(area[size_t(by) * tw + bx] / (double(ncol[bx]) * nrow[by]));
+  } else {
+    out.smooth = out.luma;
+  }
+  std::vector<float> cb(16), cr(16);
+  for (int k = 0; k < 16; ++k) {
+    const double n = chroma_acc[3 * k + 2];
+    cb[k] = n > 0 ? float(chroma_acc[3 * k] / n) : 0.0f;
+    cr[k] = n > 0 ? float(chroma_acc[3 * k + 1] / n) : 0.0f;
+  }
   int lw = tw, lh = th;
   ApplyOrientation(out.luma, lw, lh, out.info.orientation);
+  int sw = tw, sh = th;
+  ApplyOrientation(out.smooth, sw, sh, out.info.orientation);
+  int gw = 4, gh = 4;
+  ApplyOrientation(cb, gw, gh, out.info.orientation);
+  gw = gh = 4;
+  ApplyOrientation(cr, gw, gh, out.info.orientation);
+  for (int k = 0; k < 16; ++k) {
+    out.chroma[2 * k] = cb[k];
+    out.chroma[2 * k + 1] = cr[k];
+  }
   out.luma_width = lw;
   out.luma_height = lh;
   return out;

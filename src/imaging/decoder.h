@@ -6,6 +6,7 @@
 // strip/tile TIFF; other formats' memory is bounded by the pixel limit.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -31,6 +32,12 @@ struct DecodedImage {
   ImageInfo info;
   std::vector<float> luma;  // luma_width * luma_height, oriented
   int luma_width = 0, luma_height = 0;
+  // The same grid by area averages instead of nearest-neighbour samples (no
+  // aliasing: what a resized copy looks like); same size and orientation.
+  std::vector<float> smooth;
+  // Mean chroma (Cb, Cr, -128..127) of a 4 x 4 grid of the oriented picture,
+  // cell (i, j) at [2 * (4 * i + j)]; all zero for grey pictures.
+  std::array<float, 32> chroma{};
   Digest pixel_digest{};    // set when hash_pixels
 };
 

@@ -36,10 +36,12 @@ bool FlatLine(const float* p, int n, int stride, float ref, float tol) {
 
 }  // namespace
 
-Signature ComputeSignature(const float* luma, int w, int h) {
+Signature ComputeSignature(const float* luma, const float* smooth, int w, int h, const std::array<float, 32>& chroma) {
   Signature s;
+  for (int k = 0; k < 32; ++k) s.chroma[k] = int8_t(std::clamp(std::lround(chroma[k]), -128L, 127L));
   if (w < 2 || h < 2) return s;
-  Thumbnail(luma, w, h, 0, 0, w, h, s.thumb.data(), kThumbSide);
+  s.smooth = PdqFromLuminance(smooth, w, h);
+  Thumbnail(smooth, w, h, 0, 0, w, h, s.thumb.data(), kThumbSide);
 
   // Borders: trim flat lines of the edge's colour from each side, at most 40%
   // of the side, and only call it a border when it is at least 2% wide (a
@@ -71,6 +73,38 @@ Signature ComputeSignature(const float* luma, int w, int h) {
     Thumbnail(inner.data(), iw, ih, 0, 0, iw, ih, s.inner_thumb.data(), kThumbSide);
   }
   return s;
+}
+
+std::optional<double> HueAgreement(const Signature& a, const Signature& b, Dihedral d) {
+  // b's grid in a's orientation: b = transform_d(a), so invert by sampling
+  // b at the transformed position of each of a's cells.
+  auto at = [&](const Signature& s, int x, int y, int c) { return double(s.chroma[size_t(2 * (4 * y + x) + c)]); };
+  double sum = 0, weight = 0, sat_a = 0, sat_b = 0;
+  for (int y = 0; y < 4; ++y)
+    for (int x = 0; x < 4; ++x) {
+      int bx = x, by = y;  // where a's cell (x, y) went in b
+      switch (d) {
+        case Dihedral::kOriginal: break;
+        case Dihedral::kRotate90: bx = y; by = 3 - x; break;
+        case Dihedral::kRotate180: bx = 3 - x; by = 3 - y; break;
+        case Dihedral::kRotate270: bx = 3 - y; by = x; break;
+        case Dihedral::kFlipX: by = 3 - y; break;
+        case Dihedral::kFlipY: bx = 3 - x; break;
+        case Dihedral::kFlipPlus1: bx = y; by = x; break;
+        case Dihedral::kFlipMinus1: bx = 3 - y; by = 3 - x; break;
+      }
+      const double a0 = at(a, x, y, 0), a1 = at(a, x, y, 1), b0 = at(b, bx, by, 0), b1 = at(b, bx, by, 1);
+      const double na = std::hypot(a0, a1), nb = std::hypot(b0, b1);
+      sat_a += na;
+      sat_b += nb;
+      if (na < 3 || nb < 3) continue;  // a grey cell has no hue
+      const double w = std::min(na, nb);
+      sum += w * (a0 * b0 + a1 * b1) / (na * nb);
+      weight += w;
+    }
+  // Mean chroma magnitude under 4 (of 128): a grey or nearly grey picture.
+  if (sat_a / 16 < 4 || sat_b / 16 < 4 || weight <= 0) return std::nullopt;
+  return sum / weight;
 }
 
 Thumb TransformThumb(const Thumb& t, Dihedral d) {

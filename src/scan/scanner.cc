@@ -165,7 +165,7 @@ Status SourceScanner::ListPhase(int64_t scan_id, ScanCounts& c, Spool& spool, Wa
         if (known.value()) {
           const FileState& fs = *known.value();
           seen.push_back(fs.id);
-          unchanged = fs.status != FileStatus::kMissing && fs.size == e.size && fs.mtime_ns == e.mtime_ns &&
+          unchanged = fs.status != FileStatus::kMissing && !fs.stale && fs.size == e.size && fs.mtime_ns == e.mtime_ns &&
                       (fs.status == FileStatus::kOk || !opt_.retry_errors);
         }
         if (unchanged) {

@@ -1,0 +1,175 @@
+// `doppel match`: compare the files not matched before with everything in
+// the catalogue, store the pairs, rebuild the clusters.
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <unordered_map>
+
+#include "doppel/catalogue.h"
+#include "doppel/index.h"
+#include "doppel/match.h"
+
+namespace doppel {
+namespace {
+
+// Above this many files, "similar" pairs come only from the PDQ threshold and
+// from capture metadata: the wide visual radius needs a scan per query.
+constexpr size_t kWideSearchLimit = 200'000;
+// Identical groups larger than this link new members to the group's best
+// file only, instead of to every member.
+constexpr size_t kMaxGroupPairs = 200;
+
+struct DigestKey {
+  size_t operator()(const Digest& d) const {
+    size_t h;
+    std::memcpy(&h, d.data(), sizeof h);
+    return h;
+  }
+};
+
+}  // namespace
+
+Result<MatchSummary> MatchCatalogue(Catalogue& cat, const MatchRunOptions& opt) {
+  const auto t0 = std::chrono::steady_clock::now();
+  auto cancelled = [&] { return opt.cancel && opt.cancel->load(std::memory_order_relaxed); };
+  DOPPEL_ASSIGN_OR_RETURN(std::vector<MatchInput> files, cat.LoadMatchInputs());
+  MatchSummary sum;
+  sum.files = int64_t(files.size());
+  std::vector<uint32_t> fresh;
+  for (uint32_t i = 0; i < files.size(); ++i) {
+    if (opt.rematch_all) files[i].already_matched = false;
+    if (!files[i].already_matched) fresh.push_back(i);
+  }
+  sum.new_files = int64_t(fresh.size());
+  std::vector<Match> found;
+  std::set<std::pair<int64_t, int64_t>> seen;
+  auto add = [&](Match m) {
+    if (seen.insert({m.file_a, m.file_b}).second) found.push_back(std::move(m));
+  };
+
+  // 1. Identical bytes and identical pictures: group by digest.
+  for (bool by_content : {false, true}) {
+    std::unordered_map<Digest, std::vector<uint32_t>, DigestKey> groups;
+    for (uint32_t i = 0; i < files.size(); ++i)
+      groups[by_content ? files[i].fingerprints.content_hash : files[i].fingerprints.sha256].push_back(i);
+    for (auto& [digest, members] : groups) {
+      if (members.size() < 2) continue;
+      std::sort(members.begin(), members.end(),
+                [&](uint32_t x, uint32_t y) { return RanksBefore(files[x], files[y]); });
+      // All pairs, or (for very large groups) each member with the group's best file.
+      const size_t n = members.size();
+      const bool big = n > kMaxGroupPairs;
+      for (size_t x = 0; x < (big ? 1 : n); ++x)
+        for (size_t y = x + 1; y < n; ++y) {
+          const MatchInput& a = files[members[x]];
+          const MatchInput& b = files[members[y]];
+          if (a.already_matched && b.already_matched) continue;
+          if (auto m = Compare(a, b, opt.match)) add(std::move(*m));
+        }
+    }
+  }
+
+  // 2. Near copies and visually close pictures, through the PDQ index: the
+  //    whole picture in its eight orientations, and the picture inside borders.
+  PdqIndex index;
+  std::vector<uint32_t> owner;  // index entry -> file
+  {
+    std::vector<PdqHash> hashes;
+    for (uint32_t i = 0; i < files.size(); ++i) {
+      hashes.push_back(files[i].fingerprints.pdq.hash);
+      owner.push_back(i);
+      hashes.push_back(files[i].fingerprints.signature.smooth.hash);
+      owner.push_back(i);
+      if (files[i].fingerprints.signature.trimmed) {
+        hashes.push_back(files[i].fingerprints.signature.trimmed->hash);
+        owner.push_back(i);
+      }
+    }
+    index.Build(std::move(hashes));
+  }
+  const bool wide = files.size() <= kWideSearchLimit;
+  const int jobs = opt.jobs > 0 ? opt.jobs : int(std::max(1u, std::thread::hardware_concurrency()));
+  std::mutex mu;
+  std::atomic<size_t> next{0}, done{0};
+  std::vector<std::thread> pool;
+  for (int t = 0; t < jobs; ++t) {
+    pool.emplace_back([&] {
+      QueryScratch scratch;
+      std::vector<Neighbour> hits;
+      std::vector<Match> local;
+      std::set<uint32_t> candidates;
+      for (size_t k; (k = next.fetch_add(1)) < fresh.size() && !cancelled();) {
+        const uint32_t i = fresh[k];
+        const MatchInput& a = files[i];
+        candidates.clear();
+        auto collect = [&](const PdqHash& q, int radius) {
+          index.Query(q, radius, hits, scratch);
+          for (const Neighbour& n : hits)
+            if (owner[n.index] != i) candidates.insert(owner[n.index]);
+        };
+        for (int d = 0; d < (opt.match.dihedral ? 8 : 1); ++d) {
+          collect(a.fingerprints.pdq.dihedral[d], opt.match.threshold);
+          collect(a.fingerprints.signature.smooth.dihedral[d], opt.match.threshold);
+        }
+        if (a.fingerprints.signature.trimmed) collect(a.fingerprints.signature.trimmed->hash, opt.match.threshold);
+        if (wide && opt.match.similar_radius > opt.match.threshold) collect(a.fingerprints.pdq.hash, opt.match.similar_radius);
+        for (uint32_t j : candidates) {
+          const MatchInput& b = files[j];
+          if (!b.already_matched && j < i) continue;  // the other fresh file's turn covers it
+          auto m = Compare(a, b, opt.match);
+          if (m && (m->kind == MatchKind::kNear || m->kind == MatchKind::kSimilar)) local.push_back(std::move(*m));
+        }
+        const size_t d = done.fetch_add(1) + 1;
+        if (opt.progress && (d % 256 == 0 || d == fresh.size())) {
+          std::lock_guard lk(mu);
+          opt.progress("comparing", int64_t(d), int64_t(fresh.size()));
+        }
+      }
+      std::lock_guard lk(mu);
+      for (auto& m : local) add(std::move(m));
+    });
+  }
+  for (auto& th : pool) th.join();
+  if (cancelled()) return Cancelled("matching stopped on request; nothing was stored");
+
+  // 3. Shots moments apart by the same camera (supporting evidence needs a
+  //    visual agreement too: Compare decides).
+  {
+    std::map<std::pair<std::string, std::string>, std::vector<uint32_t>> by_camera;
+    for (uint32_t i = 0; i < files.size(); ++i)
+      if (!files[i].metadata.model.empty() && files[i].metadata.capture_time.size() >= 19)
+        by_camera[{files[i].metadata.make, files[i].metadata.model}].push_back(i);
+    for (auto& [camera, ids] : by_camera) {
+      std::sort(ids.begin(), ids.end(), [&](uint32_t x, uint32_t y) {
+        return files[x].metadata.capture_time < files[y].metadata.capture_time;
+      });
+      for (size_t x = 0; x < ids.size(); ++x)
+        for (size_t y = x + 1; y < ids.size() && y < x + 16; ++y) {
+          const MatchInput& a = files[ids[x]];
+          const MatchInput& b = files[ids[y]];
+          if (a.already_matched && b.already_matched) continue;
+          if (seen.count({std::min(a.file_id, b.file_id), std::max(a.file_id, b.file_id)})) continue;
+          if (auto m = Compare(a, b, opt.match)) add(std::move(*m));
+        }
+    }
+  }
+
+  for (const Match& m : found) ++sum.pairs[int(m.kind)];
+  std::vector<int64_t> fresh_ids;
+  for (uint32_t i : fresh) fresh_ids.push_back(files[i].file_id);
+  DOPPEL_RETURN_IF_ERROR(cat.SaveMatches(found, fresh_ids, opt.rematch_all));
+
+  DOPPEL_ASSIGN_OR_RETURN(std::vector<Match> all, cat.LoadMatches());
+  std::vector<Cluster> clusters = BuildClusters(files, all);
+  DOPPEL_RETURN_IF_ERROR(cat.SaveClusters(clusters));
+  sum.clusters = int64_t(clusters.size());
+  for (const auto& c : clusters) sum.clustered_files += int64_t(c.members.size());
+  sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return sum;
+}
+
+}  // namespace doppel
