@@ -156,3 +156,27 @@ TEST(Cli, MatchHashesPrintsPairsWithIdsAndSkipsBadLines) {
 
 }  // namespace
 }  // namespace doppel
+
+namespace doppel {
+namespace {
+
+TEST(Cli, CalibrateReportsPrecisionAndRecallPerThreshold) {
+  TempDir tmp;
+  MakeImage(tmp / "a.jpg", 800, 600, 1, "[Q=95]");
+  MakeImage(tmp / "a-q60.jpg", 800, 600, 1, "[Q=60]");
+  MakeImage(tmp / "b.jpg", 800, 600, 2, "[Q=95]");
+  testing::WriteFile(tmp / "labels.csv", "path_a,path_b,same\na.jpg,a-q60.jpg,1\n\"a.jpg\",b.jpg,0\nb.jpg,a.jpg,maybe\n");
+  auto r = RunDoppel({"calibrate", "--pairs", (tmp / "labels.csv").string(), "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("labels.csv:4"), std::string::npos) << r.err;  // the bad row is named
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["pairs"], 2);
+  EXPECT_EQ(j["meets_precision_goal"], true);
+  const int t = j["recommended"];
+  EXPECT_EQ(j["thresholds"][t]["recall"], 1.0);
+  EXPECT_EQ(j["thresholds"][t]["precision"], 1.0);
+  EXPECT_EQ(j["thresholds"].size(), 65u);
+}
+
+}  // namespace
+}  // namespace doppel

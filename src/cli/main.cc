@@ -16,6 +16,8 @@
 #include <tuple>
 #include <condition_variable>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -764,6 +766,158 @@ int CmdExplain(const std::string& file_a, const std::string& file_b, const Match
   return kExitOk;
 }
 
+// ---------------------------------------------------------------- calibrate
+
+// Splits one CSV line (RFC 4180 quoting, no embedded newlines).
+std::vector<std::string> SplitCsv(const std::string& line) {
+  std::vector<std::string> out(1);
+  bool quoted = false;
+  for (size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (quoted) {
+      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') out.back() += '"', ++i;
+      else if (c == '"') quoted = false;
+      else out.back() += c;
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      out.emplace_back();
+    } else if (c != '\r' && c != '\n') {
+      out.back() += c;
+    }
+  }
+  return out;
+}
+
+int CmdCalibrate(const std::string& csv_path, const MatchOptions& base, int jobs, bool as_json) {
+  std::ifstream in(csv_path);
+  if (!in) return Fail(NotFound("cannot open " + DisplayPath(csv_path)));
+  const std::string folder = std::filesystem::path(csv_path).parent_path().string();
+  struct Labelled {
+    std::string a, b;
+    bool same;
+  };
+  std::vector<Labelled> pairs;
+  std::string line;
+  int lineno = 0, bad = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    auto f = SplitCsv(line);
+    if (f.size() < 3 || line.empty()) continue;
+    std::string v = f[2];
+    std::transform(v.begin(), v.end(), v.begin(), ::tolower);
+    bool same;
+    if (v == "1" || v == "true" || v == "yes") same = true;
+    else if (v == "0" || v == "false" || v == "no") same = false;
+    else {
+      if (lineno > 1 && ++bad <= 10)
+        std::fprintf(stderr, "doppel: %s:%d: 'same' must be 1/0, true/false or yes/no; line skipped\n",
+                     DisplayPath(csv_path).c_str(), lineno);
+      continue;  // the header, or a bad row
+    }
+    auto resolve = [&](const std::string& p) { return p.empty() || p[0] == '/' ? p : JoinPath(folder, p); };
+    pairs.push_back({resolve(f[0]), resolve(f[1]), same});
+  }
+  if (pairs.empty()) return Fail(InvalidArgument(DisplayPath(csv_path) + ": no labelled pairs (rows path_a,path_b,same)"));
+  Status init = InitImaging();
+  if (!init.ok()) return Fail(init);
+
+  // Fingerprint every file once, in parallel.
+  std::vector<std::string> paths;
+  for (const auto& p : pairs) paths.insert(paths.end(), {p.a, p.b});
+  std::sort(paths.begin(), paths.end());
+  paths.erase(std::unique(paths.begin(), paths.end()), paths.end());
+  std::vector<std::optional<MatchInput>> inputs(paths.size());
+  std::atomic<size_t> next{0};
+  if (jobs <= 0) jobs = int(std::max(1u, std::thread::hardware_concurrency()));
+  std::vector<std::thread> pool;
+  std::mutex err_mu;
+  for (int t = 0; t < jobs; ++t)
+    pool.emplace_back([&] {
+      for (size_t i; (i = next.fetch_add(1)) < paths.size();) {
+        auto r = AnalyseFile(paths[i], AnalyseOptions{});
+        if (!r.ok()) {
+          std::lock_guard lk(err_mu);
+          std::fprintf(stderr, "doppel: %s: %s; its pairs are skipped\n", DisplayPath(paths[i]).c_str(),
+                       r.status().message().c_str());
+          continue;
+        }
+        MatchInput m;
+        m.file_id = int64_t(i + 1);
+        m.fingerprints = r->fingerprints;
+        m.info = r->info;
+        m.metadata = r->metadata;
+        m.file_size = r->file_size;
+        inputs[i] = std::move(m);
+      }
+    });
+  for (auto& th : pool) th.join();
+  auto input_of = [&](const std::string& p) -> const MatchInput* {
+    auto it = std::lower_bound(paths.begin(), paths.end(), p);
+    return inputs[size_t(it - paths.begin())] ? &*inputs[size_t(it - paths.begin())] : nullptr;
+  };
+
+  struct Row {
+    int threshold;
+    int64_t tp = 0, fp = 0, fn = 0, tn = 0;
+    double precision() const { return tp + fp ? double(tp) / double(tp + fp) : 1.0; }
+    double recall() const { return tp + fn ? double(tp) / double(tp + fn) : 1.0; }
+    double f1() const { return precision() + recall() > 0 ? 2 * precision() * recall() / (precision() + recall()) : 0; }
+  };
+  std::vector<Row> rows;
+  for (int t = 0; t <= 64; ++t) {
+    MatchOptions o = base;
+    o.threshold = t;
+    Row r{t};
+    for (const auto& p : pairs) {
+      const MatchInput *a = input_of(p.a), *b = input_of(p.b);
+      if (!a || !b) continue;
+      auto m = Compare(*a, *b, o);
+      const bool predicted = m && IsAutomatic(m->kind);
+      if (predicted && p.same) ++r.tp;
+      else if (predicted) ++r.fp;
+      else if (p.same) ++r.fn;
+      else ++r.tn;
+    }
+    rows.push_back(r);
+  }
+  // The recommendation: the most recall with precision >= 0.995, else the best F1.
+  const Row* best = nullptr;
+  for (const Row& r : rows)
+    if (r.precision() >= 0.995 && (!best || r.recall() > best->recall())) best = &r;
+  const bool precise = best != nullptr;
+  if (!best)
+    for (const Row& r : rows)
+      if (!best || r.f1() > best->f1()) best = &r;
+  if (as_json) {
+    json a = json::array();
+    for (const Row& r : rows)
+      a.push_back({{"threshold", r.threshold}, {"tp", r.tp}, {"fp", r.fp}, {"fn", r.fn}, {"tn", r.tn},
+                   {"precision", r.precision()}, {"recall", r.recall()}, {"f1", r.f1()}});
+    std::cout << json{{"pairs", pairs.size()}, {"thresholds", a}, {"recommended", best->threshold},
+                      {"meets_precision_goal", precise}}
+                     .dump(2)
+              << "\n";
+    return kExitOk;
+  }
+  std::vector<std::vector<std::string>> table{{"THRESHOLD", "PRECISION", "RECALL", "F1", "TP", "FP", "FN", "TN"}};
+  for (const Row& r : rows) {
+    if (r.threshold % 4 != 3 && &r != best) continue;
+    char p[16], rc[16], f[16];
+    std::snprintf(p, sizeof p, "%.4f", r.precision());
+    std::snprintf(rc, sizeof rc, "%.4f", r.recall());
+    std::snprintf(f, sizeof f, "%.4f", r.f1());
+    table.push_back({std::to_string(r.threshold) + (&r == best ? " *" : ""), p, rc, f, std::to_string(r.tp),
+                     std::to_string(r.fp), std::to_string(r.fn), std::to_string(r.tn)});
+  }
+  std::printf("%zu labelled pairs (%lld the same picture)\n\n", pairs.size(), (long long)(best->tp + best->fn));
+  std::cout << Table(table);
+  std::printf("\nrecommended: --threshold %d (%s; precision %.4f, recall %.4f)\n", best->threshold,
+              precise ? "the most recall with precision >= 0.995" : "no threshold reaches precision 0.995: best F1",
+              best->precision(), best->recall());
+  return kExitOk;
+}
+
 const char* kMainFooter = R"(Examples:
   doppel init                                   create doppel.db here
   doppel source add urbanisme /srv/urbanisme --priority 10
@@ -921,6 +1075,16 @@ int Main(int argc, char** argv) {
   explain->add_flag("--json", json_out, "JSON output");
   explain->footer("Example:\n  doppel explain archives/vue_0311.tif urbanisme/IMG_0311.jpg");
 
+  auto* calibrate = app.add_subcommand("calibrate", "precision and recall at each threshold on your own labelled pairs");
+  std::string cal_file;
+  calibrate->add_option("--pairs", cal_file, "CSV of path_a,path_b,same (same: 1/0, true/false, yes/no)")->required();
+  calibrate->add_option("-j,--jobs", jobs, "threads (default: one per core)")->check(CLI::Range(0, 256));
+  calibrate->add_flag("--json", json_out, "JSON output");
+  calibrate->footer(
+      "Relative paths are relative to the CSV's folder. Every other rule (finer check, quality, colour)\n"
+      "stays as configured; only the PDQ threshold varies (0..64).\n\n"
+      "Example:\n  doppel calibrate --pairs reviewed-pairs.csv");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -947,6 +1111,7 @@ int Main(int argc, char** argv) {
   if (*clusters) return CmdClusters(g, format, fsource, ckind, min_size);
   if (*pairs) return CmdPairs(g, pformat, pkind);
   if (*explain) return CmdExplain(ea, eb, mo, json_out);
+  if (*calibrate) return CmdCalibrate(cal_file, mo, jobs, json_out);
   return kExitUsage;
 }
 
