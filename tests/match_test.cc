@@ -222,3 +222,37 @@ TEST(MatchRules, MastersRankBySourceThenPixelsThenDepthThenLossless) {
 
 }  // namespace
 }  // namespace doppel
+
+namespace doppel {
+namespace {
+
+// A clustered file that is then broken (or deleted) must not break listings
+// before the next match run, and the next run drops it from its cluster.
+TEST(MatchCli, ListingsSurviveFilesChangingAfterMatch) {
+  TempDir tmp;
+  const std::string db = (tmp / "c.db").string();
+  testing::MakeImage(tmp / "d" / "a.jpg", 640, 480, 1, "[Q=95]");
+  testing::MakeImage(tmp / "d" / "a-q60.jpg", 640, 480, 1, "[Q=60]");
+  testing::MakeImage(tmp / "d" / "a-q40.jpg", 640, 480, 1, "[Q=40]");
+  ASSERT_EQ(RunDoppel({"--db", db, "init"}).exit_code, 0);
+  ASSERT_EQ(RunDoppel({"--db", db, "source", "add", "d", (tmp / "d").string()}).exit_code, 0);
+  ASSERT_EQ(RunDoppel({"--db", db, "scan"}).exit_code, 0);
+  ASSERT_EQ(RunDoppel({"--db", db, "match"}).exit_code, 0);
+  auto before = json::parse(RunDoppel({"--db", db, "clusters", "--format", "json"}).out);
+  ASSERT_EQ(before.size(), 1u);
+  ASSERT_EQ(before[0]["members"].size(), 3u);
+  testing::WriteFile(tmp / "d" / "a-q40.jpg", "now broken");
+  EXPECT_EQ(RunDoppel({"--db", db, "scan"}).exit_code, 3);
+  auto mid = RunDoppel({"--db", db, "clusters", "--format", "json"});
+  ASSERT_EQ(mid.exit_code, 0) << mid.err;
+  EXPECT_EQ(json::parse(mid.out)[0]["members"].size(), 2u);
+  EXPECT_EQ(RunDoppel({"--db", db, "pairs"}).exit_code, 0);
+  auto again = json::parse(RunDoppel({"--db", db, "match", "--json"}).out);
+  EXPECT_EQ(again["new_files"], 0);
+  auto after = json::parse(RunDoppel({"--db", db, "clusters", "--format", "json"}).out);
+  EXPECT_EQ(after[0]["id"], before[0]["id"]);  // same master, same id
+  EXPECT_EQ(after[0]["members"].size(), 2u);
+}
+
+}  // namespace
+}  // namespace doppel

@@ -639,8 +639,15 @@ int CmdClusters(const Globals& g, const std::string& format, const std::string& 
   if (!fi.ok()) return Fail(fi.status());
   std::optional<MatchKind> want_kind;
   if (!kind.empty()) want_kind = ParseMatchKind(kind);
+  // Files may have changed or vanished since the last `doppel match`: show
+  // only members still fingerprinted (the next match run rebuilds clusters).
+  for (Cluster& c : *clusters)
+    c.members.erase(std::remove_if(c.members.begin(), c.members.end(),
+                                   [&](const ClusterMember& m) { return !fi->by_id.count(m.file_id); }),
+                    c.members.end());
   std::vector<const Cluster*> shown;
   for (const Cluster& c : *clusters) {
+    if (c.members.size() < 2) continue;
     if (int(c.members.size()) < min_size) continue;
     bool has_source = source.empty(), has_kind = !want_kind;
     for (const auto& m : c.members) {
