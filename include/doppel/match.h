@@ -62,6 +62,11 @@ struct MatchOptions {
   int similar_seconds = 120;     // same camera, taken this close in time: "similar"
 };
 
+// Seconds since the epoch of an ISO 8601 capture time ("YYYY-MM-DDTHH:MM:SS"
+// with optional fraction; any offset is ignored: both sides of a comparison
+// come from cameras set to local time), or nullopt.
+std::optional<double> CaptureTimeSeconds(const std::string& iso);
+
 // The verdict on one pair, from their records (no catalogue needed); nullopt
 // when they are unrelated. Used by the matcher and by `doppel explain`.
 std::optional<Match> Compare(const MatchInput& a, const MatchInput& b, const MatchOptions& options);

@@ -116,7 +116,13 @@ Result<MatchSummary> MatchCatalogue(Catalogue& cat, const MatchRunOptions& opt) 
           collect(a.fingerprints.signature.smooth.dihedral[d], opt.match.threshold);
         }
         if (a.fingerprints.signature.trimmed) collect(a.fingerprints.signature.trimmed->hash, opt.match.threshold);
-        if (wide && opt.match.similar_radius > opt.match.threshold) collect(a.fingerprints.pdq.hash, opt.match.similar_radius);
+        if (wide && opt.match.similar_radius > opt.match.threshold) {
+          // Visually close pictures, as they are and inside their borders (the
+          // eight orientations would make this scan eight times longer).
+          collect(a.fingerprints.pdq.hash, opt.match.similar_radius);
+          collect(a.fingerprints.signature.smooth.hash, opt.match.similar_radius);
+          if (a.fingerprints.signature.trimmed) collect(a.fingerprints.signature.trimmed->hash, opt.match.similar_radius);
+        }
         for (uint32_t j : candidates) {
           const MatchInput& b = files[j];
           if (!b.already_matched && j < i) continue;  // the other fresh file's turn covers it
@@ -139,18 +145,26 @@ Result<MatchSummary> MatchCatalogue(Catalogue& cat, const MatchRunOptions& opt) 
   // 3. Shots moments apart by the same camera (supporting evidence needs a
   //    visual agreement too: Compare decides).
   {
-    std::map<std::pair<std::string, std::string>, std::vector<uint32_t>> by_camera;
-    for (uint32_t i = 0; i < files.size(); ++i)
-      if (!files[i].metadata.model.empty() && files[i].metadata.capture_time.size() >= 19)
-        by_camera[{files[i].metadata.make, files[i].metadata.model}].push_back(i);
-    for (auto& [camera, ids] : by_camera) {
-      std::sort(ids.begin(), ids.end(), [&](uint32_t x, uint32_t y) {
-        return files[x].metadata.capture_time < files[y].metadata.capture_time;
+    // Per camera, files in capture order (ties by id, so runs repeat
+    // exactly); every pair within the time window, at most kMaxBurst later
+    // shots per file (a burst of hundreds would otherwise be quadratic).
+    constexpr size_t kMaxBurst = 64;
+    std::map<std::pair<std::string, std::string>, std::vector<std::pair<double, uint32_t>>> by_camera;
+    for (uint32_t i = 0; i < files.size(); ++i) {
+      if (files[i].metadata.model.empty()) continue;
+      if (auto t = CaptureTimeSeconds(files[i].metadata.capture_time))
+        by_camera[{files[i].metadata.make, files[i].metadata.model}].push_back({*t, i});
+    }
+    for (auto& [camera, shots] : by_camera) {
+      std::sort(shots.begin(), shots.end(), [&](const auto& x, const auto& y) {
+        return x.first != y.first ? x.first < y.first : files[x.second].file_id < files[y.second].file_id;
       });
-      for (size_t x = 0; x < ids.size(); ++x)
-        for (size_t y = x + 1; y < ids.size() && y < x + 16; ++y) {
-          const MatchInput& a = files[ids[x]];
-          const MatchInput& b = files[ids[y]];
+      for (size_t x = 0; x < shots.size(); ++x)
+        for (size_t y = x + 1; y < shots.size() && y <= x + kMaxBurst &&
+                               shots[y].first - shots[x].first <= opt.match.similar_seconds;
+             ++y) {
+          const MatchInput& a = files[shots[x].second];
+          const MatchInput& b = files[shots[y].second];
           if (a.already_matched && b.already_matched) continue;
           if (seen.count({std::min(a.file_id, b.file_id), std::max(a.file_id, b.file_id)})) continue;
           if (auto m = Compare(a, b, opt.match)) add(std::move(*m));

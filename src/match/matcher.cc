@@ -30,9 +30,9 @@ bool SwapsAxes(Dihedral d) {
          d == Dihedral::kFlipMinus1;
 }
 
-// Seconds since the epoch of an ISO 8601 capture time (offset ignored: both
-// sides of a comparison come from cameras set to local time), or nullopt.
-std::optional<double> CaptureSeconds(const std::string& t) {
+}  // namespace
+
+std::optional<double> CaptureTimeSeconds(const std::string& t) {
   if (t.size() < 19) return std::nullopt;
   std::tm tm{};
   if (std::sscanf(t.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
@@ -44,6 +44,8 @@ std::optional<double> CaptureSeconds(const std::string& t) {
   if (t.size() > 20 && t[19] == '.') s += std::atof(t.c_str() + 19);
   return s;
 }
+
+namespace {
 
 double GpsMetres(const ImageMetadata& a, const ImageMetadata& b) {
   constexpr double kR = 6371000, kDeg = M_PI / 180;
@@ -189,7 +191,7 @@ std::optional<Match> Compare(const MatchInput& a, const MatchInput& b, const Mat
   // Same camera, moments apart: supporting evidence, never enough alone.
   const auto& ma = a.metadata;
   const auto& mb = b.metadata;
-  auto ta = CaptureSeconds(ma.capture_time), tb = CaptureSeconds(mb.capture_time);
+  auto ta = CaptureTimeSeconds(ma.capture_time), tb = CaptureTimeSeconds(mb.capture_time);
   if (ta && tb && !ma.model.empty() && ma.make == mb.make && ma.model == mb.model &&
       std::fabs(*ta - *tb) <= o.similar_seconds && al.correlation >= 0.5) {
     m.kind = MatchKind::kSimilar;
@@ -239,7 +241,7 @@ Explanation Explain(const MatchInput& a, const MatchInput& b, const MatchOptions
   if (!ma.capture_time.empty() || !mb.capture_time.empty()) {
     std::string line = "capture time: A " + (ma.capture_time.empty() ? "unknown" : ma.capture_time) + ", B " +
                        (mb.capture_time.empty() ? "unknown" : mb.capture_time);
-    auto ta = CaptureSeconds(ma.capture_time), tb = CaptureSeconds(mb.capture_time);
+    auto ta = CaptureTimeSeconds(ma.capture_time), tb = CaptureTimeSeconds(mb.capture_time);
     if (ta && tb) line += " (" + Fmt("%.0f", std::fabs(*ta - *tb)) + " s apart)";
     e.lines.push_back(line);
   }
