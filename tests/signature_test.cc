@@ -70,3 +70,37 @@ TEST(Signature, BordersAreFoundAndThePictureInsideHashesLikeTheOriginal) {
 
 }  // namespace
 }  // namespace doppel
+
+namespace doppel {
+namespace {
+
+// The thumbnail of a 90% centre crop, resampled, aligns with the original's at
+// about 90% scale; an unrelated picture does not align.
+TEST(Signature, AlignmentFindsACropInsideItsOriginal) {
+  ASSERT_TRUE(InitImaging().ok());
+  testing::TempDir dir;
+  const std::string photo = testing::SomePhoto();
+  if (photo.empty()) GTEST_SKIP() << "no photo found (install mate-backgrounds)";
+  testing::CopyFile(photo, dir / "photo.jpg");
+  testing::MakeImage(dir / "other.png", 1000, 1000, 9);
+  VipsImage* in = vips_image_new_from_file((dir / "photo.jpg").c_str(), nullptr);
+  ASSERT_TRUE(in);
+  VipsImage* crop = nullptr;
+  const int w = in->Xsize, h = in->Ysize;
+  ASSERT_EQ(vips_crop(in, &crop, w / 20, h / 20, w - w / 10, h - h / 10, nullptr), 0);
+  ASSERT_EQ(vips_image_write_to_file(crop, (dir / "crop.png").c_str(), nullptr), 0);
+  g_object_unref(crop);
+  g_object_unref(in);
+  const Signature a = Sig((dir / "photo.jpg").string()), b = Sig((dir / "crop.png").string());
+  const Signature c = Sig((dir / "other.png").string());
+  const ThumbAlignment g = AlignThumbs(a.thumb, b.thumb);
+  std::printf("[ align    ] 90%% crop: plain correlation %.3f, aligned %.3f at scale %.3f\n",
+              ThumbCorrelation(a.thumb, b.thumb), g.correlation, g.scale);
+  EXPECT_GT(g.correlation, 0.97);
+  EXPECT_NEAR(g.scale, 0.9, 0.03);
+  EXPECT_FALSE(g.a_inside_b);  // the crop (b) lies inside the original (a)
+  EXPECT_LT(AlignThumbs(a.thumb, c.thumb).correlation, 0.8);
+}
+
+}  // namespace
+}  // namespace doppel

@@ -56,6 +56,7 @@ struct MatchOptions {
   int min_quality = 50;          // below, a PDQ agreement alone is only "similar"
   double min_correlation = 0.90; // the finer check for near copies
   double min_hue_agreement = 0.5; // colour pictures whose hues disagree are other editions
+  double min_aligned_correlation = 0.97;  // crops and small rotations, once aligned: "similar" 
   bool dihedral = true;          // also match rotated and mirrored copies
   int similar_radius = 63;       // visually close pairs kept for review
   double similar_correlation = 0.75;

@@ -51,6 +51,20 @@ std::optional<double> HueAgreement(const Signature& a, const Signature& b, Dihed
 using Thumb = std::array<uint8_t, kThumbSide * kThumbSide>;
 double ThumbCorrelation(const Thumb& a, const Thumb& b);
 
+// The best geometric alignment of two thumbnails: one picture as a cropped,
+// shifted, slightly rotated part of the other. `correlation` is the Pearson
+// correlation of the overlapping pixels once aligned.
+struct ThumbAlignment {
+  double correlation = -1;
+  double scale = 1;        // side of the smaller picture / side of the larger one
+  double dx = 0, dy = 0;   // centre offset, in fractions of the larger picture
+  double angle = 0;        // degrees
+  bool a_inside_b = false; // which picture is the crop of the other
+};
+// Searches scales 0.80..1.0, shifts and rotations of up to 3 degrees, coarse
+// to fine. A few milliseconds: for candidate pairs only.
+ThumbAlignment AlignThumbs(const Thumb& a, const Thumb& b);
+
 // The thumbnail as it would look after the dihedral transform d (the same
 // transform whose PDQ variant PdqResult::dihedral[d] is).
 Thumb TransformThumb(const Thumb& t, Dihedral d);

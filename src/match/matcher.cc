@@ -65,6 +65,7 @@ struct Alignment {
   double correlation = 0;
   double aspect_a = 1, aspect_b = 1;
   std::optional<double> hue;  // HueAgreement, when both pictures have colour
+  Thumb thumb_a{}, thumb_b{};  // the thumbnails compared, aligned as above
 };
 
 Alignment Align(const MatchInput& a, const MatchInput& b, const MatchOptions& o) {
@@ -82,7 +83,9 @@ Alignment Align(const MatchInput& a, const MatchInput& b, const MatchOptions& o)
       best.distance = d;
       best.transform = DihedralName(Dihedral(k));
       best.quality = q;
-      best.correlation = ThumbCorrelation(TransformThumb(sa.thumb, Dihedral(k)), sb.thumb);
+      best.thumb_a = TransformThumb(sa.thumb, Dihedral(k));
+      best.thumb_b = sb.thumb;
+      best.correlation = ThumbCorrelation(best.thumb_a, best.thumb_b);
       best.aspect_a = SwapsAxes(Dihedral(k)) ? 1 / Aspect(a.info) : Aspect(a.info);
       best.aspect_b = Aspect(b.info);
       best.hue = HueAgreement(sa, sb, Dihedral(k));
@@ -100,6 +103,8 @@ Alignment Align(const MatchInput& a, const MatchInput& b, const MatchOptions& o)
       best.transform = "inside borders";
       best.quality = std::min(x.quality, y.quality);
       best.correlation = ThumbCorrelation(tx, ty);
+      best.thumb_a = tx;
+      best.thumb_b = ty;
       best.aspect_a = ax;
       best.aspect_b = ay;
       best.hue = HueAgreement(a.fingerprints.signature, b.fingerprints.signature, Dihedral::kOriginal);
@@ -181,6 +186,25 @@ std::optional<Match> Compare(const MatchInput& a, const MatchInput& b, const Mat
                  ") and the thumbnails agree (correlation " + corr + ")";
     }
     return m;
+  }
+  // Crops, small rotations, rescans: one picture contained in the other,
+  // found by aligning the thumbnails. At 32 x 32 a crop cannot be told from
+  // a second shot a moment later (both are a shifted part of one scene), so
+  // this is evidence for review, never an automatic merge (docs/matching.md).
+  const bool hues_agree = !al.hue || *al.hue >= o.min_hue_agreement;
+  if (al.distance <= o.similar_radius && al.quality >= o.min_quality && hues_agree) {
+    const ThumbAlignment g = AlignThumbs(al.thumb_a, al.thumb_b);
+    if (g.correlation >= o.min_aligned_correlation) {
+      m.kind = MatchKind::kSimilar;
+      m.correlation = g.correlation;
+      m.transform = al.transform == "original" ? "aligned" : al.transform + ", aligned";
+      m.reason = "probably a crop or a slightly turned copy: " + std::string(g.a_inside_b ? "A" : "B") + " matches " +
+                 Fmt("%.0f%%", 100 * g.scale) + " of the other's width" +
+                 (std::fabs(g.angle) >= 0.5 ? ", turned " + Fmt("%.1f", g.angle) + " degrees" : "") +
+                 " (aligned thumbnails correlate " + Fmt("%.3f", g.correlation) + "; " + dist +
+                 "); a person must confirm: a shot taken a moment later looks the same";
+      return m;
+    }
   }
   if (al.distance <= o.similar_radius && al.correlation >= o.similar_correlation && al.quality >= o.min_quality) {
     m.kind = MatchKind::kSimilar;

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <vector>
 
+#include <cmath>
+
 namespace doppel {
 namespace {
 
@@ -105,6 +107,89 @@ std::optional<double> HueAgreement(const Signature& a, const Signature& b, Dihed
   // Mean chroma magnitude under 4 (of 128): a grey or nearly grey picture.
   if (sat_a / 16 < 4 || sat_b / 16 < 4 || weight <= 0) return std::nullopt;
   return sum / weight;
+}
+
+namespace {
+
+// Correlation of `inner` (n x n) with the part of `outer` (n x n) it shows
+// when placed at scale s (of outer's side), centre offset (dx, dy) in outer's
+// units and rotated by `angle` radians; bilinear samples; -1 if it leaves
+// the picture.
+double PlacedCorrelation(const float* outer, const float* inner, int n, double s, double dx, double dy,
+                         double angle) {
+  const double c = std::cos(angle), sn = std::sin(angle);
+  const double half = (n - 1) / 2.0;
+  double sa = 0, sb = 0, saa = 0, sbb = 0, sab = 0;
+  for (int v = 0; v < n; ++v)
+    for (int u = 0; u < n; ++u) {
+      // inner pixel (u, v) -> outer coordinates
+      const double x0 = (u - half) * s, y0 = (v - half) * s;
+      const double x = half + dx * n + c * x0 - sn * y0, y = half + dy * n + sn * x0 + c * y0;
+      if (x < 0 || y < 0 || x > n - 1 || y > n - 1) return -1;
+      const int xi = std::min(int(x), n - 2), yi = std::min(int(y), n - 2);
+      const double fx = x - xi, fy = y - yi;
+      const float* p = outer + yi * n + xi;
+      const double a = (p[0] * (1 - fx) + p[1] * fx) * (1 - fy) + (p[n] * (1 - fx) + p[n + 1] * fx) * fy;
+      const double b = inner[v * n + u];
+      sa += a;
+      sb += b;
+      saa += a * a;
+      sbb += b * b;
+      sab += a * b;
+    }
+  const double m = double(n) * n;
+  const double va = saa - sa * sa / m, vb = sbb - sb * sb / m;
+  if (va < 1e-6 || vb < 1e-6) return 0;
+  return (sab - sa * sb / m) / std::sqrt(va * vb);
+}
+
+std::vector<float> Halve(const std::vector<float>& t, int n) {
+  std::vector<float> out(size_t(n / 2) * (n / 2));
+  for (int y = 0; y < n / 2; ++y)
+    for (int x = 0; x < n / 2; ++x)
+      out[size_t(y) * (n / 2) + x] =
+          (t[size_t(2 * y) * n + 2 * x] + t[size_t(2 * y) * n + 2 * x + 1] + t[size_t(2 * y + 1) * n + 2 * x] +
+           t[size_t(2 * y + 1) * n + 2 * x + 1]) / 4;
+  return out;
+}
+
+ThumbAlignment AlignOneWay(const std::vector<float>& outer, const std::vector<float>& inner) {
+  const int n = kThumbSide;
+  const auto outer_small = Halve(outer, n), inner_small = Halve(inner, n);
+  constexpr double kDeg = M_PI / 180;
+  ThumbAlignment best;
+  // Coarse: on 16 x 16.
+  for (double s = 0.80; s <= 1.0001; s += 0.025)
+    for (double angle : {-3.0, -1.5, 0.0, 1.5, 3.0}) {
+      const double room = (1 - s) / 2 + 0.02;
+      for (double dy = -room; dy <= room + 1e-9; dy += 1.0 / 16)
+        for (double dx = -room; dx <= room + 1e-9; dx += 1.0 / 16) {
+          const double r = PlacedCorrelation(outer_small.data(), inner_small.data(), n / 2, s, dx, dy, angle * kDeg);
+          if (r > best.correlation) best = {r, s, dx, dy, angle, false};
+        }
+    }
+  // Fine: around the best, on 32 x 32.
+  const ThumbAlignment coarse = best;
+  best.correlation = -1;
+  for (double s = coarse.scale - 0.0125; s <= coarse.scale + 0.0126; s += 0.00625)
+    for (double angle = coarse.angle - 0.75; angle <= coarse.angle + 0.76; angle += 0.375)
+      for (double dy = coarse.dy - 1.0 / 32; dy <= coarse.dy + 1.0 / 32 + 1e-9; dy += 1.0 / 64)
+        for (double dx = coarse.dx - 1.0 / 32; dx <= coarse.dx + 1.0 / 32 + 1e-9; dx += 1.0 / 64) {
+          if (s > 1.0) continue;
+          const double r = PlacedCorrelation(outer.data(), inner.data(), n, s, dx, dy, angle * kDeg);
+          if (r > best.correlation) best = {r, s, dx, dy, angle, false};
+        }
+  return best;
+}
+
+}  // namespace
+
+ThumbAlignment AlignThumbs(const Thumb& a, const Thumb& b) {
+  std::vector<float> fa(a.begin(), a.end()), fb(b.begin(), b.end());
+  ThumbAlignment b_in_a = AlignOneWay(fa, fb);
+  ThumbAlignment a_in_b = AlignOneWay(fb, fa);
+  a_in_b.a_inside_b = true;
+  return a_in_b.correlation > b_in_a.correlation ? a_in_b : b_in_a;
 }
 
 Thumb TransformThumb(const Thumb& t, Dihedral d) {
