@@ -145,18 +145,14 @@ std::optional<Match> Compare(const MatchInput& a, const MatchInput& b, const Mat
   Match m;
   m.file_a = std::min(a.file_id, b.file_id);
   m.file_b = std::max(a.file_id, b.file_id);
-  if (a.fingerprints.sha256 == b.fingerprints.sha256) {
-    m.kind = MatchKind::kExact;
+  // Identity first: the same bytes, or the same picture under other metadata.
+  const bool same_bytes = a.fingerprints.sha256 == b.fingerprints.sha256;
+  if (same_bytes || a.fingerprints.content_hash == b.fingerprints.content_hash) {
+    m.kind = same_bytes ? MatchKind::kExact : MatchKind::kMetadata;
     m.correlation = 1;
     m.transform = "original";
-    m.reason = "identical files (same SHA-256)";
-    return m;
-  }
-  if (a.fingerprints.content_hash == b.fingerprints.content_hash) {
-    m.kind = MatchKind::kMetadata;
-    m.correlation = 1;
-    m.transform = "original";
-    m.reason = "the same picture; only the metadata differs (same content hash)";
+    m.reason = same_bytes ? "identical files (same SHA-256)"
+                          : "the same picture; only the metadata differs (same content hash)";
     return m;
   }
   const Alignment al = Align(a, b, o);
