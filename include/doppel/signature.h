@@ -34,10 +34,10 @@ struct Signature {
   bool has_borders() const { return trimmed.has_value(); }
 };
 
-// From the oriented luminance grid PDQ hashed, the same grid by area
-// averages (`smooth`, same size) and the 4 x 4 chroma grid.
-Signature ComputeSignature(const float* luma, const float* smooth, int width, int height,
-                           const std::array<float, 32>& chroma);
+// From the oriented luminance grid PDQ hashed (width x height), the picture
+// as area averages (smooth_width x smooth_height) and the 4 x 4 chroma grid.
+Signature ComputeSignature(const float* luma, int width, int height, const float* smooth, int smooth_width,
+                           int smooth_height, const std::array<float, 32>& chroma);
 
 // How consistently two pictures' colours point the same way, cell by cell:
 // the magnitude-weighted mean cosine between their chroma vectors (1 = same
@@ -50,6 +50,7 @@ std::optional<double> HueAgreement(const Signature& a, const Signature& b, Dihed
 // brightness/contrast/gamma-free change). Flat thumbnails correlate 0.
 using Thumb = std::array<uint8_t, kThumbSide * kThumbSide>;
 double ThumbCorrelation(const Thumb& a, const Thumb& b);
+
 
 // The best geometric alignment of two thumbnails: one picture as a cropped,
 // shifted, slightly rotated part of the other. `correlation` is the Pearson

@@ -62,7 +62,8 @@ Result<ImageRecord> Finish(ImageRecord rec, ContentHashKind kind, const Digest* 
   rec.info = d.info;
   rec.fingerprints.pdq = PdqFromLuminance(d.luma.data(), d.luma_width, d.luma_height);
   rec.fingerprints.signature =
-      ComputeSignature(d.luma.data(), d.smooth.data(), d.luma_width, d.luma_height, d.chroma);
+      ComputeSignature(d.luma.data(), d.luma_width, d.luma_height, d.smooth.data(), d.smooth_width,
+                       d.smooth_height, d.chroma);
   rec.fingerprints.pdq_pipeline = kPdqPipelineVersion;
   rec.fingerprints.content_kind = kind;
   rec.fingerprints.content_hash =

@@ -329,13 +329,16 @@ Result<DecodedImage> DecodeUnchecked(const DecodeInput& in) {
     const int64_t header_fields[4] = {raw.img->Xsize, raw.img->Ysize, raw.img->Bands, raw.img->BandFmt};
     pixel_hash.Update(header_fields, sizeof header_fields);
   }
-  // Area averages over the same grid (only when shrinking on both axes), and
-  // the 4 x 4 chroma grid: every decoded pixel contributes.
-  const bool smooth = tw <= w && th <= h && (tw < w || th < h);
-  std::vector<double> area(smooth ? size_t(tw) * th : 0);
+  // Area averages on a 64 x 64 grid (what PDQ's blur and decimation
+  // approximate, without aliasing), and the 4 x 4 chroma grid from every
+  // fourth pixel of every fourth row (plenty for 16 cells).
+  constexpr int kSmooth = 64;
+  const bool smooth = w >= kSmooth && h >= kSmooth;
+  std::vector<double> area(smooth ? size_t(kSmooth) * kSmooth : 0);
+  std::vector<float> area_row(smooth ? kSmooth : 0);
   std::vector<int> colbin(smooth ? w : 0), chroma_col(w);
   for (int x = 0; x < w; ++x) {
-    if (smooth) colbin[x] = int(int64_t(x) * tw / w);
+    if (smooth) colbin[x] = int(int64_t(x) * kSmooth / w);
     chroma_col[x] = int(int64_t(x) * 4 / w);
   }
   std::array<double, 48> chroma_acc{};  // Cb, Cr, count per cell
@@ -354,19 +357,29 @@ Result<DecodedImage> DecodeUnchecked(const DecodeInput& in) {
     if (vips_region_prepare(region.r, &rect) != 0) return VipsFailure("cannot decode pixels");
     for (int y = rect.top; y < rect.top + rect.height; ++y) {
       const auto* line = reinterpret_cast<const uint8_t*>(VIPS_REGION_ADDR(region.r, 0, y));
-      double* arow = smooth ? &area[size_t(int64_t(y) * th / h) * tw] : nullptr;
-      double* crow = &chroma_acc[size_t(int64_t(y) * 4 / h) * 12];
-      if (bands == 3) {
-        for (int x = 0; x < w; ++x) {
+      if (smooth) {
+        // One row into float bins, then into the double grid: exact enough,
+        // and the inner loop stays short.
+        std::fill(area_row.begin(), area_row.end(), 0.0f);
+        if (bands == 3)
+          for (int x = 0; x < w; ++x) {
+            const uint8_t* p = line + 3 * x;
+            area_row[colbin[x]] += 0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2];
+          }
+        else
+          for (int x = 0; x < w; ++x) area_row[colbin[x]] += line[x];
+        double* arow = &area[size_t(int64_t(y) * kSmooth / h) * kSmooth];
+        for (int bx = 0; bx < kSmooth; ++bx) arow[bx] += area_row[bx];
+      }
+      if (bands == 3 && (y & 3) == 0) {
+        double* crow = &chroma_acc[size_t(int64_t(y) * 4 / h) * 12];
+        for (int x = 0; x < w; x += 4) {
           const uint8_t* p = line + 3 * x;
-          if (arow) arow[colbin[x]] += 0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2];
           double* c = crow + 3 * chroma_col[x];
           c[0] += -0.168736 * p[0] - 0.331264 * p[1] + 0.5 * p[2];
           c[1] += 0.5 * p[0] - 0.418688 * p[1] - 0.081312 * p[2];
           c[2] += 1;
         }
-      } else if (arow) {
-        for (int x = 0; x < w; ++x) arow[colbin[x]] += line[x];
       }
     }
     while (next_row < th && rows[next_row] < rect.top + rect.height) {
@@ -386,17 +399,21 @@ Result<DecodedImage> DecodeUnchecked(const DecodeInput& in) {
   }
   if (next_row < th) return Corruption("decoder returned fewer rows than the header promised");
   if (in.hash_pixels) out.pixel_digest = pixel_hash.Finish();
+  int sw = kSmooth, sh = kSmooth;
   if (smooth) {
     // Bin sizes: how many source columns/rows fell in each bin.
-    std::vector<int> ncol(tw, 0), nrow(th, 0);
+    std::vector<int> ncol(kSmooth, 0), nrow(kSmooth, 0);
     for (int x = 0; x < w; ++x) ++ncol[colbin[x]];
-    for (int y = 0; y < h; ++y) ++nrow[int(int64_t(y) * th / h)];
+    for (int y = 0; y < h; ++y) ++nrow[int(int64_t(y) * kSmooth / h)];
     out.smooth.resize(area.size());
-    for (int by = 0; by < th; ++by)
-      for (int bx = 0; bx < tw; ++bx)
-        out.smooth[size_t(by) * tw + bx] = float(area[size_t(by) * tw + bx] / (double(ncol[bx]) * nrow[by]));
+    for (int by = 0; by < kSmooth; ++by)
+      for (int bx = 0; bx < kSmooth; ++bx)
+        out.smooth[size_t(by) * kSmooth + bx] =
+            float(area[size_t(by) * kSmooth + bx] / (double(ncol[bx]) * nrow[by]));
   } else {
-    out.smooth = out.luma;
+    out.smooth = out.luma;  // a tiny picture: every pixel is a sample
+    sw = tw;
+    sh = th;
   }
   std::vector<float> cb(16), cr(16);
   for (int k = 0; k < 16; ++k) {
@@ -406,8 +423,9 @@ Result<DecodedImage> DecodeUnchecked(const DecodeInput& in) {
   }
   int lw = tw, lh = th;
   ApplyOrientation(out.luma, lw, lh, out.info.orientation);
-  int sw = tw, sh = th;
   ApplyOrientation(out.smooth, sw, sh, out.info.orientation);
+  out.smooth_width = sw;
+  out.smooth_height = sh;
   int gw = 4, gh = 4;
   ApplyOrientation(cb, gw, gh, out.info.orientation);
   gw = gh = 4;

@@ -32,9 +32,10 @@ struct DecodedImage {
   ImageInfo info;
   std::vector<float> luma;  // luma_width * luma_height, oriented
   int luma_width = 0, luma_height = 0;
-  // The same grid by area averages instead of nearest-neighbour samples (no
-  // aliasing: what a resized copy looks like); same size and orientation.
+  // The picture as 64 x 64 area averages (no aliasing: what a resized copy
+  // looks like), oriented; smaller pictures keep their own size.
   std::vector<float> smooth;
+  int smooth_width = 0, smooth_height = 0;
   // Mean chroma (Cb, Cr, -128..127) of a 4 x 4 grid of the oriented picture,
   // cell (i, j) at [2 * (4 * i + j)]; all zero for grey pictures.
   std::array<float, 32> chroma{};

@@ -38,12 +38,13 @@ bool FlatLine(const float* p, int n, int stride, float ref, float tol) {
 
 }  // namespace
 
-Signature ComputeSignature(const float* luma, const float* smooth, int w, int h, const std::array<float, 32>& chroma) {
+Signature ComputeSignature(const float* luma, int w, int h, const float* smooth, int sw, int sh,
+                           const std::array<float, 32>& chroma) {
   Signature s;
   for (int k = 0; k < 32; ++k) s.chroma[k] = int8_t(std::clamp(std::lround(chroma[k]), -128L, 127L));
-  if (w < 2 || h < 2) return s;
-  s.smooth = PdqFromLuminance(smooth, w, h);
-  Thumbnail(smooth, w, h, 0, 0, w, h, s.thumb.data(), kThumbSide);
+  if (w < 2 || h < 2 || sw < 2 || sh < 2) return s;
+  s.smooth = PdqFromLuminance(smooth, sw, sh);
+  Thumbnail(smooth, sw, sh, 0, 0, sw, sh, s.thumb.data(), kThumbSide);
 
   // Borders: trim flat lines of the edge's colour from each side, at most 40%
   // of the side, and only call it a border when it is at least 2% wide (a
