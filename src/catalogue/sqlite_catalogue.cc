@@ -843,6 +843,26 @@ Result<std::vector<FileEntry>> SqliteCatalogue::ListFiles(std::optional<FileStat
       });
 }
 
+// Column helpers shared by the readers of fingerprints.
+void ReadBlob32(const Stmt* s, int c, uint8_t* dst) {
+  std::string b = s->Text(c);
+  if (b.size() == 32) std::memcpy(dst, b.data(), 32);
+}
+void ReadPdq(const Stmt* s, int hash_col, int quality_col, int dihedral_col, PdqResult& r) {
+  std::string pdq = s->Text(hash_col);
+  if (pdq.size() == 32) r.hash = PdqHash::FromBytes(reinterpret_cast<const uint8_t*>(pdq.data()));
+  r.quality = int(s->Int(quality_col));
+  r.dihedral.fill(r.hash);
+  if (dihedral_col < 0) return;
+  std::string dih = s->Text(dihedral_col);
+  for (int k = 1; k < 8 && dih.size() >= size_t(32 * k); ++k)
+    r.dihedral[k] = PdqHash::FromBytes(reinterpret_cast<const uint8_t*>(dih.data()) + 32 * (k - 1));
+}
+void ReadThumb(const Stmt* s, int c, Thumb& t) {
+  std::string b = s->Text(c);
+  if (b.size() == t.size()) std::memcpy(t.data(), b.data(), t.size());
+}
+
 Result<ImageRecord> SqliteCatalogue::GetRecord(int64_t file_id) {
   DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(
       "SELECT f.size, f.mtime_ns, f.sha256, f.content_hash, f.content_kind, f.format, f.width, f.height, f.bands, "
@@ -857,12 +877,8 @@ Result<ImageRecord> SqliteCatalogue::GetRecord(int64_t file_id) {
   ImageRecord r;
   r.file_size = s->Int(0);
   r.mtime_ns = s->Int(1);
-  auto blob32 = [&](int c, uint8_t* dst) {
-    std::string b = s->Text(c);
-    if (b.size() == 32) std::memcpy(dst, b.data(), 32);
-  };
-  blob32(2, r.fingerprints.sha256.data());
-  blob32(3, r.fingerprints.content_hash.data());
+  ReadBlob32(s, 2, r.fingerprints.sha256.data());
+  ReadBlob32(s, 3, r.fingerprints.content_hash.data());
   std::string ck = s->Text(4);
   r.fingerprints.content_kind = ck == "jpeg-segments" ? ContentHashKind::kJpegSegments
                                 : ck == "png-chunks"  ? ContentHashKind::kPngChunks
@@ -877,13 +893,7 @@ Result<ImageRecord> SqliteCatalogue::GetRecord(int64_t file_id) {
   r.info.has_alpha = s->Int(12) != 0;
   r.info.colourspace = s->Text(13);
   r.fingerprints.pdq_pipeline = int(s->Int(14));
-  std::string pdq = s->Text(15);
-  if (pdq.size() == 32) r.fingerprints.pdq.hash = PdqHash::FromBytes(reinterpret_cast<const uint8_t*>(pdq.data()));
-  r.fingerprints.pdq.quality = int(s->Int(16));
-  std::string dih = s->Text(17);
-  r.fingerprints.pdq.dihedral[0] = r.fingerprints.pdq.hash;
-  for (int k = 1; k < 8 && dih.size() >= size_t(32 * k); ++k)
-    r.fingerprints.pdq.dihedral[k] = PdqHash::FromBytes(reinterpret_cast<const uint8_t*>(dih.data()) + 32 * (k - 1));
+  ReadPdq(s, 15, 16, 17, r.fingerprints.pdq);
   ImageMetadata& m = r.metadata;
   m.capture_time = s->Text(18);
   m.capture_time_source = s->Text(19);
@@ -905,26 +915,6 @@ Result<ImageRecord> SqliteCatalogue::GetRecord(int64_t file_id) {
   parse_list(s->Text(28), m.keywords);
   parse_list(s->Text(29), m.warnings);
   return r;
-}
-
-// Column helpers shared by the readers of fingerprints.
-void ReadBlob32(const Stmt* s, int c, uint8_t* dst) {
-  std::string b = s->Text(c);
-  if (b.size() == 32) std::memcpy(dst, b.data(), 32);
-}
-void ReadPdq(const Stmt* s, int hash_col, int quality_col, int dihedral_col, PdqResult& r) {
-  std::string pdq = s->Text(hash_col);
-  if (pdq.size() == 32) r.hash = PdqHash::FromBytes(reinterpret_cast<const uint8_t*>(pdq.data()));
-  r.quality = int(s->Int(quality_col));
-  r.dihedral.fill(r.hash);
-  if (dihedral_col < 0) return;
-  std::string dih = s->Text(dihedral_col);
-  for (int k = 1; k < 8 && dih.size() >= size_t(32 * k); ++k)
-    r.dihedral[k] = PdqHash::FromBytes(reinterpret_cast<const uint8_t*>(dih.data()) + 32 * (k - 1));
-}
-void ReadThumb(const Stmt* s, int c, Thumb& t) {
-  std::string b = s->Text(c);
-  if (b.size() == t.size()) std::memcpy(t.data(), b.data(), t.size());
 }
 
 Result<std::vector<MatchInput>> SqliteCatalogue::LoadMatchInputs() {
