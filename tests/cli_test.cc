@@ -180,3 +180,22 @@ TEST(Cli, CalibrateReportsPrecisionAndRecallPerThreshold) {
 
 }  // namespace
 }  // namespace doppel
+
+namespace doppel {
+namespace {
+
+TEST(Cli, ExplainNamesAnUnreadableFile) {
+  TempDir tmp;
+  MakeImage(tmp / "a.jpg", 320, 240, 1);
+  testing::WriteFile(tmp / "broken.jpg", "not an image");
+  auto r = RunDoppel({"explain", (tmp / "a.jpg").string(), (tmp / "broken.jpg").string()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("broken.jpg"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("not a recognised image"), std::string::npos) << r.err;
+  auto missing = RunDoppel({"--db", (tmp / "none.db").string(), "clusters"});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.err.find("doppel init"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace doppel
