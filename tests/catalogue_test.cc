@@ -112,5 +112,98 @@ TEST(Catalogue, NewerSchemasAndOtherDatabasesAreRefused) {
   EXPECT_EQ(none.status().code(), StatusCode::kNotFound);
 }
 
+TEST(Catalogue, AuditTrailIsAppendOnly) {
+  TempDir dir;
+  const std::string db = (dir.path() / "doppel.db").string();
+  auto cat = MustOpen(db);
+  ASSERT_TRUE(cat);
+  Event e;
+  e.type = "apply";
+  e.object = "file:7";
+  e.detail = R"({"action":"quarantine"})";
+  e.operation = "op-1";
+  auto id = cat->AppendEvent(e);
+  ASSERT_TRUE(id.ok()) << id.status().ToString();
+  e.object = "file:8";
+  e.outcome = "failure";
+  ASSERT_TRUE(cat->AppendEvent(e).ok());
+  EXPECT_FALSE(cat->AppendEvent(Event{}).ok()) << "an event without type or object";
+
+  EventFilter all;
+  auto events = cat->ListEvents(all);
+  ASSERT_TRUE(events.ok());
+  ASSERT_EQ(events->size(), 2u);
+  EXPECT_EQ((*events)[0].id, *id);
+  EXPECT_EQ((*events)[0].outcome, "success");
+  EXPECT_EQ((*events)[0].agent.rfind("doppel ", 0), 0u) << (*events)[0].agent;
+  EXPECT_FALSE((*events)[0].time.empty());
+  EXPECT_EQ((*events)[1].outcome, "failure");
+  EventFilter one;
+  one.object = "file:8";
+  EXPECT_EQ(cat->ListEvents(one)->size(), 1u);
+  EventFilter after;
+  after.after_id = *id;
+  EXPECT_EQ(cat->ListEvents(after)->size(), 1u);
+
+  // Not even a direct SQL connection may rewrite history.
+  cat.reset();
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(db.c_str(), &raw), SQLITE_OK);
+  EXPECT_NE(sqlite3_exec(raw, "UPDATE events SET outcome = 'success'", nullptr, nullptr, nullptr), SQLITE_OK);
+  EXPECT_NE(sqlite3_exec(raw, "DELETE FROM events", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(raw);
+  cat = MustOpen(db);
+  EXPECT_EQ(cat->ListEvents(all)->size(), 2u);
+}
+
+TEST(Catalogue, ReviewDecisionsKeepHistoryAndAudit) {
+  TempDir dir;
+  auto cat = MustOpen((dir.path() / "doppel.db").string());
+  ASSERT_TRUE(cat);
+  ReviewDecision d;
+  d.cluster_id = 4;
+  d.decision = "confirm";
+  d.master_file_id = 10;
+  d.members = {10, 11, 12};
+  d.reviewer = "amelie";
+  ASSERT_TRUE(cat->RecordDecision(d).ok());
+  d.decision = "choose_master";
+  d.master_file_id = 12;
+  d.note = "the TIFF is the original";
+  ASSERT_TRUE(cat->RecordDecision(d).ok());
+  ReviewDecision one = d;
+  one.file_id = 11;
+  one.decision = "reject";
+  one.master_file_id = 0;
+  ASSERT_TRUE(cat->RecordDecision(one).ok());
+
+  ReviewDecision bad = d;
+  bad.decision = "maybe";
+  EXPECT_EQ(cat->RecordDecision(bad).status().code(), StatusCode::kInvalidArgument);
+  bad.decision = "choose_master";
+  bad.master_file_id = 0;
+  EXPECT_EQ(cat->RecordDecision(bad).status().code(), StatusCode::kInvalidArgument);
+
+  auto all = cat->ListDecisions(std::nullopt);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_EQ((*all)[0].decision, "confirm");
+  EXPECT_EQ((*all)[1].master_file_id, 12);
+  EXPECT_EQ((*all)[1].members, (std::vector<int64_t>{10, 11, 12}));
+  EXPECT_EQ((*all)[1].note, "the TIFF is the original");
+  EXPECT_FALSE((*all)[0].file_id.has_value());
+  EXPECT_EQ((*all)[2].file_id, 11);
+  EXPECT_EQ(cat->ListDecisions(99)->size(), 0u);
+  EXPECT_EQ(cat->ListDecisions(4)->size(), 3u);
+
+  EventFilter f;
+  f.type = "review decision";
+  auto events = cat->ListEvents(f);
+  ASSERT_EQ(events->size(), 3u) << "each decision is audited";
+  EXPECT_EQ((*events)[0].agent, "person amelie");
+  EXPECT_EQ((*events)[0].object, "cluster:4");
+  EXPECT_EQ((*events)[2].object, "file:11");
+}
+
 }  // namespace
 }  // namespace doppel

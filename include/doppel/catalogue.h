@@ -106,6 +106,50 @@ struct DigestGroup {
   std::vector<FileEntry> files;
 };
 
+// One entry of the audit trail, in the spirit of a PREMIS event: what
+// happened (type), when (UTC), who or what did it (agent, with the software
+// version), to what (object: "file:12", "cluster:4", "source:apur",
+// "plan:2026-11-22T...", "release:1.0"), how it ended, and the details (JSON).
+// Events are append-only: the catalogue refuses to change or delete one.
+struct Event {
+  int64_t id = 0;
+  std::string type;     // "scan", "match", "review decision", "plan", "apply", "undo", "upload", "release", ...
+  std::string time;     // UTC ISO 8601; filled in when empty
+  std::string agent;    // "doppel 0.1.0" (filled in when empty) or "person NAME"
+  std::string object;
+  std::string outcome;  // "success" (default when empty), "failure" or "warning"
+  std::string detail;   // JSON object or plain words
+  std::string operation;  // groups the events of one operation (an apply's id); may be empty
+};
+
+struct EventFilter {
+  int64_t after_id = 0;   // events with a larger id
+  std::string type;       // empty = any
+  std::string object;     // empty = any
+  std::string operation;  // empty = any
+  int limit = 0;          // 0 = all
+};
+
+// "doppel 0.1.0 (user@host)": the software agent of events this process records.
+std::string SoftwareAgent();
+
+// A person's decision about a cluster (file_id empty) or about one member of
+// it (file_id set: e.g. "this one is not a duplicate"). Decisions are never
+// overwritten: the latest one per (cluster, file) is in force. `members` are
+// the file ids the person saw, so a decision about a cluster that has changed
+// since can be recognised as stale.
+struct ReviewDecision {
+  int64_t id = 0;
+  int64_t cluster_id = 0;
+  std::optional<int64_t> file_id;
+  std::string decision;        // "confirm" | "reject" | "choose_master"
+  int64_t master_file_id = 0;  // choose_master: the chosen file; else the master shown (0 = none)
+  std::vector<int64_t> members;
+  std::string reviewer;
+  std::string decided_at;      // filled in when empty
+  std::string note;
+};
+
 class Catalogue {
  public:
   virtual ~Catalogue() = default;
@@ -169,6 +213,16 @@ class Catalogue {
   // Sets each Cluster::id.
   virtual Status SaveClusters(std::vector<Cluster>& clusters) = 0;
   virtual Result<std::vector<Cluster>> LoadClusters() = 0;
+
+  // --- Audit trail (docs/catalogue.md) ---
+  virtual Result<int64_t> AppendEvent(const Event& e) = 0;
+  virtual Result<std::vector<Event>> ListEvents(const EventFilter& filter) = 0;
+
+  // --- Review decisions ---
+  // Stores a decision and its audit event in one transaction; returns its id.
+  virtual Result<int64_t> RecordDecision(const ReviewDecision& d) = 0;
+  // Every decision (of one cluster if given), oldest first.
+  virtual Result<std::vector<ReviewDecision>> ListDecisions(std::optional<int64_t> cluster_id) = 0;
 };
 
 struct CatalogueOptions {

@@ -1,6 +1,11 @@
 #include "doppel/catalogue.h"
 
+#include <pwd.h>
+#include <cstdlib>
+#include <unistd.h>
+
 #include "catalogue/sqlite_catalogue.h"
+#include "doppel_version.h"
 
 namespace doppel {
 
@@ -11,6 +16,17 @@ const char* FileStatusName(FileStatus s) {
     case FileStatus::kMissing: return "missing";
   }
   return "?";
+}
+
+std::string SoftwareAgent() {
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  const char* user = getenv("USER");
+  std::string who = user && *user ? user : "";
+  if (who.empty()) {
+    if (const passwd* pw = getpwuid(geteuid())) who = pw->pw_name;
+  }
+  return "doppel " DOPPEL_VERSION " (" + (who.empty() ? std::string("?") : who) + "@" + host + ")";
 }
 
 Result<std::unique_ptr<Catalogue>> OpenCatalogue(const std::string& location,

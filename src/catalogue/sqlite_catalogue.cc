@@ -113,6 +113,35 @@ CREATE TABLE cluster_members(
   position INTEGER NOT NULL);
 CREATE INDEX cluster_members_cluster ON cluster_members(cluster_id);
 )sql",
+    // 2 -> 3: the audit trail (append-only, PREMIS-style) and people's review decisions.
+    R"sql(
+CREATE TABLE events(
+  id INTEGER PRIMARY KEY,
+  event_type TEXT NOT NULL,
+  event_time TEXT NOT NULL,
+  agent TEXT NOT NULL,
+  object TEXT NOT NULL,
+  outcome TEXT NOT NULL CHECK (outcome IN ('success', 'failure', 'warning')),
+  detail TEXT NOT NULL,
+  operation TEXT);
+CREATE INDEX events_object ON events(object);
+CREATE INDEX events_operation ON events(operation);
+CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
+  BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
+  BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+CREATE TABLE review_decisions(
+  id INTEGER PRIMARY KEY,
+  cluster_id INTEGER NOT NULL,
+  file_id INTEGER,
+  decision TEXT NOT NULL CHECK (decision IN ('confirm', 'reject', 'choose_master')),
+  master_file_id INTEGER,
+  members TEXT NOT NULL,
+  reviewer TEXT NOT NULL,
+  decided_at TEXT NOT NULL,
+  note TEXT NOT NULL);
+CREATE INDEX review_decisions_cluster ON review_decisions(cluster_id, id);
+)sql",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kCatalogueSchemaVersion);
 
@@ -193,6 +222,10 @@ class SqliteCatalogue final : public Catalogue {
   Result<std::vector<Match>> LoadMatches() override;
   Status SaveClusters(std::vector<Cluster>& clusters) override;
   Result<std::vector<Cluster>> LoadClusters() override;
+  Result<int64_t> AppendEvent(const Event& e) override;
+  Result<std::vector<Event>> ListEvents(const EventFilter& filter) override;
+  Result<int64_t> RecordDecision(const ReviewDecision& d) override;
+  Result<std::vector<ReviewDecision>> ListDecisions(std::optional<int64_t> cluster_id) override;
 
  private:
   Status Error(int rc, const std::string& what) const {
@@ -272,6 +305,8 @@ class SqliteCatalogue final : public Catalogue {
   };
 
   Status Migrate();
+  // Appends one event inside the caller's transaction.
+  Result<int64_t> InsertEvent(const Event& e);
   Status StoreOutcome(int64_t source_id, int64_t scan_id, const FileOutcome& o, CommitCounts& counts);
   Result<std::vector<FileEntry>> FilesWhere(const char* sql, const std::function<void(Stmt*)>& bind);
 
@@ -446,7 +481,25 @@ Status SqliteCatalogue::FinishScan(int64_t scan_id, const std::string& status, c
   s->Bind(9, c.files_moved);
   s->Bind(10, c.bytes_read);
   s->Bind(11, scan_id);
-  return Run(s, "cannot record end of scan");
+  Txn txn(this);
+  DOPPEL_RETURN_IF_ERROR(txn.Begin());
+  DOPPEL_RETURN_IF_ERROR(Run(s, "cannot record end of scan"));
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * src, Prepare(
+      "SELECT s.name FROM scans c JOIN sources s ON s.id = c.source_id WHERE c.id = ?"));
+  src->Bind(1, scan_id);
+  DOPPEL_ASSIGN_OR_RETURN(bool row, Step(src, "cannot read scan"));
+  Event e;
+  e.type = "scan";
+  e.object = "source:" + (row ? src->Text(0) : std::string("?"));
+  e.outcome = status == "completed" ? (c.files_failed > 0 ? "warning" : "success") : "failure";
+  e.detail = nlohmann::json{{"scan_id", scan_id}, {"status", status}, {"files_listed", c.files_listed},
+                            {"files_read", c.files_read}, {"files_unchanged", c.files_unchanged},
+                            {"files_failed", c.files_failed}, {"files_missing", c.files_missing},
+                            {"files_moved", c.files_moved}, {"bytes_read", c.bytes_read}}
+                 .dump();
+  e.operation = "scan:" + std::to_string(scan_id);
+  DOPPEL_RETURN_IF_ERROR(InsertEvent(e).status());
+  return txn.Commit();
 }
 
 FileStatus ParseStatus(const std::string& s) {
@@ -1100,6 +1153,124 @@ Result<std::vector<Cluster>> SqliteCatalogue::LoadClusters() {
     mem.relation = ParseMatchKind(rel).value_or(MatchKind::kExact);
     mem.distance = int(s->Int(4));
     out.back().members.push_back(mem);
+  }
+  return out;
+}
+
+// --- Audit trail and review decisions ---
+
+Result<int64_t> SqliteCatalogue::InsertEvent(const Event& e) {
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(
+      "INSERT INTO events(event_type, event_time, agent, object, outcome, detail, operation) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?)"));
+  s->Bind(1, e.type);
+  s->Bind(2, e.time.empty() ? UtcNow() : e.time);
+  s->Bind(3, e.agent.empty() ? SoftwareAgent() : e.agent);
+  s->Bind(4, e.object);
+  s->Bind(5, e.outcome.empty() ? std::string("success") : e.outcome);
+  s->Bind(6, e.detail);
+  s->BindOptText(7, e.operation);
+  DOPPEL_RETURN_IF_ERROR(Run(s, "cannot append to the audit trail"));
+  return int64_t(sqlite3_last_insert_rowid(db_));
+}
+
+Result<int64_t> SqliteCatalogue::AppendEvent(const Event& e) {
+  if (e.type.empty() || e.object.empty())
+    return InvalidArgument("an audit event needs a type and an object");
+  Txn txn(this);
+  DOPPEL_RETURN_IF_ERROR(txn.Begin());
+  DOPPEL_ASSIGN_OR_RETURN(int64_t id, InsertEvent(e));
+  DOPPEL_RETURN_IF_ERROR(txn.Commit());
+  return id;
+}
+
+Result<std::vector<Event>> SqliteCatalogue::ListEvents(const EventFilter& f) {
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(
+      "SELECT id, event_type, event_time, agent, object, outcome, detail, operation FROM events "
+      "WHERE id > ? AND (? = '' OR event_type = ?) AND (? = '' OR object = ?) "
+      "AND (? = '' OR operation = ?) ORDER BY id LIMIT ?"));
+  s->Bind(1, f.after_id);
+  s->Bind(2, f.type);
+  s->Bind(3, f.type);
+  s->Bind(4, f.object);
+  s->Bind(5, f.object);
+  s->Bind(6, f.operation);
+  s->Bind(7, f.operation);
+  s->Bind(8, f.limit > 0 ? int64_t(f.limit) : int64_t(-1));
+  std::vector<Event> out;
+  for (;;) {
+    DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot read the audit trail"));
+    if (!row) break;
+    out.push_back(Event{s->Int(0), s->Text(1), s->Text(2), s->Text(3), s->Text(4), s->Text(5), s->Text(6),
+                        s->Text(7)});
+  }
+  return out;
+}
+
+Result<int64_t> SqliteCatalogue::RecordDecision(const ReviewDecision& d) {
+  if (d.decision != "confirm" && d.decision != "reject" && d.decision != "choose_master")
+    return InvalidArgument("unknown review decision '" + d.decision + "' (confirm, reject or choose_master)");
+  if (d.decision == "choose_master" && d.master_file_id <= 0)
+    return InvalidArgument("choose_master needs the chosen file's id");
+  if (d.reviewer.empty()) return InvalidArgument("a review decision needs a reviewer");
+  Txn txn(this);
+  DOPPEL_RETURN_IF_ERROR(txn.Begin());
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(
+      "INSERT INTO review_decisions(cluster_id, file_id, decision, master_file_id, members, reviewer, "
+      "decided_at, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"));
+  nlohmann::json members = d.members;
+  const std::string at = d.decided_at.empty() ? UtcNow() : d.decided_at;
+  s->Bind(1, d.cluster_id);
+  d.file_id ? s->Bind(2, *d.file_id) : s->BindNull(2);
+  s->Bind(3, d.decision);
+  d.master_file_id > 0 ? s->Bind(4, d.master_file_id) : s->BindNull(4);
+  s->Bind(5, members.dump());
+  s->Bind(6, d.reviewer);
+  s->Bind(7, at);
+  s->Bind(8, d.note);
+  DOPPEL_RETURN_IF_ERROR(Run(s, "cannot record the review decision"));
+  const int64_t id = sqlite3_last_insert_rowid(db_);
+  Event e;
+  e.type = "review decision";
+  e.time = at;
+  e.agent = "person " + d.reviewer;
+  e.object = d.file_id ? "file:" + std::to_string(*d.file_id) : "cluster:" + std::to_string(d.cluster_id);
+  nlohmann::json detail = {{"decision_id", id}, {"cluster_id", d.cluster_id}, {"decision", d.decision},
+                           {"members", d.members}};
+  if (d.master_file_id > 0) detail["master_file_id"] = d.master_file_id;
+  if (!d.note.empty()) detail["note"] = d.note;
+  e.detail = detail.dump();
+  DOPPEL_RETURN_IF_ERROR(InsertEvent(e).status());
+  DOPPEL_RETURN_IF_ERROR(txn.Commit());
+  return id;
+}
+
+Result<std::vector<ReviewDecision>> SqliteCatalogue::ListDecisions(std::optional<int64_t> cluster_id) {
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(
+      "SELECT id, cluster_id, file_id, decision, master_file_id, members, reviewer, decided_at, note "
+      "FROM review_decisions WHERE (? IS NULL OR cluster_id = ?) ORDER BY id"));
+  if (cluster_id) {
+    s->Bind(1, *cluster_id);
+    s->Bind(2, *cluster_id);
+  }
+  std::vector<ReviewDecision> out;
+  for (;;) {
+    DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot read review decisions"));
+    if (!row) break;
+    ReviewDecision d;
+    d.id = s->Int(0);
+    d.cluster_id = s->Int(1);
+    if (!s->IsNull(2)) d.file_id = s->Int(2);
+    d.decision = s->Text(3);
+    d.master_file_id = s->IsNull(4) ? 0 : s->Int(4);
+    auto members = nlohmann::json::parse(s->Text(5), nullptr, false);
+    if (members.is_array())
+      for (const auto& m : members)
+        if (m.is_number_integer()) d.members.push_back(m.get<int64_t>());
+    d.reviewer = s->Text(6);
+    d.decided_at = s->Text(7);
+    d.note = s->Text(8);
+    out.push_back(std::move(d));
   }
   return out;
 }

@@ -13,6 +13,8 @@
 #include "doppel/index.h"
 #include "doppel/match.h"
 
+#include <nlohmann/json.hpp>
+
 namespace doppel {
 namespace {
 
@@ -183,6 +185,16 @@ Result<MatchSummary> MatchCatalogue(Catalogue& cat, const MatchRunOptions& opt) 
   sum.clusters = int64_t(clusters.size());
   for (const auto& c : clusters) sum.clustered_files += int64_t(c.members.size());
   sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  Event e;
+  e.type = "match";
+  e.object = "catalogue";
+  e.detail = nlohmann::json{{"files", sum.files}, {"new_files", sum.new_files},
+                            {"pairs_found", {{"exact", sum.pairs[0]}, {"metadata", sum.pairs[1]},
+                                             {"near", sum.pairs[2]}, {"similar", sum.pairs[3]}}},
+                            {"clusters", sum.clusters}, {"threshold", opt.match.threshold},
+                            {"rematch_all", opt.rematch_all}}
+                 .dump();
+  DOPPEL_RETURN_IF_ERROR(cat.AppendEvent(e).status());
   return sum;
 }
 
