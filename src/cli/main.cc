@@ -25,6 +25,7 @@
 #include <unordered_map>
 #include <map>
 
+#include "cli/common.h"
 #include "cli/output.h"
 #include "cli/progress.h"
 #include "doppel/catalogue.h"
@@ -39,48 +40,6 @@ namespace doppel::cli {
 namespace {
 
 using nlohmann::json;
-
-// Exit codes (docs/cli.md).
-enum Exit {
-  kExitOk = 0,
-  kExitFailure = 1,      // the command could not do its job
-  kExitUsage = 2,        // bad arguments
-  kExitPartial = 3,      // done, but some files could not be read (recorded)
-  kExitInterrupted = 130 // Ctrl-C: work done so far is kept
-};
-
-std::atomic<bool> g_cancel{false};
-
-void OnSigint(int) {
-  if (g_cancel.exchange(true)) _exit(kExitInterrupted);  // second Ctrl-C: leave now
-  const char msg[] = "\ndoppel: stopping after the files in progress (Ctrl-C again to quit at once)\n";
-  ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
-  (void)ignored;
-}
-
-void InstallSigint() {
-  struct sigaction sa {};
-  sa.sa_handler = OnSigint;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-}
-
-int Fail(const Status& s) {
-  std::fprintf(stderr, "doppel: %s\n", s.message().c_str());
-  return s.code() == StatusCode::kInvalidArgument ? kExitUsage : kExitFailure;
-}
-
-struct Globals {
-  std::string db = "doppel.db";
-  bool quiet = false;
-};
-
-Result<std::unique_ptr<Catalogue>> Open(const Globals& g, bool create = false) {
-  CatalogueOptions o;
-  o.create_if_missing = create;
-  return OpenCatalogue(g.db, o);
-}
 
 std::string Hex(const Digest& d) { return DigestHex(d); }
 // Unknown dimensions (files that could not be read) print as empty cells.
@@ -1092,6 +1051,12 @@ int Main(int argc, char** argv) {
       "stays as configured; only the PDQ threshold varies (0..64).\n\n"
       "Example:\n  doppel calibrate --pairs reviewed-pairs.csv");
 
+  // Command groups defined in their own files (cli/common.h).
+  std::vector<CommandRunner> modules;
+  modules.push_back(RegisterReplaceCommands(app, g));
+  modules.push_back(RegisterReportCommands(app, g));
+  modules.push_back(RegisterServeCommands(app, g));
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -1119,6 +1084,8 @@ int Main(int argc, char** argv) {
   if (*pairs) return CmdPairs(g, pformat, pkind);
   if (*explain) return CmdExplain(ea, eb, mo, json_out);
   if (*calibrate) return CmdCalibrate(cal_file, mo, jobs, json_out);
+  for (const auto& run : modules)
+    if (std::optional<int> rc = run()) return *rc;
   return kExitUsage;
 }
 
