@@ -1,4 +1,5 @@
 #include "imaging/decoder.h"
+#include "doppel/rendition.h"
 
 #include <vips/vips.h>
 
@@ -440,5 +441,115 @@ Result<DecodedImage> DecodeUnchecked(const DecodeInput& in) {
 }
 
 }  // namespace
+
+// --- Renditions (doppel/rendition.h) ---
+
+namespace {
+
+Result<Rendition> Render(const DecodeInput& in, const RenditionOptions& opt) {
+  DOPPEL_RETURN_IF_ERROR(InitVips());
+  if (opt.max_side < 1 || opt.max_side > 8192) return InvalidArgument("rendition size must be 1..8192 pixels");
+  const char* loader = in.data ? vips_foreign_find_load_buffer(in.data, in.size)
+                               : vips_foreign_find_load(in.path.c_str());
+  const char* format = FormatOfLoader(loader);
+  if (!format) {
+    vips_error_clear();
+    if (loader) return Unsupported(std::string("image format not handled by doppel (libvips loader ") + loader + ")");
+    return Unsupported("not a recognised image format");
+  }
+  Rendition r;
+  r.format = format;
+  {
+    DOPPEL_ASSIGN_OR_RETURN(VipsRef header, Open(in, format, 1));
+    r.source_width = header.img->Xsize;
+    r.source_height = header.img->Ysize;
+  }
+  if (opt.max_pixels > 0 && int64_t(r.source_width) * r.source_height > opt.max_pixels)
+    return TooLarge(std::to_string(r.source_width) + " x " + std::to_string(r.source_height) +
+                    " pixels exceeds the limit of " + std::to_string(opt.max_pixels) + " pixels");
+  DecodeWarnings warnings;
+  // JPEG shrink-on-load as far as keeps the longest side >= max_side, then a
+  // filtered resize (streams top to bottom), then orientation on the small image.
+  int shrink = 1;
+  if (std::strcmp(format, "jpeg") == 0)
+    for (int f : {8, 4, 2})
+      if (std::max(r.source_width, r.source_height) / f >= opt.max_side) {
+        shrink = f;
+        break;
+      }
+  DOPPEL_ASSIGN_OR_RETURN(VipsRef raw, Open(in, format, shrink));
+  DOPPEL_ASSIGN_OR_RETURN(VipsRef rgb, ToDisplayRgb(raw.img));
+  const int longest = std::max(rgb.img->Xsize, rgb.img->Ysize);
+  if (longest > opt.max_side) {
+    VipsImage* out = nullptr;
+    if (vips_resize(rgb.img, &out, double(opt.max_side) / longest, nullptr) != 0)
+      return VipsFailure("cannot decode picture");
+    rgb = VipsRef(out);
+  }
+  {
+    // Materialise the small picture before rotating (rotation needs random access).
+    VipsImage* mem = vips_image_copy_memory(rgb.img);
+    if (!mem) return VipsFailure("cannot decode picture");
+    rgb = VipsRef(mem);
+    VipsImage* out = nullptr;
+    if (vips_autorot(rgb.img, &out, nullptr) != 0) return VipsFailure("cannot apply orientation");
+    rgb = VipsRef(out);
+  }
+  if (opt.grey && rgb.img->Bands == 3) {
+    VipsImage* out = nullptr;
+    if (vips_colourspace(rgb.img, &out, VIPS_INTERPRETATION_B_W, nullptr) != 0)
+      return VipsFailure("cannot convert to grey");
+    rgb = VipsRef(out);
+  }
+  size_t n = 0;
+  void* mem = vips_image_write_to_memory(rgb.img, &n);
+  if (!mem) return VipsFailure("cannot decode picture");
+  if (const std::string* bad = warnings.Damage()) {
+    g_free(mem);
+    return Corruption("damaged image data: " + *bad);
+  }
+  r.width = rgb.img->Xsize;
+  r.height = rgb.img->Ysize;
+  r.bands = rgb.img->Bands;
+  const uint8_t* p = static_cast<const uint8_t*>(mem);
+  r.pixels.assign(p, p + n);
+  g_free(mem);
+  if (r.pixels.size() != size_t(r.width) * r.height * r.bands) return Internal("unexpected rendition layout");
+  return r;
+}
+
+}  // namespace
+
+Result<Rendition> RenderFile(const std::string& path, const RenditionOptions& options) {
+  DecodeInput in;
+  in.path = path;
+  return Render(in, options);
+}
+
+Result<Rendition> RenderBuffer(const uint8_t* data, size_t size, const RenditionOptions& options) {
+  if (!data || size == 0) return InvalidArgument("empty image data");
+  DecodeInput in;
+  in.data = data;
+  in.size = size;
+  return Render(in, options);
+}
+
+Result<std::string> EncodeJpeg(const Rendition& r, int quality) {
+  DOPPEL_RETURN_IF_ERROR(InitVips());
+  if (r.width <= 0 || r.height <= 0 || (r.bands != 1 && r.bands != 3) ||
+      r.pixels.size() != size_t(r.width) * r.height * r.bands)
+    return InvalidArgument("not a valid rendition");
+  VipsImage* img = vips_image_new_from_memory(r.pixels.data(), r.pixels.size(), r.width, r.height, r.bands,
+                                              VIPS_FORMAT_UCHAR);
+  if (!img) return VipsFailure("cannot wrap rendition");
+  VipsRef ref(img);
+  void* buf = nullptr;
+  size_t len = 0;
+  if (vips_jpegsave_buffer(img, &buf, &len, "Q", std::clamp(quality, 1, 100), "strip", TRUE, nullptr) != 0)
+    return VipsFailure("cannot encode JPEG");
+  std::string out(static_cast<const char*>(buf), len);
+  g_free(buf);
+  return out;
+}
 
 }  // namespace doppel
