@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "doppel/fingerprint.h"
+#include "doppel/geometry.h"
 #include "doppel/status.h"
 
 namespace doppel {
@@ -61,6 +62,8 @@ struct MatchOptions {
   int similar_radius = 63;       // visually close pairs kept for review
   double similar_correlation = 0.75;
   int similar_seconds = 120;     // same camera, taken this close in time: "similar"
+  GeometryOptions geometry;      // the geometric check of undecided pairs
+  double geometry_confirm_below = 0.97;  // near pairs correlating less are checked too
 };
 
 // Seconds since the epoch of an ISO 8601 capture time ("YYYY-MM-DDTHH:MM:SS"
@@ -78,7 +81,23 @@ struct Explanation {
   std::vector<std::string> lines;  // "PDQ distance 12 bits (threshold 31)" ...
   std::string verdict;             // one sentence
 };
-Explanation Explain(const MatchInput& a, const MatchInput& b, const MatchOptions& options);
+// With `geometry` (the check of the two files' local features), the
+// explanation and verdict include it wherever the matcher would use it.
+Explanation Explain(const MatchInput& a, const MatchInput& b, const MatchOptions& options,
+                    const GeometricCheck* geometry = nullptr);
+
+// Whether the matcher verifies a pair with local features: no verdict yet
+// but PDQ within similar_radius, a "similar" verdict, or a near verdict
+// whose thumbnails agree less than confirm_below (look-alike pages).
+bool WantsGeometry(const std::optional<Match>& verdict, int distance, const MatchOptions& options);
+
+// The verdict once the geometric check (doppel/geometry.h) has looked at a
+// pair that the hashes alone did not merge: a copy whose frame lies inside
+// the other's (cropped, turned, bordered, captioned, rescanned) becomes a
+// near copy; pictures that align but are shifted, or a small detail, become
+// similar. Automatic verdicts in `prior` are kept as they are.
+std::optional<Match> CompareGeometric(const MatchInput& a, const MatchInput& b, const std::optional<Match>& prior,
+                                      const GeometricCheck& check, const MatchOptions& options);
 
 struct ClusterMember {
   int64_t file_id = 0;
@@ -105,6 +124,10 @@ struct MatchRunOptions {
   MatchOptions match;
   int jobs = 0;
   bool rematch_all = false;  // forget earlier results and compare everything again
+  // Verify pairs the hashes left undecided with local features, reading the
+  // files again (docs/matching.md); at most this many candidates per file.
+  bool geometry = true;
+  int geometry_per_file = 32;
   std::function<void(const std::string& phase, int64_t done, int64_t total)> progress;
   const std::atomic<bool>* cancel = nullptr;
 };
@@ -112,6 +135,8 @@ struct MatchRunOptions {
 struct MatchSummary {
   int64_t files = 0, new_files = 0;
   int64_t pairs[4] = {0, 0, 0, 0};  // by MatchKind, found in this run
+  int64_t geometry_checked = 0;      // pairs verified with local features
+  int64_t geometry_unreadable = 0;   // files that could not be read again for it
   int64_t clusters = 0, clustered_files = 0;
   double seconds = 0;
 };

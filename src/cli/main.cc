@@ -30,6 +30,8 @@
 #include "cli/progress.h"
 #include "doppel/catalogue.h"
 #include "doppel/fingerprint.h"
+#include "doppel/geometry.h"
+#include "doppel/rendition.h"
 #include "doppel/index.h"
 #include "doppel/match.h"
 #include "doppel/scan.h"
@@ -524,7 +526,7 @@ int CmdMatchHashes(const std::string& path, int radius, const std::string& metho
 
 // ---------------------------------------------------------------- match / clusters / pairs / explain
 
-int CmdMatch(const Globals& g, const MatchOptions& mo, int jobs, bool rematch, bool as_json) {
+int CmdMatch(const Globals& g, const MatchOptions& mo, bool geometry, int jobs, bool rematch, bool as_json) {
   auto cat = Open(g);
   if (!cat.ok()) return Fail(cat.status());
   InstallSigint();
@@ -532,6 +534,7 @@ int CmdMatch(const Globals& g, const MatchOptions& mo, int jobs, bool rematch, b
   o.match = mo;
   o.jobs = jobs;
   o.rematch_all = rematch;
+  o.geometry = geometry;
   o.cancel = &g_cancel;
   const bool tty = isatty(STDERR_FILENO) && !g.quiet && !as_json;
   auto start = std::chrono::steady_clock::now();
@@ -555,7 +558,8 @@ int CmdMatch(const Globals& g, const MatchOptions& mo, int jobs, bool rematch, b
   if (as_json) {
     std::cout << json{{"files", s.files}, {"new_files", s.new_files}, {"exact", s.pairs[0]}, {"metadata", s.pairs[1]},
                       {"near", s.pairs[2]}, {"similar", s.pairs[3]}, {"clusters", s.clusters},
-                      {"clustered_files", s.clustered_files}, {"seconds", s.seconds}}
+                      {"clustered_files", s.clustered_files}, {"geometry_checked", s.geometry_checked},
+                      {"geometry_unreadable", s.geometry_unreadable}, {"seconds", s.seconds}}
                      .dump(2)
               << "\n";
   } else if (!g.quiet) {
@@ -565,6 +569,11 @@ int CmdMatch(const Globals& g, const MatchOptions& mo, int jobs, bool rematch, b
                 (long long)s.pairs[0], (long long)s.pairs[1], (long long)s.pairs[2], (long long)s.pairs[3]);
     std::printf("%lld clusters hold %lld files (see: doppel clusters; doppel pairs --kind similar)\n",
                 (long long)s.clusters, (long long)s.clustered_files);
+    if (s.geometry_checked > 0)
+      std::printf("%lld candidate pairs checked with local features%s\n", (long long)s.geometry_checked,
+                  s.geometry_unreadable > 0 ? (", " + std::to_string(s.geometry_unreadable) +
+                                               " file(s) could not be read again: hashes decided their pairs").c_str()
+                                            : "");
   }
   return kExitOk;
 }
@@ -693,7 +702,8 @@ int CmdPairs(const Globals& g, const std::string& format, const std::string& kin
   return kExitOk;
 }
 
-int CmdExplain(const std::string& file_a, const std::string& file_b, const MatchOptions& mo, bool as_json) {
+int CmdExplain(const std::string& file_a, const std::string& file_b, const MatchOptions& mo, bool use_geometry,
+               bool as_json) {
   Status init = InitImaging();
   if (!init.ok()) return Fail(init);
   MatchInput in[2];
@@ -710,7 +720,21 @@ int CmdExplain(const std::string& file_a, const std::string& file_b, const Match
     in[k].metadata = r->metadata;
     in[k].file_size = r->file_size;
   }
-  Explanation e = Explain(in[0], in[1], mo);
+  // The geometric check, as `doppel match` would run it.
+  std::optional<GeometricCheck> geometry;
+  if (use_geometry) {
+    RenditionOptions ro;
+    ro.max_side = kGeometrySide;
+    ro.grey = true;
+    auto ra = RenderFile(file_a, ro);
+    auto rb = RenderFile(file_b, ro);
+    if (ra.ok() && rb.ok()) {
+      auto fa = ExtractFeatures(*ra);
+      auto fb = ExtractFeatures(*rb);
+      if (fa.ok() && fb.ok()) geometry = VerifyGeometry(**fa, **fb, mo.geometry);
+    }
+  }
+  Explanation e = Explain(in[0], in[1], mo, geometry ? &*geometry : nullptr);
   if (as_json) {
     json j = {{"file_a", DisplayPath(file_a)}, {"file_b", DisplayPath(file_b)}, {"evidence", e.lines},
               {"verdict", e.verdict}};
@@ -996,7 +1020,9 @@ int Main(int argc, char** argv) {
       "  doppel hash photos/*.jpg | doppel match-hashes - --radius 20");
 
   MatchOptions mo;
+  bool use_geometry = true;
   auto add_match_options = [&](CLI::App* c) {
+    c->add_flag("!--no-geometry", use_geometry, "skip the check of undecided pairs with local features (faster, misses crops)");
     c->add_option("--threshold", mo.threshold, "PDQ bits for a near copy (default 31)")->check(CLI::Range(0, 128));
     c->add_option("--min-correlation", mo.min_correlation, "finer check for near copies (default 0.90)")
         ->check(CLI::Range(-1.0, 1.0));
@@ -1079,10 +1105,10 @@ int Main(int argc, char** argv) {
   if (*exact) return CmdExact(g, format, kind, limit);
   if (*files) return CmdFiles(g, status, fsource, format, limit);
   if (*mh) return CmdMatchHashes(mh_file, radius, mh_method, jobs, mh_stats);
-  if (*match) return CmdMatch(g, mo, jobs, rematch, json_out);
+  if (*match) return CmdMatch(g, mo, use_geometry, jobs, rematch, json_out);
   if (*clusters) return CmdClusters(g, format, fsource, ckind, min_size);
   if (*pairs) return CmdPairs(g, pformat, pkind);
-  if (*explain) return CmdExplain(ea, eb, mo, json_out);
+  if (*explain) return CmdExplain(ea, eb, mo, use_geometry, json_out);
   if (*calibrate) return CmdCalibrate(cal_file, mo, jobs, json_out);
   for (const auto& run : modules)
     if (std::optional<int> rc = run()) return *rc;

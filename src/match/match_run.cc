@@ -12,6 +12,8 @@
 #include "doppel/catalogue.h"
 #include "doppel/index.h"
 #include "doppel/match.h"
+#include "doppel/rendition.h"
+#include "util/paths.h"
 
 #include <nlohmann/json.hpp>
 
@@ -32,6 +34,115 @@ struct DigestKey {
     return h;
   }
 };
+
+
+// Reads the files of undecided pairs again as small grey renditions and
+// lets local features decide (CompareGeometric). Pairs are taken grouped by
+// their first file so each worker reads it once; a small per-worker cache
+// keeps the features of recently read files. Files that cannot be read any
+// more (moved since the scan) are counted and their pairs left as they were.
+Status VerifyCandidates(Catalogue& cat, const std::vector<MatchInput>& files,
+                        std::vector<std::pair<uint32_t, uint32_t>>& geo, const MatchRunOptions& opt,
+                        std::vector<Match>& found, MatchSummary& sum) {
+  DOPPEL_ASSIGN_OR_RETURN(std::vector<Source> sources, cat.ListSources());
+  std::map<std::string, std::string> roots;
+  for (const auto& s : sources) roots[s.name] = s.root;
+  for (auto& [x, y] : geo)
+    if (x > y) std::swap(x, y);
+  std::sort(geo.begin(), geo.end());
+  geo.erase(std::unique(geo.begin(), geo.end()), geo.end());
+  std::map<std::pair<int64_t, int64_t>, size_t> where;
+  for (size_t k = 0; k < found.size(); ++k) where[{found[k].file_a, found[k].file_b}] = k;
+
+  std::vector<size_t> starts;  // first pair of each first file
+  for (size_t k = 0; k < geo.size(); ++k)
+    if (k == 0 || geo[k].first != geo[k - 1].first) starts.push_back(k);
+  starts.push_back(geo.size());
+
+  auto cancelled = [&] { return opt.cancel && opt.cancel->load(std::memory_order_relaxed); };
+  const int jobs = opt.jobs > 0 ? opt.jobs : int(std::max(1u, std::thread::hardware_concurrency()));
+  std::mutex mu;
+  std::atomic<size_t> next{0}, done{0};
+  std::vector<std::optional<Match>> verdicts(geo.size());
+  std::vector<std::thread> pool;
+  std::atomic<int64_t> unreadable{0};
+  for (int t = 0; t < jobs; ++t) {
+    pool.emplace_back([&] {
+      constexpr size_t kCache = 64;
+      std::map<uint32_t, std::pair<uint64_t, std::shared_ptr<const LocalFeatures>>> cache;
+      std::map<uint32_t, bool> failed;
+      uint64_t tick = 0;
+      auto features = [&](uint32_t f) -> std::shared_ptr<const LocalFeatures> {
+        if (auto it = cache.find(f); it != cache.end()) {
+          it->second.first = ++tick;
+          return it->second.second;
+        }
+        if (failed.count(f)) return nullptr;
+        RenditionOptions ro;
+        ro.max_side = kGeometrySide;
+        ro.grey = true;
+        auto root = roots.find(files[f].source);
+        std::shared_ptr<const LocalFeatures> out;
+        if (root != roots.end()) {
+          auto r = RenderFile(JoinPath(root->second, files[f].path), ro);
+          if (r.ok()) {
+            auto ft = ExtractFeatures(*r);
+            if (ft.ok()) out = *ft;
+          }
+        }
+        if (!out) {
+          failed[f] = true;
+          unreadable.fetch_add(1);
+          return nullptr;
+        }
+        if (cache.size() >= kCache) {
+          auto oldest = std::min_element(cache.begin(), cache.end(),
+                                         [](const auto& x, const auto& y) { return x.second.first < y.second.first; });
+          cache.erase(oldest);
+        }
+        cache[f] = {++tick, out};
+        return out;
+      };
+      for (size_t g; (g = next.fetch_add(1)) + 1 < starts.size() && !cancelled();) {
+        for (size_t k = starts[g]; k < starts[g + 1]; ++k) {
+          const auto [x, y] = geo[k];
+          auto fx = features(x);
+          if (!fx) break;
+          auto fy = features(y);
+          if (!fy) continue;
+          const GeometricCheck check = VerifyGeometry(*fx, *fy, opt.match.geometry);
+          std::optional<Match> prior;
+          {
+            const auto key = std::make_pair(std::min(files[x].file_id, files[y].file_id),
+                                            std::max(files[x].file_id, files[y].file_id));
+            std::lock_guard lk(mu);
+            if (auto it = where.find(key); it != where.end()) prior = found[it->second];
+          }
+          verdicts[k] = CompareGeometric(files[x], files[y], prior, check, opt.match);
+        }
+        const size_t d = done.fetch_add(starts[g + 1] - starts[g]) + (starts[g + 1] - starts[g]);
+        if (opt.progress) {
+          std::lock_guard lk(mu);
+          opt.progress("verifying", int64_t(d), int64_t(geo.size()));
+        }
+      }
+    });
+  }
+  for (auto& th : pool) th.join();
+  sum.geometry_checked = int64_t(geo.size());
+  sum.geometry_unreadable = unreadable.load();
+  for (auto& v : verdicts) {
+    if (!v) continue;
+    auto it = where.find({v->file_a, v->file_b});
+    if (it == where.end()) {
+      where[{v->file_a, v->file_b}] = found.size();
+      found.push_back(std::move(*v));
+    } else {
+      found[it->second] = std::move(*v);
+    }
+  }
+  return Status::OK();
+}
 
 }  // namespace
 
@@ -96,6 +207,7 @@ Result<MatchSummary> MatchCatalogue(Catalogue& cat, const MatchRunOptions& opt) 
   const bool wide = files.size() <= kWideSearchLimit;
   const int jobs = opt.jobs > 0 ? opt.jobs : int(std::max(1u, std::thread::hardware_concurrency()));
   std::mutex mu;
+  std::vector<std::pair<uint32_t, uint32_t>> geo;  // undecided candidate pairs (file indexes)
   std::atomic<size_t> next{0}, done{0};
   std::vector<std::thread> pool;
   for (int t = 0; t < jobs; ++t) {
@@ -103,7 +215,9 @@ Result<MatchSummary> MatchCatalogue(Catalogue& cat, const MatchRunOptions& opt) 
       QueryScratch scratch;
       std::vector<Neighbour> hits;
       std::vector<Match> local;
-      std::set<uint32_t> candidates;
+      std::vector<std::pair<uint32_t, uint32_t>> local_geo;
+      std::map<uint32_t, int> candidates;  // file -> smallest distance seen
+      std::vector<std::pair<int, uint32_t>> undecided;
       for (size_t k; (k = next.fetch_add(1)) < fresh.size() && !cancelled();) {
         const uint32_t i = fresh[k];
         const MatchInput& a = files[i];
@@ -111,7 +225,10 @@ Result<MatchSummary> MatchCatalogue(Catalogue& cat, const MatchRunOptions& opt) 
         auto collect = [&](const PdqHash& q, int radius) {
           index.Query(q, radius, hits, scratch);
           for (const Neighbour& n : hits)
-            if (owner[n.index] != i) candidates.insert(owner[n.index]);
+            if (owner[n.index] != i) {
+              auto [it, fresh_entry] = candidates.try_emplace(owner[n.index], n.distance);
+              if (!fresh_entry) it->second = std::min(it->second, int(n.distance));
+            }
         };
         for (int d = 0; d < (opt.match.dihedral ? 8 : 1); ++d) {
           collect(a.fingerprints.pdq.dihedral[d], opt.match.threshold);
@@ -125,12 +242,18 @@ Result<MatchSummary> MatchCatalogue(Catalogue& cat, const MatchRunOptions& opt) 
           collect(a.fingerprints.signature.smooth.hash, opt.match.similar_radius);
           if (a.fingerprints.signature.trimmed) collect(a.fingerprints.signature.trimmed->hash, opt.match.similar_radius);
         }
-        for (uint32_t j : candidates) {
+        undecided.clear();
+        for (auto [j, dist] : candidates) {
           const MatchInput& b = files[j];
           if (!b.already_matched && j < i) continue;  // the other fresh file's turn covers it
           auto m = Compare(a, b, opt.match);
           if (m && (m->kind == MatchKind::kNear || m->kind == MatchKind::kSimilar)) local.push_back(std::move(*m));
+          if (!m || m->kind == MatchKind::kSimilar) undecided.push_back({dist, j});
         }
+        // The closest undecided candidates go to the geometric check.
+        std::sort(undecided.begin(), undecided.end());
+        if (undecided.size() > size_t(std::max(0, opt.geometry_per_file))) undecided.resize(size_t(std::max(0, opt.geometry_per_file)));
+        for (auto [dist, j] : undecided) local_geo.push_back({i, j});
         const size_t d = done.fetch_add(1) + 1;
         if (opt.progress && (d % 256 == 0 || d == fresh.size())) {
           std::lock_guard lk(mu);
@@ -139,6 +262,7 @@ Result<MatchSummary> MatchCatalogue(Catalogue& cat, const MatchRunOptions& opt) 
       }
       std::lock_guard lk(mu);
       for (auto& m : local) add(std::move(m));
+      geo.insert(geo.end(), local_geo.begin(), local_geo.end());
     });
   }
   for (auto& th : pool) th.join();
@@ -168,10 +292,29 @@ Result<MatchSummary> MatchCatalogue(Catalogue& cat, const MatchRunOptions& opt) 
           const MatchInput& a = files[shots[x].second];
           const MatchInput& b = files[shots[y].second];
           if (a.already_matched && b.already_matched) continue;
-          if (seen.count({std::min(a.file_id, b.file_id), std::max(a.file_id, b.file_id)})) continue;
+          const bool known = seen.count({std::min(a.file_id, b.file_id), std::max(a.file_id, b.file_id)}) > 0;
+          // Same camera, same instant: the same exposure, so a candidate for
+          // the geometric check whatever the hashes say (a caption can move
+          // PDQ 90 bits). Other instants are other exposures: never copies.
+          if (opt.geometry && shots[y].first == shots[x].first && !known) geo.push_back({shots[x].second, shots[y].second});
+          if (known) continue;
           if (auto m = Compare(a, b, opt.match)) add(std::move(*m));
         }
     }
+  }
+
+  // 4. The geometric check (docs/matching.md): undecided candidates, near
+  //    pairs whose thumbnails agree only loosely, and shots moments apart.
+  if (opt.geometry) {
+    std::unordered_map<int64_t, uint32_t> index_of;
+    for (uint32_t i = 0; i < files.size(); ++i) index_of[files[i].file_id] = i;
+    for (const Match& m : found)
+      if (m.kind == MatchKind::kNear ? WantsGeometry(m, m.distance, opt.match) : m.kind == MatchKind::kSimilar)
+        geo.push_back({index_of[m.file_a], index_of[m.file_b]});
+  }
+  if (opt.geometry && !geo.empty()) {
+    DOPPEL_RETURN_IF_ERROR(VerifyCandidates(cat, files, geo, opt, found, sum));
+    if (cancelled()) return Cancelled("matching stopped on request; nothing was stored");
   }
 
   for (const Match& m : found) ++sum.pairs[int(m.kind)];

@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "doppel/match.h"
+#include "doppel/signature.h"
 
 namespace doppel {
 namespace {
@@ -53,6 +54,21 @@ double GpsMetres(const ImageMetadata& a, const ImageMetadata& b) {
   const double dp = p2 - p1, dl = (*b.gps_longitude - *a.gps_longitude) * kDeg;
   const double h = std::sin(dp / 2) * std::sin(dp / 2) + std::cos(p1) * std::cos(p2) * std::sin(dl / 2) * std::sin(dl / 2);
   return 2 * kR * std::asin(std::min(1.0, std::sqrt(h)));
+}
+
+// Seconds between two exposures by the same camera, when both times are
+// known, differ, and lie within the burst window: two shots of one scene,
+// never one picture. Beyond the window a differing date is more likely an
+// edited tag than another exposure, and proves nothing.
+std::optional<double> ExposureGap(const MatchInput& a, const MatchInput& b, const MatchOptions& o) {
+  const auto& ma = a.metadata;
+  const auto& mb = b.metadata;
+  if (ma.model.empty() || ma.make != mb.make || ma.model != mb.model) return std::nullopt;
+  auto ta = CaptureTimeSeconds(ma.capture_time), tb = CaptureTimeSeconds(mb.capture_time);
+  if (!ta || !tb) return std::nullopt;
+  const double gap = std::fabs(*ta - *tb);
+  if (gap <= 0 || gap > o.similar_seconds) return std::nullopt;
+  return gap;
 }
 
 // The best visual alignment of two pictures: which hashes and thumbnails to
@@ -176,6 +192,10 @@ std::optional<Match> Compare(const MatchInput& a, const MatchInput& b, const Mat
     } else if (al.correlation < o.min_correlation) {
       m.reason = dist + ", but the thumbnails disagree (correlation " + corr + " < " +
                  Fmt("%.2f", o.min_correlation) + "): look-alikes, not copies";
+    } else if (auto gap = ExposureGap(a, b, o)) {
+      m.reason = dist + " and the thumbnails agree (correlation " + corr + "), but the camera (" + a.metadata.make +
+                 " " + a.metadata.model + ") recorded them " + Fmt("%.1f", *gap) +
+                 " s apart: two exposures of one scene; a person must confirm";
     } else {
       m.kind = MatchKind::kNear;
       m.reason = "near copy: " + dist + " (threshold " + std::to_string(o.threshold) +
@@ -224,7 +244,13 @@ std::optional<Match> Compare(const MatchInput& a, const MatchInput& b, const Mat
   return std::nullopt;
 }
 
-Explanation Explain(const MatchInput& a, const MatchInput& b, const MatchOptions& o) {
+bool WantsGeometry(const std::optional<Match>& m, int distance, const MatchOptions& o) {
+  if (!m) return distance <= o.similar_radius;
+  if (m->kind == MatchKind::kSimilar) return true;
+  return m->kind == MatchKind::kNear && m->correlation < o.geometry_confirm_below;
+}
+
+Explanation Explain(const MatchInput& a, const MatchInput& b, const MatchOptions& o, const GeometricCheck* geometry) {
   Explanation e;
   auto describe = [](const MatchInput& m) {
     return m.info.format + " " + std::to_string(m.info.width) + "x" + std::to_string(m.info.height) + ", " +
@@ -270,6 +296,14 @@ Explanation Explain(const MatchInput& a, const MatchInput& b, const MatchOptions
   if (ma.gps_latitude && mb.gps_latitude && ma.gps_longitude && mb.gps_longitude)
     e.lines.push_back("GPS: " + Fmt("%.0f", GpsMetres(ma, mb)) + " m apart");
   e.match = Compare(a, b, o);
+  if (geometry) {
+    if (WantsGeometry(e.match, al.distance, o)) {
+      e.lines.push_back("local features: " + DescribeGeometry(*geometry));
+      e.match = CompareGeometric(a, b, e.match, *geometry, o);
+    } else {
+      e.lines.push_back("local features: not consulted (the hashes decide this pair)");
+    }
+  }
   if (!e.match) {
     e.verdict = "not duplicates: PDQ " + std::to_string(al.distance) + " bits apart (threshold " +
                 std::to_string(o.threshold) + "), thumbnail correlation " + Fmt("%.2f", al.correlation) +
@@ -280,6 +314,62 @@ Explanation Explain(const MatchInput& a, const MatchInput& b, const MatchOptions
                 e.match->reason;
   }
   return e;
+}
+
+std::optional<Match> CompareGeometric(const MatchInput& a, const MatchInput& b, const std::optional<Match>& prior,
+                                      const GeometricCheck& g, const MatchOptions& o) {
+  if (prior && (prior->kind == MatchKind::kExact || prior->kind == MatchKind::kMetadata)) return prior;
+  if (prior && prior->kind == MatchKind::kNear) {
+    // Local features see only the pictures as they are (turned, not
+    // mirrored): they may overrule a hash agreement of untransformed pictures.
+    if ((prior->transform == "original" || prior->transform == "inside borders") && ContradictsCopy(g, o.geometry)) {
+      Match m = *prior;
+      m.kind = MatchKind::kSimilar;
+      m.reason = "PDQ " + std::to_string(prior->distance) + " bits apart and thumbnails correlate " +
+                 Fmt("%.2f", prior->correlation) + ", but the details disagree (" + DescribeGeometry(g) +
+                 "): look-alikes such as pages of one form; a person must confirm";
+      return m;
+    }
+    return prior;
+  }
+  const bool copy = IsGeometricCopy(g, o.geometry), neighbour = IsGeometricNeighbour(g, o.geometry);
+  if (!copy && !neighbour) return prior;
+  Match m;
+  m.file_a = std::min(a.file_id, b.file_id);
+  m.file_b = std::max(a.file_id, b.file_id);
+  m.distance = prior ? prior->distance
+                     : std::min(HammingDistance(a.fingerprints.pdq.hash, b.fingerprints.pdq.hash),
+                                HammingDistance(a.fingerprints.signature.smooth.hash,
+                                                b.fingerprints.signature.smooth.hash));
+  m.correlation = g.tile_agreement;
+  // Which of the two was cropped, in the pair's stored order (A = lower id).
+  const bool swapped = a.file_id > b.file_id;
+  const bool b_inside = g.b_inside_a >= g.a_inside_b;
+  const char* inner = (b_inside != swapped) ? "B" : "A";
+  std::string t;
+  if (g.area_ratio < 0.97) t = std::string(inner) + " cropped to " + Fmt("%.0f%%", 100 * g.area_ratio) + " of the area";
+  if (std::fabs(g.angle) >= 0.3) t += (t.empty() ? "" : ", ") + std::string("turned ") + Fmt("%.1f", std::fabs(g.angle)) + " degrees";
+  m.transform = t.empty() ? "aligned" : t;
+  const std::string evidence = DescribeGeometry(g) + "; PDQ " + std::to_string(m.distance) + " bits";
+  const auto hue = HueAgreement(a.fingerprints.signature, b.fingerprints.signature, Dihedral::kOriginal);
+  if (copy && hue && *hue < o.min_hue_agreement) {
+    m.kind = MatchKind::kSimilar;
+    m.reason = "the pictures align (" + evidence + ") but the colours do not (hue agreement " + Fmt("%.2f", *hue) +
+               "): another edition or grading; a person must confirm";
+  } else if (auto gap = copy ? ExposureGap(a, b, o) : std::nullopt) {
+    m.kind = MatchKind::kSimilar;
+    m.reason = "the pictures align (" + evidence + "), but the camera recorded them " + Fmt("%.1f", *gap) +
+               " s apart: two exposures of one scene; a person must confirm";
+  } else if (copy) {
+    m.kind = MatchKind::kNear;
+    m.reason = "near copy, verified geometrically: " + evidence;
+  } else {
+    m.kind = MatchKind::kSimilar;
+    m.reason = std::string(g.area_ratio < o.geometry.min_area_ratio ? "one is a detail of the other"
+                                                                     : "the same scene, framed differently (a second shot?)") +
+               ": " + evidence + "; a person must confirm";
+  }
+  return m;
 }
 
 bool RanksBefore(const MatchInput& a, const MatchInput& b) {
