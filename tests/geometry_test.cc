@@ -117,6 +117,29 @@ TEST_F(GeometryTest, ACaptionAndABorderStillMakeACopy) {
   EXPECT_TRUE(IsGeometricCopy(g)) << DescribeGeometry(g);
 }
 
+// A scene whose edge is one dark tone (night sky, shadow) looks like a
+// border; a turned copy that reaches into it is still inside the original.
+TEST_F(GeometryTest, ATurnedCopyReachingIntoADarkEdgeIsACopy) {
+  const fs::path dark = dir_ / "dark-edge.jpg", turned = dir_ / "dark-edge-turned.jpg";
+  WriteVariant(photo_, dark, [](VipsImage* in) -> VipsImage* {
+    VipsImage* copy = nullptr;
+    if (vips_copy(in, &copy, nullptr)) return nullptr;
+    double black[3] = {6, 6, 6};
+    if (vips_draw_rect(copy, black, 3, 0, in->Ysize * 82 / 100, in->Xsize, in->Ysize, "fill", TRUE, nullptr))
+      return nullptr;
+    return copy;
+  });
+  WriteVariant(dark.string(), turned, [](VipsImage* in) -> VipsImage* {
+    VipsImage* rot = nullptr;
+    if (vips_similarity(in, &rot, "angle", -2.0, nullptr)) return nullptr;
+    VipsImage* out = Crop(rot, 0.06, 0.06, 0.88, 0.88);
+    g_object_unref(rot);
+    return out;
+  });
+  const GeometricCheck g = Check(dark.string(), turned.string());
+  EXPECT_TRUE(IsGeometricCopy(g)) << DescribeGeometry(g);
+}
+
 TEST_F(GeometryTest, AShiftedWindowIsANeighbourNotACopy) {
   // Two frames of one scene, each missing a different 12% strip: what a
   // second shot a moment later looks like. Neither frame holds the other.

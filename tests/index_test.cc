@@ -140,7 +140,9 @@ TEST(PdqIndex, RandomSetsWithPlantedPairs) {
       EXPECT_EQ(Join(idx, r, threads, PdqIndex::Method::kAuto), want) << "radius " << r << " threads " << threads;
       EXPECT_EQ(Join(idx, r, threads, PdqIndex::Method::kBruteForce), want) << "radius " << r;
     }
-    if (r == 31) EXPECT_GE(want.size(), 32u * 5 + 60 * 59 / 2 - 100);
+    if (r == 31) {
+      EXPECT_GE(want.size(), 32u * 5 + 60 * 59 / 2 - 100);
+    }
   }
 }
 

@@ -85,8 +85,12 @@ TEST_F(PdqTest, MatchesReferenceHashes) {
     ASSERT_TRUE(ref) << e.file;
     const int d = HammingDistance(r->fingerprints.pdq.hash, *ref);
     distances.push_back(d);
-    if (e.quality >= 80) EXPECT_LE(d, 10) << e.file << " is " << d << " bits from the reference";
-    if (e.quality >= 0) EXPECT_NEAR(r->fingerprints.pdq.quality, e.quality, 5) << e.file;
+    if (e.quality >= 80) {
+      EXPECT_LE(d, 10) << e.file << " is " << d << " bits from the reference";
+    }
+    if (e.quality >= 0) {
+      EXPECT_NEAR(r->fingerprints.pdq.quality, e.quality, 5) << e.file;
+    }
   }
   std::sort(distances.begin(), distances.end());
   std::printf("[ pdq      ] %zu reference images: median distance %d, worst %d bits\n", distances.size(),
@@ -118,7 +122,9 @@ TEST_F(PdqTest, DihedralVariantsLandNearTheirOrientation) {
     // threshold (31) and far from every other orientation.
     EXPECT_LE(d, 24) << DihedralName(Dihedral(k));
     for (int other = 0; other < 8; ++other)
-      if (other != k) EXPECT_GT(HammingDistance(variant, hashes[other]), 40) << k << " vs " << other;
+      if (other != k) {
+        EXPECT_GT(HammingDistance(variant, hashes[other]), 40) << k << " vs " << other;
+      }
   }
 }
 

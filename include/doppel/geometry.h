@@ -51,7 +51,7 @@ struct GeometryOptions {
   double containment = 0.98;       // a frame this much inside the other: a crop
   double min_area_ratio = 0.45;    // a smaller detail is another picture
   int contradiction_keypoints = 150;  // both sides need this many to overrule a hash
-  double contradiction_agreement = 0.6;
+  double contradiction_agreement = 0.75;
 };
 
 // Containment and area are measured between the pictures' content frames

@@ -61,18 +61,40 @@ cv::Rect2d ContentRect(const cv::Mat& grey) {
   return cv::Rect2d(left, top, std::max(1, w - left - right), std::max(1, h - top - bottom));
 }
 
-// Share of frame `from` that the affine map m sends inside frame `to`
-// (sampled on a 32 x 32 grid of cell centres).
-double InsideShare(const cv::Mat& m, const cv::Rect2d& from, const cv::Rect2d& to) {
+// Mean tone of the 3 x 3 pixels around (x, y), clamped to the picture.
+double ToneAt(const cv::Mat& grey, double x, double y) {
+  const int cx = std::clamp(int(x), 1, grey.cols - 2), cy = std::clamp(int(y), 1, grey.rows - 2);
+  int sum = 0;
+  for (int dy = -1; dy <= 1; ++dy)
+    for (int dx = -1; dx <= 1; ++dx) sum += grey.at<uint8_t>(cy + dy, cx + dx);
+  return sum / 9.0;
+}
+
+// Share of picture `from`'s content frame that the affine map m sends inside
+// picture `to` (sampled on a 32 x 32 grid of cell centres). A point counts
+// as inside when it lands in `to`'s content frame, or in one of `to`'s
+// uniform bands where `from` shows the same tone there: a dark sky or a
+// shadow at the edge of a scene is content both pictures share, while a
+// picture shifted onto another copy's added border lands on a tone it does
+// not have.
+double InsideShare(const cv::Mat& m, const LocalFeatures& from, const LocalFeatures& to) {
   constexpr int kN = 32;
   const double tol = 0.5;  // half a pixel: resampling, not content
+  const cv::Rect2d& f = from.content;
+  const cv::Rect2d& t = to.content;
+  const double tw = to.grey.cols, th = to.grey.rows;
   int inside = 0;
   for (int i = 0; i < kN; ++i)
     for (int j = 0; j < kN; ++j) {
-      const double x = from.x + (j + 0.5) * from.width / kN, y = from.y + (i + 0.5) * from.height / kN;
+      const double x = f.x + (j + 0.5) * f.width / kN, y = f.y + (i + 0.5) * f.height / kN;
       const double u = m.at<double>(0, 0) * x + m.at<double>(0, 1) * y + m.at<double>(0, 2);
       const double v = m.at<double>(1, 0) * x + m.at<double>(1, 1) * y + m.at<double>(1, 2);
-      if (u >= to.x - tol && v >= to.y - tol && u <= to.x + to.width + tol && v <= to.y + to.height + tol) ++inside;
+      if (u >= t.x - tol && v >= t.y - tol && u <= t.x + t.width + tol && v <= t.y + t.height + tol) {
+        ++inside;
+      } else if (u >= 0 && v >= 0 && u <= tw && v <= th &&
+                 std::fabs(ToneAt(from.grey, x, y) - ToneAt(to.grey, u, v)) < 12) {
+        ++inside;
+      }
     }
   return double(inside) / (kN * kN);
 }
@@ -213,8 +235,8 @@ GeometricCheck VerifyGeometry(const LocalFeatures& a, const LocalFeatures& b, co
     cv::invertAffineTransform(m, inv);
     const cv::Rect2d& fa = a.content;
     const cv::Rect2d& fb = b.content;
-    g.b_inside_a = InsideShare(m, fb, fa);
-    g.a_inside_b = InsideShare(inv, fa, fb);
+    g.b_inside_a = InsideShare(m, b, a);
+    g.a_inside_b = InsideShare(inv, a, b);
     const double area_b_in_a = scale_px * scale_px * fb.area(), area_a = fa.area();
     g.area_ratio = std::min(area_b_in_a, area_a) / std::max(area_b_in_a, area_a);
     // Spread: the inliers must cover the overlap, not one logo or header.

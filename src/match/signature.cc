@@ -10,7 +10,7 @@ namespace doppel {
 namespace {
 
 // Area-average resampling of a w x h float image into side x side bytes.
-void Thumbnail(const float* src, int w, int h, int x0, int y0, int x1, int y1, uint8_t* out, int side) {
+void Thumbnail(const float* src, int w, int /*h*/, int x0, int y0, int x1, int y1, uint8_t* out, int side) {
   const double sx = double(x1 - x0) / side, sy = double(y1 - y0) / side;
   for (int ty = 0; ty < side; ++ty) {
     const int ya = y0 + int(ty * sy), yb = std::max(ya + 1, y0 + int((ty + 1) * sy));
