@@ -153,7 +153,7 @@ th{background:#f4f4f4}td.l,th.l{text-align:left}
 .ok{color:#1e8449;font-weight:bold}.late{color:#c0392b;font-weight:bold}
 .clusters{display:flex;flex-direction:column;gap:1.2em}
 .cluster .files{display:flex;flex-wrap:wrap;gap:.6em}
-figure{margin:0;width:170px;font-size:12px;word-break:break-all}
+figure{margin:0;width:170px;font-size:12px;overflow-wrap:anywhere}
 figure img{display:block;max-width:160px;max-height:160px;border:1px solid #ccc}
 figure.master img{border:3px solid #27ae60}
 .placeholder{width:160px;height:120px;background:repeating-linear-gradient(45deg,#eee,#eee 8px,#f8f8f8 8px,#f8f8f8 16px);
@@ -314,8 +314,11 @@ std::string RenderReportHtml(const Report& r) {
   // Largest clusters.
   h += "<section id=\"clusters\"><h2>Largest clusters</h2><div class=\"clusters\">";
   for (const auto& c : r.largest_clusters) {
+    const std::string state = c.status == "rejected" ? "rejected by a reviewer: not duplicates"
+                              : c.status == "resolved" ? "resolved: every copy retired"
+                                                       : "pending";
     h += "<div class=\"cluster\"><h3>Cluster " + std::to_string(c.id) + ": " + Count(c.members) + " files, " +
-         H(Bytes(c.duplicate_bytes)) + " in duplicates (" + H(c.status) + ")</h3><div class=\"files\">";
+         H(Bytes(c.duplicate_bytes)) + " in copies besides the master (" + H(state) + ")</h3><div class=\"files\">";
     for (const auto& t : c.files) {
       const std::string caption = t.source + "/" + t.path;
       h += std::string("<figure") + (t.master ? " class=\"master\"" : "") + ">";
@@ -401,7 +404,7 @@ std::string RenderReportCsv(const Report& r) {
 }
 
 std::string RenderReportJson(const Report& r) {
-  using nlohmann::json;
+  using json = nlohmann::ordered_json;  // fields in the documented order
   auto dept = [](const DepartmentFigures& d) {
     return json{{"source", d.source},
                 {"files", d.files},
