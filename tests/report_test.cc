@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <exiv2/exiv2.hpp>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -402,6 +403,107 @@ TEST_F(ReportTest, CsvAndJsonCarryTheSameFigures) {
   EXPECT_EQ(j["progress"]["days_needed"], 3);
   EXPECT_EQ(j["progress"]["rate_per_day"], 0.75);
   EXPECT_EQ(j["largest_clusters"][0]["members"], 3);
+}
+
+// Review decisions change what counts: a member-level reject takes a file out
+// of its cluster, choose_master moves the master; a cluster that `match`
+// dropped after its copies were retired still counts as resolved.
+TEST_F(ReportTest, DecisionsAndVanishedClustersChangeTheFigures) {
+  TempDir copy;
+  const std::string db = (copy / "c.db").string();
+  fs::copy_file(db_, db);
+  auto opened = OpenCatalogue(db, CatalogueOptions{});
+  ASSERT_TRUE(opened.ok());
+  Catalogue& cat = **opened;
+  auto clusters = cat.LoadClusters();
+  ASSERT_TRUE(clusters.ok());
+  auto cluster_of = [&](const std::string& file) -> int64_t {
+    for (const auto& c : *clusters)
+      for (const auto& m : c.members)
+        if (m.file_id == ids_.at(file)) return c.id;
+    return 0;
+  };
+  ReviewDecision not_a_copy;
+  not_a_copy.cluster_id = cluster_of("archives/p1.jpg");
+  not_a_copy.file_id = ids_.at("archives/p1.jpg");
+  not_a_copy.decision = "reject";
+  not_a_copy.reviewer = "Marie";
+  ASSERT_TRUE(cat.RecordDecision(not_a_copy).ok());
+  ReviewDecision choose;
+  choose.cluster_id = cluster_of("archives/p4b.jpg");
+  choose.decision = "choose_master";
+  choose.master_file_id = ids_.at("archives/p4b.jpg");
+  choose.reviewer = "Marie";
+  ASSERT_TRUE(cat.RecordDecision(choose).ok());
+  json d = {{"action", "quarantine"}, {"file_id", ids_.at("urbanisme/solo.jpg")}, {"cluster_id", 999},
+            {"source", "urbanisme"}, {"path", "solo.jpg"}, {"bytes", s5}, {"reclaimed_bytes", s5}};
+  ASSERT_TRUE(cat.AppendEvent(Event{0, "apply", "2026-06-28T10:00:00Z", "", "file:" +
+                                    std::to_string(ids_.at("urbanisme/solo.jpg")), "success", d.dump(), "apply-2"})
+                  .ok());
+
+  ReportOptions o = Options();
+  auto r = BuildReport(cat, o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const Progress& p = r->progress;
+  EXPECT_EQ(p.clusters, 6);  // five stored, one vanished
+  EXPECT_EQ(p.resolved, 5);  // P1 (its one copy left is retired), P2, P6, cluster 999, P3 rejected
+  EXPECT_EQ(p.resolved_rejected, 1);
+  EXPECT_EQ(p.pending, 1);  // P4
+  EXPECT_DOUBLE_EQ(p.span_days, 5.0);
+  EXPECT_DOUBLE_EQ(p.rate_per_day, 1.0);
+  EXPECT_EQ(p.estimated_finish, "2026-07-02");
+
+  EXPECT_EQ(Dept(*r, "archives").duplicate_files, 1);  // archives/p1 is not a copy any more
+  EXPECT_EQ(Dept(*r, "archives").duplicate_bytes, s4);
+  EXPECT_EQ(Dept(*r, "archives").exact_redundant_bytes, s1 + s3 + s4);  // its bytes still are
+  EXPECT_EQ(Dept(*r, "urbanisme").retired_files, 1);
+  EXPECT_EQ(Dept(*r, "urbanisme").reclaimed_bytes, s5);
+  const std::vector<std::vector<int64_t>> overlap = {{0, 0, 2}, {0, 1, 1}, {2, 1, 0}};
+  EXPECT_EQ(r->overlap.clusters, overlap);
+  using G = std::map<std::string, std::pair<int64_t, int64_t>>;
+  EXPECT_EQ(Groups(*r, "source"), (G{{"urbanisme", {4, 4}}, {"apur", {3, 1}}, {"archives", {5, 3}}}));
+  bool found = false;
+  for (const auto& c : r->largest_clusters)
+    if (c.id == cluster_of("archives/p4b.jpg")) {
+      found = true;
+      ASSERT_EQ(c.files.size(), 2u);
+      EXPECT_EQ(c.files[0].path, "p4b.jpg") << "the reviewer's master comes first";
+      EXPECT_TRUE(c.files[0].master);
+    }
+  EXPECT_TRUE(found);
+}
+
+// The page as a real browser reads it: the markup in a path stays text, every
+// picture and chart is there, nothing is fetched.
+TEST_F(ReportTest, ChromiumReadsThePage) {
+  const char* candidates[] = {"/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"};
+  std::string browser;
+  for (const char* c : candidates)
+    if (fs::exists(c)) browser = c;
+  if (browser.empty()) GTEST_SKIP() << "no chromium installed";
+  auto cat = Open();
+  ReportOptions o = Options();
+  o.thumbnails = true;
+  auto r = BuildReport(*cat, o);
+  ASSERT_TRUE(r.ok());
+  TempDir out;
+  const fs::path page = out / "report.html";
+  testing::WriteFile(page, RenderReportHtml(*r));
+  const std::string dom_file = (out / "dom.html").string();
+  const std::string cmd = browser + " --headless --no-sandbox --disable-gpu --user-data-dir=" + (out / "profile").string() +
+                          " --dump-dom file://" + page.string() + " > " + dom_file + " 2>/dev/null";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  const std::string dom = testing::ReadFile(dom_file);
+  auto count = [&](const std::string& s) {
+    size_t n = 0;
+    for (size_t at = dom.find(s); at != std::string::npos; at = dom.find(s, at + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(count("<script"), 0u) << "the path became an element";
+  EXPECT_EQ(count("<img "), 9u);
+  EXPECT_EQ(count("<svg"), 1u + 6u + 1u);  // departments, one per grouping, progress
+  EXPECT_NE(dom.find("&lt;script&gt;alert('x')&lt;/script&gt;.jpg"), std::string::npos);
+  EXPECT_NE(dom.find("</html>"), std::string::npos);
 }
 
 TEST_F(ReportTest, CliWritesEachFormat) {
