@@ -1,16 +1,17 @@
 // Reports on a real catalogue with known answers: three departments of real
 // image files, scanned and matched by the real doppel, plus apply/undo events
 // written as the replacement commands write them (docs/report.md).
+#include "doppel/report.h"
+
 #include <gtest/gtest.h>
 
-#include <exiv2/exiv2.hpp>
 #include <cstdlib>
+#include <exiv2/exiv2.hpp>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 
 #include "doppel/catalogue.h"
-#include "doppel/report.h"
 #include "metadata/exiv2_reader.h"
 #include "test_util.h"
 
@@ -125,10 +126,14 @@ class ReportTest : public ::testing::Test {
     apply("apur/" + kScriptPath, "delete", s2, s2, "2026-06-25T12:00:00Z", "success", "urbanisme/p2.jpg");
     apply("archives/p4b.jpg", "quarantine", s4, s4, "2026-06-26T08:00:00Z", "failure", "archives/p4a.jpg");
     apply("archives/p6.jpg", "redirect-only", s6, 0, "2026-06-27T10:00:00Z", "success", "urbanisme/p6.jpg");
-    json u = {{"undoes", "apply-1"}, {"action", "quarantine"}, {"file_id", ids_.at("archives/p1.jpg")},
-              {"bytes", s1}, {"reclaimed_bytes", s1}};
-    Event undo{0, "undo", "2026-06-24T09:00:00Z", "", "file:" + std::to_string(ids_.at("archives/p1.jpg")),
-               "success", u.dump(), "undo-1"};
+    json u = {{"undoes", "apply-1"},
+              {"action", "quarantine"},
+              {"file_id", ids_.at("archives/p1.jpg")},
+              {"bytes", s1},
+              {"reclaimed_bytes", s1}};
+    Event undo{
+        0,        "undo",  "2026-06-24T09:00:00Z", "", "file:" + std::to_string(ids_.at("archives/p1.jpg")), "success",
+        u.dump(), "undo-1"};
     ASSERT_TRUE((*cat)->AppendEvent(undo).ok());
 
     ReviewDecision reject;
@@ -147,11 +152,13 @@ class ReportTest : public ::testing::Test {
                        "p1.jpg,75001\n"
                        "archives/p1.jpg,75004\n"
                        "urbanisme/p2.jpg,75002\n"
-                       "\"apur/" + kScriptPath + "\",75002\n"
-                       "p3.png,75003\n"
-                       "archives/p4a.jpg,75020\n"
-                       "archives/p4b.jpg,75020\n"
-                       "nosuch.jpg,99999\n");
+                       "\"apur/" +
+                           kScriptPath +
+                           "\",75002\n"
+                           "p3.png,75003\n"
+                           "archives/p4a.jpg,75020\n"
+                           "archives/p4b.jpg,75020\n"
+                           "nosuch.jpg,99999\n");
   }
   static void TearDownTestSuite() {
     delete tmp_;
@@ -261,11 +268,11 @@ TEST_F(ReportTest, CountsByFieldBeforeAndAfter) {
   EXPECT_EQ(Groups(*r, "camera"), (G{{"Canon EOS 5D", {3, 1}}, {"NIKON D70", {2, 1}}, {"(none)", {7, 5}}}));
   EXPECT_EQ(Groups(*r, "author"), (G{{"Robert Doisneau", {3, 1}}, {"(none)", {9, 6}}}));
   EXPECT_EQ(Groups(*r, "postcode"), (G{{"75001", {1, 1}},
-                                      {"75002", {2, 1}},
-                                      {"75003", {2, 2}},
-                                      {"75004", {1, 0}},
-                                      {"75020", {2, 1}},
-                                      {"(none)", {4, 2}}}));
+                                       {"75002", {2, 1}},
+                                       {"75003", {2, 2}},
+                                       {"75004", {1, 0}},
+                                       {"75020", {2, 1}},
+                                       {"(none)", {4, 2}}}));
   // Years run oldest first, "(none)" last.
   for (const auto& g : r->groupings)
     if (g.field == "year") {
@@ -274,7 +281,8 @@ TEST_F(ReportTest, CountsByFieldBeforeAndAfter) {
       EXPECT_EQ(g.groups[2].value, "(none)");
     }
   bool noted = false;
-  for (const auto& n : r->notes) noted |= n.find("8 file(s) matched a row; 1 row(s) matched no file") != std::string::npos;
+  for (const auto& n : r->notes)
+    noted |= n.find("8 file(s) matched a row; 1 row(s) matched no file") != std::string::npos;
   EXPECT_TRUE(noted) << "the join's unmatched rows are reported";
 }
 
@@ -435,11 +443,14 @@ TEST_F(ReportTest, DecisionsAndVanishedClustersChangeTheFigures) {
   choose.master_file_id = ids_.at("archives/p4b.jpg");
   choose.reviewer = "Marie";
   ASSERT_TRUE(cat.RecordDecision(choose).ok());
-  json d = {{"action", "quarantine"}, {"file_id", ids_.at("urbanisme/solo.jpg")}, {"cluster_id", 999},
-            {"source", "urbanisme"}, {"path", "solo.jpg"}, {"bytes", s5}, {"reclaimed_bytes", s5}};
-  ASSERT_TRUE(cat.AppendEvent(Event{0, "apply", "2026-06-28T10:00:00Z", "", "file:" +
-                                    std::to_string(ids_.at("urbanisme/solo.jpg")), "success", d.dump(), "apply-2"})
-                  .ok());
+  json d = {{"action", "quarantine"}, {"file_id", ids_.at("urbanisme/solo.jpg")},
+            {"cluster_id", 999},      {"source", "urbanisme"},
+            {"path", "solo.jpg"},     {"bytes", s5},
+            {"reclaimed_bytes", s5}};
+  ASSERT_TRUE(
+      cat.AppendEvent(Event{0, "apply", "2026-06-28T10:00:00Z", "",
+                            "file:" + std::to_string(ids_.at("urbanisme/solo.jpg")), "success", d.dump(), "apply-2"})
+          .ok());
 
   ReportOptions o = Options();
   auto r = BuildReport(cat, o);
@@ -490,7 +501,8 @@ TEST_F(ReportTest, ChromiumReadsThePage) {
   const fs::path page = out / "report.html";
   testing::WriteFile(page, RenderReportHtml(*r));
   const std::string dom_file = (out / "dom.html").string();
-  const std::string cmd = browser + " --headless --no-sandbox --disable-gpu --user-data-dir=" + (out / "profile").string() +
+  const std::string cmd = browser +
+                          " --headless --no-sandbox --disable-gpu --user-data-dir=" + (out / "profile").string() +
                           " --dump-dom file://" + page.string() + " > " + dom_file + " 2>/dev/null";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   const std::string dom = testing::ReadFile(dom_file);
@@ -507,8 +519,9 @@ TEST_F(ReportTest, ChromiumReadsThePage) {
 }
 
 TEST_F(ReportTest, CliWritesEachFormat) {
-  const std::vector<std::string> common = {"--db", db_, "report", "--today", "2026-07-01", "--deadline",
-                                           "2026-07-31", "--join", Postcodes(), "--join-field", "postcode"};
+  const std::vector<std::string> common = {"--db",       db_,          "report", "--today",   "2026-07-01",
+                                           "--deadline", "2026-07-31", "--join", Postcodes(), "--join-field",
+                                           "postcode"};
   auto with = [&](std::vector<std::string> extra) {
     std::vector<std::string> a = common;
     a.insert(a.end(), extra.begin(), extra.end());

@@ -45,19 +45,18 @@ struct JoinTable {
 // Reads a CSV file with a header row (RFC 4180 quoting, one record per line)
 // and keeps the columns `key_column` and `field_column`. Errors name the file
 // and the line.
-Result<JoinTable> LoadJoinCsv(const std::string& path, const std::string& key_column,
-                              const std::string& field_column);
+Result<JoinTable> LoadJoinCsv(const std::string& path, const std::string& key_column, const std::string& field_column);
 
 struct ReportOptions {
   // Fields to count by (see IsBuiltinGroupField, or the join table's field).
   std::vector<std::string> group_by = {"source", "format", "year"};
   std::optional<JoinTable> join;
-  std::string deadline;  // "YYYY-MM-DD", or empty: no deadline
-  std::string today;     // "YYYY-MM-DD" the estimate counts from; empty = today (UTC)
-  int largest_clusters = 10;      // clusters listed (biggest first)
-  bool thumbnails = false;        // render the listed clusters' files (for HTML)
+  std::string deadline;       // "YYYY-MM-DD", or empty: no deadline
+  std::string today;          // "YYYY-MM-DD" the estimate counts from; empty = today (UTC)
+  int largest_clusters = 10;  // clusters listed (biggest first)
+  bool thumbnails = false;    // render the listed clusters' files (for HTML)
   int thumbnails_per_cluster = 6;
-  int thumbnail_size = 160;       // longest side, pixels
+  int thumbnail_size = 160;  // longest side, pixels
   // Called while thumbnails are rendered: (done, total).
   std::function<void(int64_t done, int64_t total)> progress;
   const std::atomic<bool>* cancel = nullptr;  // kCancelled when set
@@ -85,7 +84,7 @@ struct OverlapMatrix {
 };
 
 struct GroupCount {
-  std::string value;  // "(none)" when the file has no value
+  std::string value;   // "(none)" when the file has no value
   int64_t before = 0;  // every fingerprinted file
   int64_t after = 0;   // one per cluster: non-master members not counted
 };
@@ -123,23 +122,23 @@ struct Thumbnail {
 struct ClusterSummary {
   int64_t id = 0;
   int64_t members = 0;
-  int64_t duplicate_bytes = 0;  // non-master members, as catalogued
-  std::string status;           // "pending", "resolved" or "rejected"
+  int64_t duplicate_bytes = 0;   // non-master members, as catalogued
+  std::string status;            // "pending", "resolved" or "rejected"
   std::vector<Thumbnail> files;  // master first; jpeg only with ReportOptions::thumbnails
 };
 
 struct Report {
   int format_version = kReportFormatVersion;
-  std::string generated_at;     // UTC ISO 8601
+  std::string generated_at;  // UTC ISO 8601
   std::string doppel_version;
-  std::string catalogue;        // its location
+  std::string catalogue;                       // its location
   std::vector<DepartmentFigures> departments;  // by source name
   DepartmentFigures totals;                    // source "(total)"
   OverlapMatrix overlap;
   std::vector<Grouping> groupings;  // in ReportOptions::group_by order
   Progress progress;
   std::vector<ClusterSummary> largest_clusters;
-  std::vector<std::string> notes;   // things a reader should know (unmatched join keys, ...)
+  std::vector<std::string> notes;  // things a reader should know (unmatched join keys, ...)
 };
 
 // Computes every figure from the catalogue. Thumbnails that cannot be made

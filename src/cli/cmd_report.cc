@@ -116,9 +116,10 @@ CommandRunner RegisterReportCommands(CLI::App& app, const Globals& g) {
   report->add_option("-o,--output", args->output, "write to this file (default: standard output)");
   report->add_option("--deadline", args->deadline, "YYYY-MM-DD: say whether the work is on track to finish by then");
   report->add_option("--today", args->today, "YYYY-MM-DD the estimate counts from (default: today, UTC)");
-  report->add_option("--group-by", args->group_by,
-                     "count files by: source, format, year, make, model, camera, author, or a --join-field "
-                     "(repeat or comma-separate; default source,format,year)")
+  report
+      ->add_option("--group-by", args->group_by,
+                   "count files by: source, format, year, make, model, camera, author, or a --join-field "
+                   "(repeat or comma-separate; default source,format,year)")
       ->delimiter(',');
   report->add_option("--join", args->join, "CSV with a header row adding a field per file, e.g. path,postcode");
   report->add_option("--join-key", args->join_key,

@@ -22,8 +22,10 @@ std::string Bytes(int64_t b) {
     ++u;
   }
   char buf[32];
-  if (u == 0) std::snprintf(buf, sizeof buf, "%lld B", (long long)b);
-  else std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
+  if (u == 0)
+    std::snprintf(buf, sizeof buf, "%lld B", (long long)b);
+  else
+    std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
   return buf;
 }
 
@@ -98,9 +100,9 @@ std::string BarChart(const std::string& title, const std::vector<std::string>& l
   double max = 0;
   for (const auto& row : values)
     for (double v : row) max = std::max(max, v);
-  std::string s = "<svg class=\"chart\" role=\"img\" width=\"" +
-                  std::to_string(width) + "\" height=\"" + std::to_string(height) + "\" viewBox=\"0 0 " +
-                  std::to_string(width) + " " + std::to_string(height) + "\"><title>" + H(title) + "</title>";
+  std::string s = "<svg class=\"chart\" role=\"img\" width=\"" + std::to_string(width) + "\" height=\"" +
+                  std::to_string(height) + "\" viewBox=\"0 0 " + std::to_string(width) + " " + std::to_string(height) +
+                  "\"><title>" + H(title) + "</title>";
   int x = label_w;
   for (size_t k = 0; k < series.size(); ++k) {
     s += "<rect x=\"" + std::to_string(x) + "\" y=\"4\" width=\"12\" height=\"12\" fill=\"" + kColours[k % 5] +
@@ -110,8 +112,7 @@ std::string BarChart(const std::string& title, const std::vector<std::string>& l
   for (size_t i = 0; i < labels.size(); ++i) {
     const int y0 = legend_h + int(i) * group_h;
     s += "<text x=\"" + std::to_string(label_w - 8) + "\" y=\"" +
-         std::to_string(y0 + int(series.size()) * bar_h / 2 + 4) + "\" text-anchor=\"end\">" + H(labels[i]) +
-         "</text>";
+         std::to_string(y0 + int(series.size()) * bar_h / 2 + 4) + "\" text-anchor=\"end\">" + H(labels[i]) + "</text>";
     for (size_t k = 0; k < series.size(); ++k) {
       const double v = k < values[i].size() ? values[i][k] : 0;
       const int w = max > 0 ? int(std::lround(v / max * bar_w)) : 0;
@@ -131,13 +132,12 @@ std::string ProgressBar(const Progress& p) {
   const int64_t total = p.clusters;
   const double f = total > 0 ? double(p.resolved) / double(total) : 0;
   const int done = int(std::lround(f * w));
-  return "<svg class=\"chart\" role=\"img\" width=\"" + std::to_string(w) +
-         "\" height=\"" + std::to_string(h) + "\" viewBox=\"0 0 " + std::to_string(w) + " " + std::to_string(h) +
-         "\"><title>" + H(std::to_string(p.resolved) + " of " + std::to_string(total) + " clusters resolved") +
+  return "<svg class=\"chart\" role=\"img\" width=\"" + std::to_string(w) + "\" height=\"" + std::to_string(h) +
+         "\" viewBox=\"0 0 " + std::to_string(w) + " " + std::to_string(h) + "\"><title>" +
+         H(std::to_string(p.resolved) + " of " + std::to_string(total) + " clusters resolved") +
          "</title><rect x=\"0\" y=\"0\" width=\"" + std::to_string(w) + "\" height=\"" + std::to_string(h) +
          "\" fill=\"#ddd\"/><rect x=\"0\" y=\"0\" width=\"" + std::to_string(done) + "\" height=\"" +
-         std::to_string(h) + "\" fill=\"#27ae60\"/><text x=\"8\" y=\"16\">" + Num(f * 100, 1) +
-         " %</text></svg>";
+         std::to_string(h) + "\" fill=\"#27ae60\"/><text x=\"8\" y=\"16\">" + Num(f * 100, 1) + " %</text></svg>";
 }
 
 const char* kCss = R"(
@@ -170,12 +170,23 @@ std::string HtmlEscape(const std::string& text) {
   out.reserve(text.size());
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -203,9 +214,11 @@ std::string RenderReportHtml(const Report& r) {
        H(Count(p.pending)) + " pending</div>";
   h += "<div class=\"card\">Estimated finish<b>" + H(p.estimated_finish.empty() ? "no estimate" : p.estimated_finish) +
        "</b>";
-  if (p.on_track) h += *p.on_track ? "<span class=\"ok\">on track</span> for " + H(p.deadline)
-                                   : "<span class=\"late\">behind</span> deadline " + H(p.deadline);
-  else h += "no deadline given";
+  if (p.on_track)
+    h += *p.on_track ? "<span class=\"ok\">on track</span> for " + H(p.deadline)
+                     : "<span class=\"late\">behind</span> deadline " + H(p.deadline);
+  else
+    h += "no deadline given";
   h += "</div></div></section>\n";
 
   // Departments.
@@ -226,10 +239,9 @@ std::string RenderReportHtml(const Report& r) {
   auto dept_row = [&](const DepartmentFigures& d, bool total) {
     const std::string td = total ? "<th" : "<td", etd = total ? "</th>" : "</td>";
     h += "<tr>" + td + " class=\"l\">" + H(d.source) + etd;
-    for (const std::string& cell :
-         {Count(d.files), Bytes(d.bytes), Count(d.duplicate_files), Bytes(d.duplicate_bytes),
-          Count(d.exact_redundant_files), Bytes(d.exact_redundant_bytes), Count(d.retired_files),
-          Bytes(d.reclaimed_bytes)})
+    for (const std::string& cell : {Count(d.files), Bytes(d.bytes), Count(d.duplicate_files), Bytes(d.duplicate_bytes),
+                                    Count(d.exact_redundant_files), Bytes(d.exact_redundant_bytes),
+                                    Count(d.retired_files), Bytes(d.reclaimed_bytes)})
       h += td + ">" + H(cell) + etd;
     h += "</tr>";
   };
@@ -302,10 +314,9 @@ std::string RenderReportHtml(const Report& r) {
   prow("Files retired", H(Count(p.files_retired)));
   prow("Applies", p.first_apply.empty() ? "none yet" : H(p.first_apply) + " to " + H(p.last_apply));
   prow("Rate", H(Num(p.rate_per_day, 2)) + " clusters per day (over " + H(Num(p.span_days, 2)) + " days)");
-  prow("Estimated finish",
-       p.estimated_finish.empty() ? "no estimate (nothing resolved yet)"
-                                  : H(p.estimated_finish) + " (" + H(Count(p.days_needed)) + " days from " +
-                                        H(p.today) + ")");
+  prow("Estimated finish", p.estimated_finish.empty() ? "no estimate (nothing resolved yet)"
+                                                      : H(p.estimated_finish) + " (" + H(Count(p.days_needed)) +
+                                                            " days from " + H(p.today) + ")");
   if (p.on_track)
     prow("Deadline", H(p.deadline) + ": " +
                          (*p.on_track ? "<span class=\"ok\">on track</span>" : "<span class=\"late\">behind</span>"));
@@ -314,7 +325,7 @@ std::string RenderReportHtml(const Report& r) {
   // Largest clusters.
   h += "<section id=\"clusters\"><h2>Largest clusters</h2><div class=\"clusters\">";
   for (const auto& c : r.largest_clusters) {
-    const std::string state = c.status == "rejected" ? "rejected by a reviewer: not duplicates"
+    const std::string state = c.status == "rejected"   ? "rejected by a reviewer: not duplicates"
                               : c.status == "resolved" ? "resolved: every copy retired"
                                                        : "pending";
     h += "<div class=\"cluster\"><h3>Cluster " + std::to_string(c.id) + ": " + Count(c.members) + " files, " +
@@ -356,15 +367,15 @@ std::string RenderReportCsv(const Report& r) {
   row("report", "doppel_version", "", r.doppel_version);
   row("report", "catalogue", "", r.catalogue);
   auto dept = [&](const DepartmentFigures& d) {
-    for (const auto& [k, v] : std::vector<std::pair<const char*, int64_t>>{
-             {"files", d.files},
-             {"bytes", d.bytes},
-             {"duplicate_files", d.duplicate_files},
-             {"duplicate_bytes", d.duplicate_bytes},
-             {"exact_redundant_files", d.exact_redundant_files},
-             {"exact_redundant_bytes", d.exact_redundant_bytes},
-             {"retired_files", d.retired_files},
-             {"reclaimed_bytes", d.reclaimed_bytes}})
+    for (const auto& [k, v] :
+         std::vector<std::pair<const char*, int64_t>>{{"files", d.files},
+                                                      {"bytes", d.bytes},
+                                                      {"duplicate_files", d.duplicate_files},
+                                                      {"duplicate_bytes", d.duplicate_bytes},
+                                                      {"exact_redundant_files", d.exact_redundant_files},
+                                                      {"exact_redundant_bytes", d.exact_redundant_bytes},
+                                                      {"retired_files", d.retired_files},
+                                                      {"reclaimed_bytes", d.reclaimed_bytes}})
       row("department", d.source, k, std::to_string(v));
   };
   for (const auto& d : r.departments) dept(d);
@@ -451,8 +462,8 @@ std::string RenderReportJson(const Report& r) {
   for (const auto& c : r.largest_clusters) {
     json files = json::array();
     for (const auto& t : c.files) {
-      json f = {{"file_id", t.file_id}, {"source", t.source},   {"path", t.path},
-                {"size", t.size},       {"master", t.master},   {"retired", t.retired}};
+      json f = {{"file_id", t.file_id}, {"source", t.source}, {"path", t.path},
+                {"size", t.size},       {"master", t.master}, {"retired", t.retired}};
       if (!t.note.empty()) f["note"] = t.note;
       files.push_back(f);
     }

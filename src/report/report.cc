@@ -138,8 +138,7 @@ bool IsBuiltinGroupField(const std::string& f) {
   return kFields.count(f) > 0;
 }
 
-Result<JoinTable> LoadJoinCsv(const std::string& path, const std::string& key_column,
-                              const std::string& field_column) {
+Result<JoinTable> LoadJoinCsv(const std::string& path, const std::string& key_column, const std::string& field_column) {
   const std::string name = DisplayPath(path);
   std::ifstream in(path, std::ios::binary);
   if (!in) return NotFound("join table " + name + ": cannot open; check the path given to --join");
@@ -170,8 +169,8 @@ Result<JoinTable> LoadJoinCsv(const std::string& path, const std::string& key_co
     if (Trim(line).empty() || line == "\r") continue;
     const auto f = SplitCsvLine(line);
     if (int(f.size()) <= std::max(key, field))
-      return InvalidArgument("join table " + name + ":" + std::to_string(lineno) + ": " +
-                             std::to_string(f.size()) + " fields, expected " + std::to_string(header.size()) +
+      return InvalidArgument("join table " + name + ":" + std::to_string(lineno) + ": " + std::to_string(f.size()) +
+                             " fields, expected " + std::to_string(header.size()) +
                              "; fix the line (fields with commas need double quotes)");
     std::string k = f[size_t(key)];
     while (k.rfind("./", 0) == 0) k.erase(0, 2);
@@ -186,7 +185,8 @@ Result<Report> BuildReport(Catalogue& cat, const ReportOptions& opt) {
     if (!IsBuiltinGroupField(f) && !(opt.join && opt.join->field == f))
       return InvalidArgument("cannot group by '" + f +
                              "': use source, format, year, make, model, camera, author, or the field of a join "
-                             "table (--join FILE --join-field " + f + ")");
+                             "table (--join FILE --join-field " +
+                             f + ")");
   std::optional<int64_t> deadline, today;
   if (!opt.deadline.empty() && !(deadline = ParseUtc(opt.deadline)))
     return InvalidArgument("deadline '" + opt.deadline + "' is not a date; write it as YYYY-MM-DD");
@@ -435,16 +435,23 @@ Result<Report> BuildReport(Catalogue& cat, const ReportOptions& opt) {
       for (size_t k = 0; k < opt.group_by.size(); ++k) {
         const std::string& field = opt.group_by[k];
         std::string v;
-        if (field == "source") v = f.source;
-        else if (field == "format") v = f.format;
+        if (field == "source")
+          v = f.source;
+        else if (field == "format")
+          v = f.format;
         else if (field == "year") {
           v = f.capture_time.substr(0, 4);
           if (v.size() != 4 || v.find_first_not_of("0123456789") != std::string::npos) v.clear();
-        } else if (field == "make") v = Trim(meta.make);
-        else if (field == "model") v = Trim(meta.model);
-        else if (field == "camera") v = Camera(meta.make, meta.model);
-        else if (field == "author") v = Trim(meta.artist);
-        else v = join_value;
+        } else if (field == "make")
+          v = Trim(meta.make);
+        else if (field == "model")
+          v = Trim(meta.model);
+        else if (field == "camera")
+          v = Camera(meta.make, meta.model);
+        else if (field == "author")
+          v = Trim(meta.artist);
+        else
+          v = join_value;
         if (v.empty()) v = kNone;
         GroupCount& g = counts[k][v];
         g.value = v;
@@ -477,9 +484,12 @@ Result<Report> BuildReport(Catalogue& cat, const ReportOptions& opt) {
     if (r.cluster_id > 0 && !stored_ids.count(r.cluster_id)) vanished.insert(r.cluster_id);
   for (const View& v : views) {
     ++p.clusters;
-    if (v.status == "rejected") ++p.resolved_rejected;
-    else if (v.status == "resolved") ++p.resolved_retired;
-    else ++p.pending;
+    if (v.status == "rejected")
+      ++p.resolved_rejected;
+    else if (v.status == "resolved")
+      ++p.resolved_retired;
+    else
+      ++p.pending;
   }
   p.clusters += int64_t(vanished.size());
   p.resolved_retired += int64_t(vanished.size());
@@ -522,8 +532,7 @@ Result<Report> BuildReport(Catalogue& cat, const ReportOptions& opt) {
   });
   if (int(order.size()) > opt.largest_clusters) order.resize(size_t(std::max(0, opt.largest_clusters)));
   int64_t to_render = 0, rendered = 0;
-  for (const View* v : order)
-    to_render += std::min<int64_t>(int64_t(v->members.size()), opt.thumbnails_per_cluster);
+  for (const View* v : order) to_render += std::min<int64_t>(int64_t(v->members.size()), opt.thumbnails_per_cluster);
   if (opt.thumbnails && to_render > 0) DOPPEL_RETURN_IF_ERROR(InitImaging());
   for (const View* v : order) {
     ClusterSummary cs;
