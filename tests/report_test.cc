@@ -413,6 +413,18 @@ TEST_F(ReportTest, CsvAndJsonCarryTheSameFigures) {
   EXPECT_EQ(j["largest_clusters"][0]["members"], 3);
 }
 
+// Renderers on a hand-made Report: tags that a spreadsheet would run as a
+// formula stay text; quotes and commas are quoted.
+TEST(ReportRender, CsvNeutralisesFormulasAndQuotes) {
+  Report r;
+  r.groupings.push_back(Grouping{"author", {{"=HYPERLINK(\"http://x\",\"y\")", 2, 1}, {"Doe, Jane", 1, 1}}});
+  const std::string csv = RenderReportCsv(r);
+  EXPECT_NE(csv.find("group:author,\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",before,2\n"), std::string::npos) << csv;
+  EXPECT_NE(csv.find("group:author,\"Doe, Jane\",after,1\n"), std::string::npos) << csv;
+  const std::string html = RenderReportHtml(r);
+  EXPECT_NE(html.find("=HYPERLINK(&quot;http://x&quot;"), std::string::npos);
+}
+
 // Review decisions change what counts: a member-level reject takes a file out
 // of its cluster, choose_master moves the master; a cluster that `match`
 // dropped after its copies were retired still counts as resolved.

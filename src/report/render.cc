@@ -7,6 +7,7 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 
 #include "doppel/report.h"
 
@@ -74,7 +75,13 @@ std::string Base64(const std::string& in) {
 
 std::string H(const std::string& s) { return HtmlEscape(s); }
 
-std::string CsvField(const std::string& s) {
+// RFC 4180 quoting. Text that a spreadsheet would run as a formula (a camera
+// or author tag beginning with = + - @) gets a leading apostrophe; numbers
+// are left alone.
+std::string CsvField(std::string s) {
+  if (!s.empty() && std::string_view("=+-@\t\r").find(s[0]) != std::string_view::npos &&
+      s.find_first_not_of("+-0123456789.") != std::string::npos)
+    s.insert(0, "'");
   if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
   std::string out = "\"";
   for (char c : s) {

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -27,11 +28,9 @@ std::optional<int64_t> ParseUtc(const std::string& s) {
   std::tm tm{};
   int y, mo, d, h = 0, mi = 0, sec = 0;
   char tail[2];
-  if (s.size() >= 19 && std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d", &y, &mo, &d, &h, &mi, &sec) == 6) {
-  } else if (s.size() == 10 && std::sscanf(s.c_str(), "%4d-%2d-%2d%1s", &y, &mo, &d, tail) == 3) {
-  } else {
-    return std::nullopt;
-  }
+  const bool full = s.size() >= 19 && std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d", &y, &mo, &d, &h, &mi, &sec) == 6;
+  const bool date_only = !full && s.size() == 10 && std::sscanf(s.c_str(), "%4d-%2d-%2d%1s", &y, &mo, &d, tail) == 3;
+  if (!full && !date_only) return std::nullopt;
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return std::nullopt;
   tm.tm_year = y - 1900;
   tm.tm_mon = mo - 1;
