@@ -222,8 +222,9 @@ std::string RenderReportHtml(const Report& r) {
   h += "<div class=\"card\">Estimated finish<b>" + H(p.estimated_finish.empty() ? "no estimate" : p.estimated_finish) +
        "</b>";
   if (p.on_track)
-    h += *p.on_track ? "<span class=\"ok\">on track</span> for " + H(p.deadline)
-                     : "<span class=\"late\">behind</span> deadline " + H(p.deadline);
+    h += *p.on_track                  ? "<span class=\"ok\">on track</span> for " + H(p.deadline)
+         : p.estimated_finish.empty() ? "<span class=\"late\">no rate yet</span> to meet " + H(p.deadline)
+                                      : "<span class=\"late\">behind</span> deadline " + H(p.deadline);
   else
     h += "no deadline given";
   h += "</div></div></section>\n";
@@ -320,13 +321,17 @@ std::string RenderReportHtml(const Report& r) {
   prow("Pending", H(Count(p.pending)));
   prow("Files retired", H(Count(p.files_retired)));
   prow("Applies", p.first_apply.empty() ? "none yet" : H(p.first_apply) + " to " + H(p.last_apply));
-  prow("Rate", H(Num(p.rate_per_day, 2)) + " clusters per day (over " + H(Num(p.span_days, 2)) + " days)");
+  prow("Rate", p.first_apply.empty()
+                   ? "none yet"
+                   : H(Num(p.rate_per_day, 2)) + " clusters per day (over " + H(Num(p.span_days, 2)) + " days)");
   prow("Estimated finish", p.estimated_finish.empty() ? "no estimate (nothing resolved yet)"
                                                       : H(p.estimated_finish) + " (" + H(Count(p.days_needed)) +
                                                             " days from " + H(p.today) + ")");
   if (p.on_track)
     prow("Deadline", H(p.deadline) + ": " +
-                         (*p.on_track ? "<span class=\"ok\">on track</span>" : "<span class=\"late\">behind</span>"));
+                         (*p.on_track                  ? "<span class=\"ok\">on track</span>"
+                          : p.estimated_finish.empty() ? "<span class=\"late\">not on track: no rate yet</span>"
+                                                       : "<span class=\"late\">behind</span>"));
   h += "</table></section>\n";
 
   // Largest clusters.
