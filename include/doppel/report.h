@@ -141,8 +141,12 @@ struct Report {
   std::vector<std::string> notes;  // things a reader should know (unmatched join keys, ...)
 };
 
-// Computes every figure from the catalogue. Thumbnails that cannot be made
-// (missing or damaged file) leave a note in their Thumbnail, never fail.
+// Computes every figure from the catalogue, which it only reads, from the
+// calling thread. With `thumbnails` it calls InitImaging() and renders the
+// listed files; one that cannot be rendered (missing, damaged) gets a note in
+// its Thumbnail and never fails the report. Fails with kInvalidArgument for
+// an unknown group field or a malformed date, kCancelled when `cancel` is
+// set, or the catalogue's error.
 Result<Report> BuildReport(Catalogue& catalogue, const ReportOptions& options);
 
 // Renderers (src/report/render.cc). The HTML page is one self-contained file:
