@@ -425,6 +425,27 @@ TEST(ReportRender, CsvNeutralisesFormulasAndQuotes) {
   EXPECT_NE(html.find("=HYPERLINK(&quot;http://x&quot;"), std::string::npos);
 }
 
+TEST(ReportRender, BigClustersListTheMembersBeyondTheFigures) {
+  Report r;
+  ClusterSummary c;
+  c.id = 7;
+  c.members = 9;
+  for (int i = 0; i < 9; ++i) {
+    Thumbnail t;
+    t.file_id = i + 1;
+    t.source = "apur";
+    t.path = "f" + std::to_string(i) + ".jpg";
+    t.master = i == 0;
+    c.files.push_back(t);
+  }
+  r.largest_clusters.push_back(c);
+  const std::string html = RenderReportHtml(r);
+  size_t figures = 0;
+  for (size_t at = html.find("<figure"); at != std::string::npos; at = html.find("<figure", at + 1)) ++figures;
+  EXPECT_EQ(figures, 6u);
+  EXPECT_NE(html.find("Also in this cluster: apur/f6.jpg; apur/f7.jpg; apur/f8.jpg."), std::string::npos);
+}
+
 // Review decisions change what counts: a member-level reject takes a file out
 // of its cluster, choose_master moves the master; a cluster that `match`
 // dropped after its copies were retired still counts as resolved.

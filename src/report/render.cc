@@ -93,6 +93,9 @@ std::string CsvField(std::string s) {
 
 // ------------------------------------------------------------------ SVG charts
 
+// Members shown as figures per cluster when no thumbnail was asked for.
+constexpr size_t kFiguresPerCluster = 6;
+
 constexpr const char* kColours[] = {"#c0392b", "#e67e22", "#27ae60", "#2c7fb8", "#8e44ad"};
 
 // Horizontal grouped bars: one group per label, one bar per series.
@@ -342,8 +345,17 @@ std::string RenderReportHtml(const Report& r) {
                                                        : "pending";
     h += "<div class=\"cluster\"><h3>Cluster " + std::to_string(c.id) + ": " + Count(c.members) + " files, " +
          H(Bytes(c.duplicate_bytes)) + " in copies besides the master (" + H(state) + ")</h3><div class=\"files\">";
+    // Pictures for the first members (those BuildReport rendered or tried
+    // to), then the rest as a plain list so a big cluster stays readable.
+    std::vector<const Thumbnail*> rest;
+    size_t shown = 0;
     for (const auto& t : c.files) {
       const std::string caption = t.source + "/" + t.path;
+      if (shown >= kFiguresPerCluster && t.jpeg.empty() && t.note.empty()) {
+        rest.push_back(&t);
+        continue;
+      }
+      ++shown;
       h += std::string("<figure") + (t.master ? " class=\"master\"" : "") + ">";
       if (!t.jpeg.empty())
         h += "<img alt=\"" + H(caption) + "\" src=\"data:image/jpeg;base64," + Base64(t.jpeg) + "\">";
@@ -354,7 +366,16 @@ std::string RenderReportHtml(const Report& r) {
       if (!t.note.empty()) h += "<br><span class=\"note\">" + H(t.note) + "</span>";
       h += "</figcaption></figure>";
     }
-    h += "</div></div>";
+    h += "</div>";
+    if (!rest.empty()) {
+      h += "<p class=\"meta\">Also in this cluster: ";
+      for (size_t i = 0; i < rest.size() && i < 50; ++i)
+        h += std::string(i ? "; " : "") + (rest[i]->retired ? "<i>retired</i> " : "") +
+             H(rest[i]->source + "/" + rest[i]->path);
+      if (rest.size() > 50) h += "; and " + Count(int64_t(rest.size() - 50)) + " more";
+      h += ".</p>";
+    }
+    h += "</div>";
   }
   if (r.largest_clusters.empty()) h += "<p>No clusters (run doppel match first).</p>";
   h += "</div></section>\n";
