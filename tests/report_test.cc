@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <exiv2/exiv2.hpp>
 #include <filesystem>
@@ -342,6 +343,14 @@ TEST_F(ReportTest, LargestClustersAndUnknownFields) {
   auto unknown = BuildReport(*cat, o);
   ASSERT_FALSE(unknown.ok());
   EXPECT_NE(unknown.status().message().find("--join"), std::string::npos) << unknown.status().message();
+
+  std::atomic<bool> stop{true};
+  o = Options();
+  o.cancel = &stop;
+  o.thumbnails = true;
+  auto cancelled = BuildReport(*cat, o);
+  ASSERT_FALSE(cancelled.ok());
+  EXPECT_EQ(cancelled.status().code(), StatusCode::kCancelled);
 
   auto no_column = LoadJoinCsv(Postcodes(), "file", "postcode");
   ASSERT_FALSE(no_column.ok());
