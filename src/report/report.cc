@@ -28,7 +28,8 @@ std::optional<int64_t> ParseUtc(const std::string& s) {
   std::tm tm{};
   int y, mo, d, h = 0, mi = 0, sec = 0;
   char tail[2];
-  const bool full = s.size() >= 19 && std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d", &y, &mo, &d, &h, &mi, &sec) == 6;
+  const bool full =
+      s.size() >= 19 && std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d", &y, &mo, &d, &h, &mi, &sec) == 6;
   const bool date_only = !full && s.size() == 10 && std::sscanf(s.c_str(), "%4d-%2d-%2d%1s", &y, &mo, &d, tail) == 3;
   if (!full && !date_only) return std::nullopt;
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return std::nullopt;
@@ -46,14 +47,16 @@ std::optional<int64_t> ParseUtc(const std::string& s) {
   return int64_t(t);
 }
 
-std::string DateOf(int64_t t) {
+std::string FormatUtc(int64_t t, const char* format) {
   const time_t tt = time_t(t);
   std::tm tm{};
   gmtime_r(&tt, &tm);
-  char buf[16];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, format, &tm);
   return buf;
 }
+std::string DateOf(int64_t t) { return FormatUtc(t, "%Y-%m-%d"); }
+std::string TimeOf(int64_t t) { return FormatUtc(t, "%Y-%m-%dT%H:%M:%SZ"); }
 
 // The file an apply/undo event is about: detail.file_id, else "file:N".
 int64_t EventFileId(const Event& e, const nlohmann::json& d) {
@@ -82,7 +85,6 @@ struct Retirement {
   int64_t reclaimed_bytes = 0;
   std::string source;  // from the event, else the catalogue's
   int64_t cluster_id = 0;
-  std::string time;
 };
 
 // One record of a CSV line (RFC 4180 quoting, no line breaks inside fields).
@@ -186,6 +188,9 @@ Result<Report> BuildReport(Catalogue& cat, const ReportOptions& opt) {
                              "': use source, format, year, make, model, camera, author, or the field of a join "
                              "table (--join FILE --join-field " +
                              f + ")");
+  if (opt.join && IsBuiltinGroupField(opt.join->field))
+    return InvalidArgument("the joined column '" + opt.join->field +
+                           "' has the name of a built-in field; rename the column in the CSV");
   std::optional<int64_t> deadline, today;
   if (!opt.deadline.empty() && !(deadline = ParseUtc(opt.deadline)))
     return InvalidArgument("deadline '" + opt.deadline + "' is not a date; write it as YYYY-MM-DD");
@@ -254,7 +259,6 @@ Result<Report> BuildReport(Catalogue& cat, const ReportOptions& opt) {
     r.source = JsonText(d, "source");
     if (r.source.empty() && file_by_id.count(file)) r.source = file_by_id[file]->source;
     r.cluster_id = JsonInt(d, "cluster_id");
-    r.time = e.time;
     retired[file] = r;
     if (auto t = ParseUtc(e.time)) {
       first_apply = first_apply ? std::min(*first_apply, *t) : *t;
@@ -264,18 +268,21 @@ Result<Report> BuildReport(Catalogue& cat, const ReportOptions& opt) {
   if (unreadable_events)
     rep.notes.push_back(std::to_string(unreadable_events) +
                         " apply/undo event(s) name no file (object file:ID or detail file_id) and were ignored");
+  std::map<std::string, int64_t> unknown_sources;  // retired files of sources no longer registered
   for (const auto& [file, r] : retired) {
     ++rep.progress.files_retired;
     if (DepartmentFigures* d = dept(r.source)) {
       ++d->retired_files;
       d->reclaimed_bytes += r.reclaimed_bytes;
     } else {
-      rep.notes.push_back("file " + std::to_string(file) + " was retired from source '" + r.source +
-                          "', which the catalogue no longer knows; its bytes are in the total only");
+      ++unknown_sources[r.source];
       ++rep.totals.retired_files;
       rep.totals.reclaimed_bytes += r.reclaimed_bytes;
     }
   }
+  for (const auto& [source, count] : unknown_sources)
+    rep.notes.push_back(std::to_string(count) + " file(s) were retired from source '" + source +
+                        "', which the catalogue no longer knows; they count in the total only");
 
   // --- Review decisions in force: the latest per (cluster, file).
   DOPPEL_ASSIGN_OR_RETURN(auto decisions, cat.ListDecisions(std::nullopt));
@@ -496,18 +503,8 @@ Result<Report> BuildReport(Catalogue& cat, const ReportOptions& opt) {
   p.today = DateOf(*today);
   p.deadline = opt.deadline.empty() ? "" : DateOf(*deadline);
   if (first_apply) {
-    p.first_apply = DateOf(*first_apply);
-    p.last_apply = DateOf(*last_apply);
-    const auto time_of = [](int64_t t) {
-      const time_t tt = time_t(t);
-      std::tm tm{};
-      gmtime_r(&tt, &tm);
-      char buf[32];
-      std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-      return std::string(buf);
-    };
-    p.first_apply = time_of(*first_apply);
-    p.last_apply = time_of(*last_apply);
+    p.first_apply = TimeOf(*first_apply);
+    p.last_apply = TimeOf(*last_apply);
     p.span_days = std::max(1.0, double(*last_apply - *first_apply) / 86400.0);
     p.rate_per_day = double(p.resolved) / p.span_days;
   }
