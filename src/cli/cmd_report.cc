@@ -32,7 +32,9 @@ Status WriteAtomically(const std::string& path, const std::string& bytes) {
   const std::string tmp = path + ".tmp" + std::to_string(::getpid());
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) return IOError("cannot write " + DisplayPath(path) + ": cannot create " + DisplayPath(tmp));
+    if (!out)
+      return IOError("cannot write " + DisplayPath(path) + ": cannot create " + DisplayPath(tmp) +
+                     " (does the folder exist, and may doppel write there?)");
     out.write(bytes.data(), std::streamsize(bytes.size()));
     out.flush();
     if (!out) {
