@@ -438,22 +438,29 @@ class FaultEnv : public Env {
   Status Remove(const std::string& p) override { return Mutate([&] { return base_->Remove(p); }); }
   Status SetMtime(const std::string& p, int64_t t) override { return Mutate([&] { return base_->SetMtime(p, t); }); }
   Status CreateDirs(const std::string& p) override { return Mutate([&] { return base_->CreateDirs(p); }); }
-  Status SyncDir(const std::string& d) override { return Mutate([&] { return base_->SyncDir(d); }); }
+  // Durability is not what this Env tests (the kill -9 test uses the real
+  // one): skipping fsync keeps hundreds of runs fast.
+  Status SyncDir(const std::string&) override { return Mutate([] { return Status::OK(); }); }
   Status AppendDurably(const std::string& p, const std::string& bytes) override {
     // A failing append leaves half a record behind, as a crash mid-write would.
     if (n_ == fail_at_ && !after_) {
       ++n_;
       fired_ = true;
-      (void)base_->AppendDurably(p, bytes.substr(0, bytes.size() / 2));
+      (void)Append(p, bytes.substr(0, bytes.size() / 2));
       return IOError(p + ": injected failure");
     }
-    return Mutate([&] { return base_->AppendDurably(p, bytes); });
+    return Mutate([&] { return Append(p, bytes); });
   }
   Status WriteFileDurably(const std::string& p, const std::string& b) override {
     return Mutate([&] { return base_->WriteFileDurably(p, b); });
   }
 
  private:
+  static Status Append(const std::string& p, const std::string& bytes) {
+    std::ofstream out(p, std::ios::binary | std::ios::app);
+    out << bytes;
+    return out ? Status::OK() : IOError(p + ": cannot append");
+  }
   bool InTree(const std::string& p) const { return p.compare(0, tree_.size(), tree_) == 0; }
   template <typename F>
   Status Mutate(F f) {
@@ -474,8 +481,10 @@ class FaultEnv : public Env {
 };
 
 TEST_F(ReplaceFixture, AFailureAtEveryStepOfApplyIsResumedThenUndoneExactly) {
-  Plan p = MakeTestPlan(true);
-  ASSERT_EQ(p.actions.size(), 4u);
+  // Two actions (the exact copies) cover every step of every kind; more only
+  // make the loop longer.
+  Plan p = MakeTestPlan();
+  ASSERT_EQ(p.actions.size(), 2u);
   struct Case {
     ActionKind kind;
     bool cross_device;
@@ -519,7 +528,7 @@ TEST_F(ReplaceFixture, AFailureAtEveryStepOfApplyIsResumedThenUndoneExactly) {
           auto journal = ReadJournal(clean, db_ + ".replace/journal/" + op + ".journal");
           ASSERT_TRUE(journal.ok()) << journal.status().ToString();
           if (journal->ready) {
-            EXPECT_EQ(RetiredFiles(*cat_)->size(), 4u);
+            EXPECT_EQ(RetiredFiles(*cat_)->size(), 2u);
             auto u = Undo(*cat_, op, o);
             ASSERT_TRUE(u.ok()) << u.status().ToString();
             EXPECT_TRUE(u->complete);
@@ -531,7 +540,7 @@ TEST_F(ReplaceFixture, AFailureAtEveryStepOfApplyIsResumedThenUndoneExactly) {
         ASSERT_TRUE(RetiredFiles(*cat_)->empty());
         if (!faulty.fired()) break;
       }
-      EXPECT_GT(steps, 20) << "every action should take several journaled steps";
+      EXPECT_GE(steps, 16) << "every action should take several journaled steps";
     }
   }
 }
