@@ -411,6 +411,30 @@ TEST_F(ReplaceFixture, RefusesToActOnAFileChangedSinceTheScanOrAMissingMaster) {
   EXPECT_EQ(Snapshot(src_), changed);
 }
 
+TEST_F(ReplaceFixture, UndoLeavesAFileThatTookARetiredPlaceAndCanBeRunAgain) {
+  Plan p = MakeTestPlan();
+  ApplyOptions o;
+  o.action = ActionKind::kQuarantine;
+  auto r = ApplyPlan(*cat_, p, o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->applied, 2);
+  // Someone saved a new picture under a retired name meanwhile.
+  testing::WriteFile(src_ / "urbanisme" / "pont.png", "a new picture");
+  auto u = Undo(*cat_, r->operation_id, o);
+  ASSERT_TRUE(u.ok()) << u.status().ToString();
+  EXPECT_FALSE(u->complete);
+  EXPECT_EQ(testing::ReadFile(src_ / "urbanisme" / "pont.png"), "a new picture");  // left alone
+  EXPECT_EQ(JournalFiles().size(), 1u);  // kept for another try
+  EXPECT_EQ(RetiredFiles(*cat_)->size(), 1u);  // the other file is back
+  fs::remove(src_ / "urbanisme" / "pont.png");
+  auto again = Undo(*cat_, r->operation_id, o);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_TRUE(again->complete);
+  EXPECT_EQ(Snapshot(src_), before_);
+  EXPECT_TRUE(JournalFiles().empty());
+  EXPECT_TRUE(RetiredFiles(*cat_)->empty());
+}
+
 // An Env that fails its k-th mutation, before or after doing it (a crash
 // between a step and its journal record), and can pretend the catalogue's
 // folder is another file system (renames across it fail with EXDEV).
@@ -661,6 +685,42 @@ TEST(ReplaceCli, CommandsHaveHelpWithExamples) {
     EXPECT_EQ(r.exit_code, 0) << cmd;
     EXPECT_NE(r.out.find("Example"), std::string::npos) << cmd;
   }
+}
+
+}  // namespace
+}  // namespace doppel
+
+namespace doppel {
+namespace {
+
+TEST(ReplaceJournal, TornTailIsIgnoredDamageInTheMiddleIsCorruption) {
+  TempDir tmp;
+  const std::string path = (tmp / "op.journal").string();
+  Env& env = *Env::Default();
+  const std::string begin = JournalLine({{"type", "begin"}, {"journal_version", 1}, {"action", "delete"}});
+  const std::string ready = JournalLine({{"type", "ready"}, {"actions", 0}});
+  const std::string commit = JournalLine({{"type", "commit"}});
+  testing::WriteFile(path, begin + ready + commit.substr(0, commit.size() / 2));
+  auto torn = ReadJournal(env, path);
+  ASSERT_TRUE(torn.ok()) << torn.status().ToString();
+  EXPECT_TRUE(torn->ready);
+  EXPECT_FALSE(torn->committed);
+  EXPECT_TRUE(torn->torn_tail);
+  ASSERT_TRUE(RepairJournal(env, path, *torn).ok());
+  EXPECT_EQ(testing::ReadFile(path), begin + ready);
+  // A flipped byte in a record followed by intact ones: the journal cannot be trusted.
+  std::string damaged = begin + ready + commit;
+  damaged[begin.size() + 12] ^= 1;
+  testing::WriteFile(path, damaged);
+  auto bad = ReadJournal(env, path);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(bad.status().message().find("record 2 is damaged"), std::string::npos) << bad.status().message();
+  // A journal from a newer doppel is refused.
+  testing::WriteFile(path, JournalLine({{"type", "begin"}, {"journal_version", 7}}));
+  auto newer = ReadJournal(env, path);
+  ASSERT_FALSE(newer.ok());
+  EXPECT_NE(newer.status().message().find("upgrade doppel"), std::string::npos);
 }
 
 }  // namespace

@@ -241,7 +241,8 @@ class Catalogue {
   virtual Result<std::vector<ReviewDecision>> ListDecisions(std::optional<int64_t> cluster_id) = 0;
 
   // --- Replacement (docs/plan.md, docs/release.md) ---
-  // Stores (replacing per master) consolidated metadata documents.
+  // Stores consolidated metadata documents, replacing any earlier one of the
+  // same cluster or the same master.
   virtual Status SaveConsolidatedMetadata(const std::vector<StoredMetadata>& docs) = 0;
   // Every stored document, by master file id.
   virtual Result<std::vector<StoredMetadata>> LoadConsolidatedMetadata() = 0;

@@ -1303,12 +1303,15 @@ Result<std::vector<ReviewDecision>> SqliteCatalogue::ListDecisions(std::optional
 Status SqliteCatalogue::SaveConsolidatedMetadata(const std::vector<StoredMetadata>& docs) {
   Txn txn(this);
   DOPPEL_RETURN_IF_ERROR(txn.Begin());
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(
-      "INSERT OR REPLACE INTO consolidated_metadata(master_file_id, cluster_id, document, updated_at) "
-      "VALUES (?, ?, ?, ?)"));
   const std::string now = UtcNow();
   for (const StoredMetadata& d : docs) {
-    s->Reset();
+    // One document per cluster: a new master replaces the previous one's.
+    DOPPEL_ASSIGN_OR_RETURN(Stmt * del, Prepare("DELETE FROM consolidated_metadata WHERE cluster_id = ?"));
+    del->Bind(1, d.cluster_id);
+    DOPPEL_RETURN_IF_ERROR(Run(del, "cannot replace consolidated metadata"));
+    DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(
+        "INSERT OR REPLACE INTO consolidated_metadata(master_file_id, cluster_id, document, updated_at) "
+        "VALUES (?, ?, ?, ?)"));
     s->Bind(1, d.master_file_id);
     s->Bind(2, d.cluster_id);
     s->Bind(3, d.document);

@@ -92,9 +92,10 @@ int CmdPlan(const Globals& g, const std::string& policy_path, bool include_uncon
 int PrintReport(const Globals& g, const Result<ApplyReport>& r, bool json_out, const char* what) {
   if (!r.ok()) {
     int rc = Fail(r.status());
-    std::fprintf(stderr,
-                 "doppel: the journal keeps every step taken; run `doppel apply --resume` to finish, "
-                 "then `doppel undo ID` to reverse\n");
+    if (std::string(what) == "done")
+      std::fprintf(stderr,
+                   "doppel: the journal keeps every step taken; run `doppel apply --resume` to finish, "
+                   "then `doppel undo ID` to reverse\n");
     return rc;
   }
   if (json_out) {
@@ -113,8 +114,13 @@ int PrintReport(const Globals& g, const Result<ApplyReport>& r, bool json_out, c
                 what, (long long)r->skipped, HumanBytes(r->reclaimed_bytes).c_str());
   }
   if (!r->complete) {
-    std::fprintf(stderr, "doppel: operation %s stopped before the end; finish it with `doppel apply --resume`\n",
-                 r->operation_id.c_str());
+    if (g_cancel)
+      std::fprintf(stderr, "doppel: operation %s stopped before the end; %s\n", r->operation_id.c_str(),
+                   std::string(what) == "done" ? "finish it with `doppel apply --resume`"
+                                               : "run the same `doppel undo` again to finish");
+    else
+      std::fprintf(stderr, "doppel: some files were left alone (listed above); the journal is kept: run "
+                           "`doppel undo` again once their places are free\n");
     return g_cancel ? kExitInterrupted : kExitPartial;
   }
   return r->skipped > 0 ? kExitPartial : kExitOk;

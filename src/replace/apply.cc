@@ -381,6 +381,9 @@ class Runner {
   Result<std::string> Verify(const Act& x, const std::set<int64_t>& retired) {
     const PlannedAction& a = x.a;
     if (retired.count(a.file_id)) return Name(a) + " is already retired; skipped";
+    if (retired.count(a.master_file_id))
+      return Name(a) + ": its master " + a.master_source + "/" + DisplayPath(a.master_path) +
+             " is itself retired; skipped (make a new plan)";
     auto rec = cat_.GetRecord(a.file_id);
     if (!rec.ok() || DigestHex(rec->fingerprints.sha256) != a.sha256)
       return Name(a) + ": the catalogue no longer has the SHA-256 this plan saw; skipped (make a new plan)";
@@ -545,14 +548,14 @@ class Runner {
       }
       ActionOutcome out{x.a.file_id, Name(x.a), "undone", "", 0};
       auto done = js.undone.find(i);
-      if (done != js.undone.end()) {
-        out.outcome = done->second;
-        all_undone &= done->second == "undone";
+      if (done != js.undone.end() && done->second == "undone") {
         Count(report, out);
         continue;
       }
+      // A file left alone by an earlier run of this undo is tried again.
+      const bool retry = done != js.undone.end();
       std::optional<Event> logged;
-      if (resumed) {
+      if (resumed && !retry) {
         DOPPEL_ASSIGN_OR_RETURN(logged, LoggedEvent("undo", undo_op, x.a.file_id));
       }
       Status st;

@@ -101,7 +101,7 @@ Result<Plan> MakePlan(Catalogue& cat, const PlanOptions& options) {
     pc.cluster_id = c.id;
     pc.basis = confirmed ? (d->decision == "choose_master" ? "review: master chosen by " : "review: confirmed by ") +
                                d->reviewer
-               : all_exact ? "exact copies (same bytes or same picture)"
+               : all_exact ? "exact copies: same bytes or same picture"
                            : "automatic matches (unconfirmed)";
     std::vector<Candidate> cands;
     std::vector<std::string> relations;
