@@ -1,6 +1,8 @@
 // Replacing duplicates: policy, consolidated metadata, plans, apply under a
 // journal with fault injection at every step and a real kill -9, undo,
 // audit and releases. Real images, a real scan, a real SQLite catalogue.
+#include "doppel/replace.h"
+
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -11,15 +13,14 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
-#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "doppel/catalogue.h"
 #include "doppel/policy.h"
 #include "doppel/release.h"
-#include "doppel/replace.h"
 #include "replace/replace_int.h"
 #include "test_util.h"
 #include "util/sha256.h"
@@ -35,8 +36,8 @@ using testing::TempDir;
 
 // ---------------------------------------------------------------- policy
 
-Candidate Cand(int64_t id, const std::string& source, int priority, const std::string& format, int w, int h,
-               int64_t size, const std::string& capture = "") {
+Candidate Cand(int64_t id, const std::string &source, int priority, const std::string &format,
+               int w, int h, int64_t size, const std::string &capture = "") {
   Candidate c;
   c.file_id = id;
   c.source = source;
@@ -58,15 +59,20 @@ TEST(ReplacePolicy, DefaultsRankSourceThenOriginalAndSayWhy) {
                               Cand(2, "urbanisme", 2, "jpeg", 1600, 1067, 500000)};
   MasterChoice m = ChooseMaster(c, p);
   EXPECT_EQ(c[m.index].file_id, 1);
-  EXPECT_NE(m.reason.find("kept archives/p1.tiff: source 'archives' has priority 5"), std::string::npos) << m.reason;
+  EXPECT_NE(m.reason.find("kept archives/p1.tiff: source 'archives' has priority 5"),
+            std::string::npos)
+      << m.reason;
   // Same source: the original (more pixels) beats the export.
   std::vector<Candidate> same = {Cand(7, "apur", 1, "jpeg", 800, 600, 90000),
                                  Cand(8, "apur", 1, "jpeg", 1600, 1200, 300000)};
   m = ChooseMaster(same, p);
   EXPECT_EQ(same[m.index].file_id, 8);
-  EXPECT_NE(m.reason.find("more pixels (1600×1200 against 800×600)"), std::string::npos) << m.reason;
-  // Same size: lossless over lossy, then less recompression, then earlier capture, then lowest id.
-  std::vector<Candidate> lossless = {Cand(4, "a", 0, "jpeg", 100, 100, 9000), Cand(5, "a", 0, "png", 100, 100, 5000)};
+  EXPECT_NE(m.reason.find("more pixels (1600×1200 against 800×600)"), std::string::npos)
+      << m.reason;
+  // Same size: lossless over lossy, then less recompression, then earlier
+  // capture, then lowest id.
+  std::vector<Candidate> lossless = {Cand(4, "a", 0, "jpeg", 100, 100, 9000),
+                                     Cand(5, "a", 0, "png", 100, 100, 5000)};
   EXPECT_EQ(lossless[ChooseMaster(lossless, p).index].file_id, 5);
   std::vector<Candidate> recompressed = {Cand(4, "a", 0, "jpeg", 100, 100, 3000),
                                          Cand(5, "a", 0, "jpeg", 100, 100, 9000)};
@@ -76,7 +82,8 @@ TEST(ReplacePolicy, DefaultsRankSourceThenOriginalAndSayWhy) {
   std::vector<Candidate> dated = {Cand(4, "a", 0, "jpeg", 100, 100, 9000, "2001-05-01T10:00:00"),
                                   Cand(5, "a", 0, "jpeg", 100, 100, 9000, "1998-05-01T10:00:00")};
   EXPECT_EQ(dated[ChooseMaster(dated, p).index].file_id, 5);
-  std::vector<Candidate> tie = {Cand(9, "a", 0, "jpeg", 100, 100, 9000), Cand(6, "a", 0, "jpeg", 100, 100, 9000)};
+  std::vector<Candidate> tie = {Cand(9, "a", 0, "jpeg", 100, 100, 9000),
+                                Cand(6, "a", 0, "jpeg", 100, 100, 9000)};
   m = ChooseMaster(tie, p);
   EXPECT_EQ(tie[m.index].file_id, 6);
   EXPECT_NE(m.reason.find("lowest file id (6)"), std::string::npos) << m.reason;
@@ -94,10 +101,12 @@ order = ["archives", "urbanisme"]
   ASSERT_EQ(p->rules.size(), 4u);  // file_id appended
   EXPECT_EQ(p->rules.back(), PolicyRule::kFileId);
   // Listed sources rank above unlisted ones whatever their priority.
-  std::vector<Candidate> c = {Cand(1, "apur", 9, "tiff", 6000, 4000, 1), Cand(2, "archives", 0, "jpeg", 10, 10, 1)};
+  std::vector<Candidate> c = {Cand(1, "apur", 9, "tiff", 6000, 4000, 1),
+                              Cand(2, "archives", 0, "jpeg", 10, 10, 1)};
   MasterChoice m = ChooseMaster(c, *p);
   EXPECT_EQ(c[m.index].file_id, 2);
-  EXPECT_NE(m.reason.find("source 'archives' ranks above 'apur' in the policy"), std::string::npos) << m.reason;
+  EXPECT_NE(m.reason.find("source 'archives' ranks above 'apur' in the policy"), std::string::npos)
+      << m.reason;
   // capture_date before original: the earlier dated small copy wins.
   std::vector<Candidate> d = {Cand(1, "x", 0, "tiff", 6000, 4000, 1, "2010-01-01T00:00:00"),
                               Cand(2, "x", 0, "jpeg", 10, 10, 1, "1990-01-01T00:00:00")};
@@ -111,7 +120,8 @@ order = ["archives", "urbanisme"]
   EXPECT_NE(newer.status().message().find("upgrade doppel"), std::string::npos);
   auto broken = ParsePolicy("version = = 1\n", "p.toml");
   ASSERT_FALSE(broken.ok());
-  EXPECT_NE(broken.status().message().find("p.toml: line 1"), std::string::npos) << broken.status().message();
+  EXPECT_NE(broken.status().message().find("p.toml: line 1"), std::string::npos)
+      << broken.status().message();
   auto key = ParsePolicy("version = 1\nsource_order = []\n", "p.toml");
   EXPECT_FALSE(key.ok());
   // The documented example parses.
@@ -148,7 +158,7 @@ TEST(ReplaceMetadata, ConsolidationKeepsProvenanceEarliestDateAndListsConflicts)
   EXPECT_EQ(m.keywords, (std::vector<std::string>{"pont", "seine", "patrimoine"}));
   EXPECT_EQ(m.keyword_from["seine"], (std::vector<int64_t>{1, 2}));
   std::set<std::string> conflicts;
-  for (const auto& x : m.conflicts) conflicts.insert(x.field);
+  for (const auto &x : m.conflicts) conflicts.insert(x.field);
   EXPECT_EQ(conflicts, (std::set<std::string>{"capture_time", "gps", "title"}));
   auto back = ConsolidatedFromJson(ConsolidatedToJson(m));
   ASSERT_TRUE(back.ok());
@@ -161,14 +171,16 @@ TEST(ReplaceMetadata, ConsolidationKeepsProvenanceEarliestDateAndListsConflicts)
 
 // ---------------------------------------------------------------- fixture
 
-// Writes a derivative of an image (resized, re-encoded) like a department's export.
-void Derive(const fs::path& from, const fs::path& to, double scale, const std::string& options) {
+// Writes a derivative of an image (resized, re-encoded) like a department's
+// export.
+void Derive(const fs::path &from, const fs::path &to, double scale, const std::string &options) {
   fs::create_directories(to.parent_path());
-  VipsImage* in = vips_image_new_from_file(from.c_str(), nullptr);
+  VipsImage *in = vips_image_new_from_file(from.c_str(), nullptr);
   ASSERT_TRUE(in) << vips_error_buffer();
-  VipsImage* out = nullptr;
+  VipsImage *out = nullptr;
   ASSERT_EQ(vips_resize(in, &out, scale, nullptr), 0) << vips_error_buffer();
-  ASSERT_EQ(vips_image_write_to_file(out, (to.string() + options).c_str(), nullptr), 0) << vips_error_buffer();
+  ASSERT_EQ(vips_image_write_to_file(out, (to.string() + options).c_str(), nullptr), 0)
+      << vips_error_buffer();
   g_object_unref(out);
   g_object_unref(in);
 }
@@ -177,25 +189,26 @@ struct TreeEntry {
   std::string sha;
   int64_t mtime_ns = 0;
   bool symlink = false;
-  bool operator==(const TreeEntry& o) const {
+  bool operator==(const TreeEntry &o) const {
     return sha == o.sha && mtime_ns == o.mtime_ns && symlink == o.symlink;
   }
 };
-std::ostream& operator<<(std::ostream& os, const TreeEntry& s) {
+std::ostream &operator<<(std::ostream &os, const TreeEntry &s) {
   return os << s.sha.substr(0, 12) << " mtime " << s.mtime_ns << (s.symlink ? " symlink" : "");
 }
 
 // Every file under dir: SHA-256 of its bytes, mtime and whether it is a link.
-std::map<std::string, TreeEntry> Snapshot(const fs::path& dir) {
+std::map<std::string, TreeEntry> Snapshot(const fs::path &dir) {
   std::map<std::string, TreeEntry> out;
-  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+  for (const auto &e : fs::recursive_directory_iterator(dir)) {
     if (e.is_directory() && !e.is_symlink()) continue;
     struct stat st {};
     lstat(e.path().c_str(), &st);
     TreeEntry s;
     s.symlink = S_ISLNK(st.st_mode);
     s.mtime_ns = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-    std::string bytes = s.symlink ? fs::read_symlink(e.path()).string() : testing::ReadFile(e.path());
+    std::string bytes =
+        s.symlink ? fs::read_symlink(e.path()).string() : testing::ReadFile(e.path());
     s.sha = DigestHex(Sha256::Of(bytes.data(), bytes.size()));
     out[e.path().lexically_relative(dir).string()] = s;  // not fs::relative: it follows links
   }
@@ -213,12 +226,13 @@ class ReplaceFixture : public ::testing::Test {
     MakeImage(src_ / "archives" / "pont.png", 640, 480, 12);
     MakeImage(src_ / "urbanisme" / "unique.jpg", 640, 480, 13, "[Q=90]");
     Derive(src_ / "archives" / "vue_0311.tif", src_ / "urbanisme" / "IMG_0311.jpg", 0.5, "[Q=85]");
-    Derive(src_ / "archives" / "vue_0311.tif", src_ / "apur" / "export" / "vue.jpg", 0.75, "[Q=80]");
+    Derive(src_ / "archives" / "vue_0311.tif", src_ / "apur" / "export" / "vue.jpg", 0.75,
+           "[Q=80]");
     testing::CopyFile(src_ / "archives" / "pont.png", src_ / "urbanisme" / "pont.png");
     testing::CopyFile(src_ / "archives" / "pont.png", src_ / "apur" / "pont copie.png");
     ASSERT_EQ(RunDoppel({"--db", db_, "init"}).exit_code, 0);
     int priority = 3;
-    for (const char* s : {"archives", "urbanisme", "apur"})
+    for (const char *s : {"archives", "urbanisme", "apur"})
       ASSERT_EQ(RunDoppel({"--db", db_, "source", "add", s, (src_ / s).string(), "--priority",
                            std::to_string(priority--)})
                     .exit_code,
@@ -233,17 +247,18 @@ class ReplaceFixture : public ::testing::Test {
     auto clusters = cat_->LoadClusters();
     ASSERT_TRUE(clusters.ok());
     auto files = cat_->ListFiles(std::nullopt, "", 0);
-    for (const FileEntry& f : *files) id_[f.source + "/" + f.path] = f.id;
-    for (const Cluster& c : *clusters)
-      for (const ClusterMember& m : c.members) cluster_of_[m.file_id] = c.id;
+    for (const FileEntry &f : *files) id_[f.source + "/" + f.path] = f.id;
+    for (const Cluster &c : *clusters)
+      for (const ClusterMember &m : c.members) cluster_of_[m.file_id] = c.id;
     ASSERT_EQ(clusters->size(), 2u) << "the fixture should make one near and one exact cluster";
     before_ = Snapshot(src_);
   }
 
-  int64_t Id(const std::string& name) { return id_.at(name); }
-  int64_t ClusterOf(const std::string& name) { return cluster_of_.at(Id(name)); }
+  int64_t Id(const std::string &name) { return id_.at(name); }
+  int64_t ClusterOf(const std::string &name) { return cluster_of_.at(Id(name)); }
 
-  void Confirm(const std::string& any_member, const std::string& decision = "confirm", int64_t master = 0) {
+  void Confirm(const std::string &any_member, const std::string &decision = "confirm",
+               int64_t master = 0) {
     ReviewDecision d;
     d.cluster_id = ClusterOf(any_member);
     d.decision = decision;
@@ -264,7 +279,7 @@ class ReplaceFixture : public ::testing::Test {
     std::vector<std::string> out;
     const fs::path dir = db_ + ".replace/journal";
     if (fs::exists(dir))
-      for (const auto& e : fs::directory_iterator(dir)) out.push_back(e.path().filename().string());
+      for (const auto &e : fs::directory_iterator(dir)) out.push_back(e.path().filename().string());
     return out;
   }
 
@@ -284,9 +299,10 @@ TEST_F(ReplaceFixture, PlanTakesExactCopiesAndConfirmedClustersOnly) {
   EXPECT_EQ(p.actions.size(), 2u);
   ASSERT_EQ(p.skipped.size(), 1u);
   EXPECT_NE(p.skipped[0].reason.find("--include-unconfirmed"), std::string::npos);
-  for (const PlannedAction& a : p.actions) {
+  for (const PlannedAction &a : p.actions) {
     EXPECT_EQ(a.relation, "exact");
-    EXPECT_NE(a.reason.find("which is kept: source 'archives' has priority 3"), std::string::npos) << a.reason;
+    EXPECT_NE(a.reason.find("which is kept: source 'archives' has priority 3"), std::string::npos)
+        << a.reason;
   }
   // Wider: the near copies too, with the TIFF kept.
   Plan wide = MakeTestPlan(true);
@@ -296,12 +312,14 @@ TEST_F(ReplaceFixture, PlanTakesExactCopiesAndConfirmedClustersOnly) {
   Confirm("urbanisme/IMG_0311.jpg");
   Plan confirmed = MakeTestPlan();
   ASSERT_EQ(confirmed.clusters.size(), 2u);
-  const PlannedCluster& near = confirmed.clusters[0].master == "archives/vue_0311.tif" ? confirmed.clusters[0]
-                                                                                        : confirmed.clusters[1];
+  const PlannedCluster &near = confirmed.clusters[0].master == "archives/vue_0311.tif"
+                                   ? confirmed.clusters[0]
+                                   : confirmed.clusters[1];
   EXPECT_EQ(near.master, "archives/vue_0311.tif");
   EXPECT_NE(near.basis.find("confirmed by claire"), std::string::npos);
   EXPECT_EQ(near.metadata.held_by.size(), 3u);
-  // choose_master overrides the policy; a member-level reject leaves a file out.
+  // choose_master overrides the policy; a member-level reject leaves a file
+  // out.
   Confirm("urbanisme/IMG_0311.jpg", "choose_master", Id("apur/export/vue.jpg"));
   ReviewDecision not_dup;
   not_dup.cluster_id = ClusterOf("urbanisme/IMG_0311.jpg");
@@ -311,14 +329,14 @@ TEST_F(ReplaceFixture, PlanTakesExactCopiesAndConfirmedClustersOnly) {
   ASSERT_TRUE(cat_->RecordDecision(not_dup).ok());
   Plan chosen = MakeTestPlan();
   bool seen = false;
-  for (const PlannedCluster& c : chosen.clusters)
+  for (const PlannedCluster &c : chosen.clusters)
     if (c.cluster_id == ClusterOf("urbanisme/IMG_0311.jpg")) {
       seen = true;
       EXPECT_EQ(c.master, "apur/export/vue.jpg");
       EXPECT_NE(c.reason.find("chosen by claire in review"), std::string::npos) << c.reason;
     }
   EXPECT_TRUE(seen);
-  for (const PlannedAction& a : chosen.actions) EXPECT_NE(a.file_id, Id("urbanisme/IMG_0311.jpg"));
+  for (const PlannedAction &a : chosen.actions) EXPECT_NE(a.file_id, Id("urbanisme/IMG_0311.jpg"));
   // Plans round-trip through their file format; a newer version is refused.
   auto back = PlanFromJson(PlanToJson(chosen), "plan.json");
   ASSERT_TRUE(back.ok()) << back.status().ToString();
@@ -327,7 +345,8 @@ TEST_F(ReplaceFixture, PlanTakesExactCopiesAndConfirmedClustersOnly) {
   j["version"] = 99;
   auto newer = PlanFromJson(j.dump(), "plan.json");
   ASSERT_FALSE(newer.ok());
-  EXPECT_NE(newer.status().message().find("plan.json: plan version 99 is newer"), std::string::npos);
+  EXPECT_NE(newer.status().message().find("plan.json: plan version 99 is newer"),
+            std::string::npos);
   // Every plan is an audit event.
   EventFilter f;
   f.type = "plan";
@@ -337,8 +356,8 @@ TEST_F(ReplaceFixture, PlanTakesExactCopiesAndConfirmedClustersOnly) {
 TEST_F(ReplaceFixture, EachActionKindAppliesThenUndoRestoresEveryByteAndMtime) {
   Plan p = MakeTestPlan(true);
   ASSERT_EQ(p.actions.size(), 4u);
-  for (ActionKind kind : {ActionKind::kQuarantine, ActionKind::kHardlink, ActionKind::kSymlink, ActionKind::kDelete,
-                          ActionKind::kRedirectOnly}) {
+  for (ActionKind kind : {ActionKind::kQuarantine, ActionKind::kHardlink, ActionKind::kSymlink,
+                          ActionKind::kDelete, ActionKind::kRedirectOnly}) {
     SCOPED_TRACE(ActionKindName(kind));
     ApplyOptions o;
     o.action = kind;
@@ -384,7 +403,8 @@ TEST_F(ReplaceFixture, EachActionKindAppliesThenUndoRestoresEveryByteAndMtime) {
 
 TEST_F(ReplaceFixture, RefusesToActOnAFileChangedSinceTheScanOrAMissingMaster) {
   Plan p = MakeTestPlan(true);
-  // An editor touched one export after the scan; the near cluster's master vanished.
+  // An editor touched one export after the scan; the near cluster's master
+  // vanished.
   testing::WriteFile(src_ / "urbanisme" / "pont.png", "edited");
   fs::rename(src_ / "archives" / "vue_0311.tif", tmp_ / "vue_0311.tif");
   const auto changed = Snapshot(src_);
@@ -395,9 +415,11 @@ TEST_F(ReplaceFixture, RefusesToActOnAFileChangedSinceTheScanOrAMissingMaster) {
   EXPECT_EQ(r->applied, 1);  // apur's copy of pont.png
   EXPECT_EQ(r->skipped, 3);
   std::string messages;
-  for (const auto& x : r->outcomes) messages += x.message + "\n";
-  EXPECT_NE(messages.find("urbanisme/pont.png changed since the scan"), std::string::npos) << messages;
-  EXPECT_NE(messages.find("the last copy of a picture is never removed"), std::string::npos) << messages;
+  for (const auto &x : r->outcomes) messages += x.message + "\n";
+  EXPECT_NE(messages.find("urbanisme/pont.png changed since the scan"), std::string::npos)
+      << messages;
+  EXPECT_NE(messages.find("the last copy of a picture is never removed"), std::string::npos)
+      << messages;
   EXPECT_TRUE(fs::exists(src_ / "urbanisme" / "IMG_0311.jpg"));
   EventFilter f;
   f.type = "apply";
@@ -405,7 +427,7 @@ TEST_F(ReplaceFixture, RefusesToActOnAFileChangedSinceTheScanOrAMissingMaster) {
   int warnings = 0;
   auto events = cat_->ListEvents(f);
   ASSERT_TRUE(events.ok());
-  for (const Event& e : *events) warnings += e.outcome == "warning";
+  for (const Event &e : *events) warnings += e.outcome == "warning";
   EXPECT_EQ(warnings, 3);
   ASSERT_TRUE(Undo(*cat_, r->operation_id, o).ok());
   EXPECT_EQ(Snapshot(src_), changed);
@@ -423,10 +445,19 @@ TEST_F(ReplaceFixture, UndoLeavesAFileThatTookARetiredPlaceAndCanBeRunAgain) {
   auto u = Undo(*cat_, r->operation_id, o);
   ASSERT_TRUE(u.ok()) << u.status().ToString();
   EXPECT_FALSE(u->complete);
-  EXPECT_EQ(testing::ReadFile(src_ / "urbanisme" / "pont.png"), "a new picture");  // left alone
-  EXPECT_EQ(JournalFiles().size(), 1u);  // kept for another try
+  EXPECT_EQ(testing::ReadFile(src_ / "urbanisme" / "pont.png"),
+            "a new picture");                  // left alone
+  EXPECT_EQ(JournalFiles().size(), 1u);        // kept for another try
   EXPECT_EQ(RetiredFiles(*cat_)->size(), 1u);  // the other file is back
   fs::remove(src_ / "urbanisme" / "pont.png");
+  {
+    // One apply or undo at a time per catalogue.
+    auto held = Env::Default()->LockFile(db_ + ".replace/lock");
+    ASSERT_TRUE(held.ok());
+    auto busy = Undo(*cat_, r->operation_id, o);
+    ASSERT_FALSE(busy.ok());
+    EXPECT_EQ(busy.status().code(), StatusCode::kBusy);
+  }
   auto again = Undo(*cat_, r->operation_id, o);
   ASSERT_TRUE(again.ok()) << again.status().ToString();
   EXPECT_TRUE(again->complete);
@@ -440,32 +471,46 @@ TEST_F(ReplaceFixture, UndoLeavesAFileThatTookARetiredPlaceAndCanBeRunAgain) {
 // folder is another file system (renames across it fail with EXDEV).
 class FaultEnv : public Env {
  public:
-  FaultEnv(int fail_at, bool after, std::string tree) : fail_at_(fail_at), after_(after), tree_(std::move(tree)) {}
+  FaultEnv(int fail_at, bool after, std::string tree)
+      : fail_at_(fail_at), after_(after), tree_(std::move(tree)) {}
   bool fired() const { return fired_; }
 
-  Result<FileInfo> Stat(const std::string& p) override { return base_->Stat(p); }
-  Result<std::string> Sha256Hex(const std::string& p) override { return base_->Sha256Hex(p); }
-  Result<std::string> ReadFile(const std::string& p) override { return base_->ReadFile(p); }
-  Result<std::string> ReadLink(const std::string& p) override { return base_->ReadLink(p); }
-  Result<std::vector<std::string>> ListDir(const std::string& d) override { return base_->ListDir(d); }
-  Status Rename(const std::string& a, const std::string& b) override {
-    if (!tree_.empty() && InTree(a) != InTree(b)) return Mutate([] { return Unsupported("EXDEV (test)"); });
+  Result<FileInfo> Stat(const std::string &p) override { return base_->Stat(p); }
+  Result<std::string> Sha256Hex(const std::string &p) override { return base_->Sha256Hex(p); }
+  Result<std::string> ReadFile(const std::string &p) override { return base_->ReadFile(p); }
+  Result<std::string> ReadLink(const std::string &p) override { return base_->ReadLink(p); }
+  Result<std::vector<std::string>> ListDir(const std::string &d) override {
+    return base_->ListDir(d);
+  }
+  Status Rename(const std::string &a, const std::string &b) override {
+    if (!tree_.empty() && InTree(a) != InTree(b))
+      return Mutate([] { return Unsupported("EXDEV (test)"); });
     return Mutate([&] { return base_->Rename(a, b); });
   }
-  Status CopyFile(const std::string& a, const std::string& b) override {
+  Status CopyFile(const std::string &a, const std::string &b) override {
     return Mutate([&] { return base_->CopyFile(a, b); });
   }
-  Status Link(const std::string& t, const std::string& at) override { return Mutate([&] { return base_->Link(t, at); }); }
-  Status Symlink(const std::string& t, const std::string& at) override {
+  Status Link(const std::string &t, const std::string &at) override {
+    return Mutate([&] { return base_->Link(t, at); });
+  }
+  Status Symlink(const std::string &t, const std::string &at) override {
     return Mutate([&] { return base_->Symlink(t, at); });
   }
-  Status Remove(const std::string& p) override { return Mutate([&] { return base_->Remove(p); }); }
-  Status SetMtime(const std::string& p, int64_t t) override { return Mutate([&] { return base_->SetMtime(p, t); }); }
-  Status CreateDirs(const std::string& p) override { return Mutate([&] { return base_->CreateDirs(p); }); }
+  Status Remove(const std::string &p) override {
+    return Mutate([&] { return base_->Remove(p); });
+  }
+  Status SetMtime(const std::string &p, int64_t t) override {
+    return Mutate([&] { return base_->SetMtime(p, t); });
+  }
+  Status CreateDirs(const std::string &p) override {
+    return Mutate([&] { return base_->CreateDirs(p); });
+  }
   // Durability is not what this Env tests (the kill -9 test uses the real
   // one): skipping fsync keeps hundreds of runs fast.
-  Status SyncDir(const std::string&) override { return Mutate([] { return Status::OK(); }); }
-  Status AppendDurably(const std::string& p, const std::string& bytes) override {
+  Status SyncDir(const std::string &) override {
+    return Mutate([] { return Status::OK(); });
+  }
+  Status AppendDurably(const std::string &p, const std::string &bytes) override {
     // A failing append leaves half a record behind, as a crash mid-write would.
     if (n_ == fail_at_ && !after_) {
       ++n_;
@@ -475,17 +520,20 @@ class FaultEnv : public Env {
     }
     return Mutate([&] { return Append(p, bytes); });
   }
-  Status WriteFileDurably(const std::string& p, const std::string& b) override {
+  Result<std::unique_ptr<Lock>> LockFile(const std::string &p) override {
+    return base_->LockFile(p);
+  }
+  Status WriteFileDurably(const std::string &p, const std::string &b) override {
     return Mutate([&] { return base_->WriteFileDurably(p, b); });
   }
 
  private:
-  static Status Append(const std::string& p, const std::string& bytes) {
+  static Status Append(const std::string &p, const std::string &bytes) {
     std::ofstream out(p, std::ios::binary | std::ios::app);
     out << bytes;
     return out ? Status::OK() : IOError(p + ": cannot append");
   }
-  bool InTree(const std::string& p) const { return p.compare(0, tree_.size(), tree_) == 0; }
+  bool InTree(const std::string &p) const { return p.compare(0, tree_.size(), tree_) == 0; }
   template <typename F>
   Status Mutate(F f) {
     if (n_++ != fail_at_) return f();
@@ -496,7 +544,7 @@ class FaultEnv : public Env {
     }
     return IOError("injected failure at mutation " + std::to_string(fail_at_));
   }
-  Env* base_ = Env::Default();
+  Env *base_ = Env::Default();
   int fail_at_;
   bool after_;
   std::string tree_;
@@ -518,8 +566,8 @@ TEST_F(ReplaceFixture, AFailureAtEveryStepOfApplyIsResumedThenUndoneExactly) {
     for (bool after : {false, true}) {
       int steps = 0;
       for (int k = 0;; ++k) {
-        SCOPED_TRACE(std::string(ActionKindName(c.kind)) + (after ? " after" : " before") + " step " +
-                     std::to_string(k));
+        SCOPED_TRACE(std::string(ActionKindName(c.kind)) + (after ? " after" : " before") +
+                     " step " + std::to_string(k));
         const std::string tree = c.cross_device ? src_.string() : "";
         FaultEnv faulty(k, after, tree);
         ApplyOptions o;
@@ -579,12 +627,13 @@ TEST_F(ReplaceFixture, KillDashNineMidApplyThenResumeThenUndoRestoresTheTree) {
   setenv("DOPPEL_TEST_APPLY_PAUSE_MS", "150", 1);
   int pid = testing::SpawnDoppel({"--db", db_, "apply", plan, "--action", "hardlink"});
   unsetenv("DOPPEL_TEST_APPLY_PAUSE_MS");
-  // Wait until the apply is in the middle of its work (a few steps done), then kill it.
+  // Wait until the apply is in the middle of its work (a few steps done), then
+  // kill it.
   bool mid_way = false;
   for (int i = 0; i < 2000 && !mid_way; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
     if (!fs::exists(journal_dir)) continue;
-    for (const auto& e : fs::directory_iterator(journal_dir)) {
+    for (const auto &e : fs::directory_iterator(journal_dir)) {
       std::string text = testing::ReadFile(e.path());
       size_t steps = 0;
       for (size_t at = text.find("\"state\":\"done\""); at != std::string::npos;
@@ -608,7 +657,8 @@ TEST_F(ReplaceFixture, KillDashNineMidApplyThenResumeThenUndoRestoresTheTree) {
   json rj = json::parse(resumed.out);
   const std::string op = rj["operation"];
   EXPECT_EQ(rj["done"], 4);
-  EXPECT_TRUE(fs::equivalent(src_ / "apur" / "export" / "vue.jpg", src_ / "archives" / "vue_0311.tif"));
+  EXPECT_TRUE(
+      fs::equivalent(src_ / "apur" / "export" / "vue.jpg", src_ / "archives" / "vue_0311.tif"));
   auto undo = RunDoppel({"--db", db_, "undo", op});
   ASSERT_EQ(undo.exit_code, 0) << undo.err;
   EXPECT_EQ(Snapshot(src_), before_);
@@ -617,7 +667,7 @@ TEST_F(ReplaceFixture, KillDashNineMidApplyThenResumeThenUndoRestoresTheTree) {
   auto audit = RunDoppel({"--db", db_, "audit", "--format", "json"});
   ASSERT_EQ(audit.exit_code, 0);
   std::map<std::string, int> types;
-  for (const auto& e : json::parse(audit.out)) {
+  for (const auto &e : json::parse(audit.out)) {
     types[e["type"]]++;
     if (e["type"] == "apply") {
       EXPECT_EQ(e["operation"], op);
@@ -638,8 +688,8 @@ TEST_F(ReplaceFixture, KillDashNineMidApplyThenResumeThenUndoRestoresTheTree) {
 TEST_F(ReplaceFixture, ReleasesAreNumberedImmutableAndListOnlyWhatChanged) {
   const std::string plan = (tmp_ / "plan.json").string();
   ASSERT_EQ(RunDoppel({"--db", db_, "plan", "--include-unconfirmed", "-o", plan}).exit_code, 0);
-  auto applied = RunDoppel({"--db", db_, "apply", plan, "--action", "quarantine", "--quarantine-dir",
-                            (tmp_ / "q").string(), "--json"});
+  auto applied = RunDoppel({"--db", db_, "apply", plan, "--action", "quarantine",
+                            "--quarantine-dir", (tmp_ / "q").string(), "--json"});
   ASSERT_EQ(applied.exit_code, 0) << applied.err;
   const std::string op = json::parse(applied.out)["operation"];
   auto r1 = RunDoppel({"--db", db_, "release", "1.0", "-o", (tmp_ / "r1").string()});
@@ -654,7 +704,8 @@ TEST_F(ReplaceFixture, ReleasesAreNumberedImmutableAndListOnlyWhatChanged) {
   EXPECT_EQ(csv.rfind("old_path,new_path\n", 0), 0u);
   EXPECT_NE(csv.find("apur/pont copie.png,archives/pont.png"), std::string::npos) << csv;
   EXPECT_NE(csv.find("urbanisme/IMG_0311.jpg,archives/vue_0311.tif"), std::string::npos) << csv;
-  EXPECT_NE(testing::ReadFile(tmp_ / "r1" / "CHANGES.md").find("4 duplicate files retired"), std::string::npos);
+  EXPECT_NE(testing::ReadFile(tmp_ / "r1" / "CHANGES.md").find("4 duplicate files retired"),
+            std::string::npos);
   // Releases are immutable.
   auto again = RunDoppel({"--db", db_, "release", "1.0", "-o", (tmp_ / "r1b").string()});
   EXPECT_EQ(again.exit_code, 1);
@@ -671,7 +722,8 @@ TEST_F(ReplaceFixture, ReleasesAreNumberedImmutableAndListOnlyWhatChanged) {
   auto reopened = OpenCatalogue(db_, {});  // a fresh connection sees the CLI's commits
   ASSERT_TRUE(reopened.ok());
   EXPECT_EQ((*reopened)->ListReleases()->size(), 2u);
-  // Metadata export and XMP sidecars beside the masters (the masters' bytes unchanged).
+  // Metadata export and XMP sidecars beside the masters (the masters' bytes
+  // unchanged).
   auto md = RunDoppel({"--db", db_, "metadata", "--format", "json", "--write-xmp"});
   ASSERT_EQ(md.exit_code, 0) << md.err;
   EXPECT_EQ(json::parse(md.out).size(), 2u);
@@ -680,7 +732,7 @@ TEST_F(ReplaceFixture, ReleasesAreNumberedImmutableAndListOnlyWhatChanged) {
 }
 
 TEST(ReplaceCli, CommandsHaveHelpWithExamples) {
-  for (const char* cmd : {"plan", "apply", "undo", "audit", "metadata", "release"}) {
+  for (const char *cmd : {"plan", "apply", "undo", "audit", "metadata", "release"}) {
     auto r = RunDoppel({cmd, "--help"});
     EXPECT_EQ(r.exit_code, 0) << cmd;
     EXPECT_NE(r.out.find("Example"), std::string::npos) << cmd;
@@ -696,8 +748,9 @@ namespace {
 TEST(ReplaceJournal, TornTailIsIgnoredDamageInTheMiddleIsCorruption) {
   TempDir tmp;
   const std::string path = (tmp / "op.journal").string();
-  Env& env = *Env::Default();
-  const std::string begin = JournalLine({{"type", "begin"}, {"journal_version", 1}, {"action", "delete"}});
+  Env &env = *Env::Default();
+  const std::string begin =
+      JournalLine({{"type", "begin"}, {"journal_version", 1}, {"action", "delete"}});
   const std::string ready = JournalLine({{"type", "ready"}, {"actions", 0}});
   const std::string commit = JournalLine({{"type", "commit"}});
   testing::WriteFile(path, begin + ready + commit.substr(0, commit.size() / 2));
@@ -708,14 +761,16 @@ TEST(ReplaceJournal, TornTailIsIgnoredDamageInTheMiddleIsCorruption) {
   EXPECT_TRUE(torn->torn_tail);
   ASSERT_TRUE(RepairJournal(env, path, *torn).ok());
   EXPECT_EQ(testing::ReadFile(path), begin + ready);
-  // A flipped byte in a record followed by intact ones: the journal cannot be trusted.
+  // A flipped byte in a record followed by intact ones: the journal cannot be
+  // trusted.
   std::string damaged = begin + ready + commit;
   damaged[begin.size() + 12] ^= 1;
   testing::WriteFile(path, damaged);
   auto bad = ReadJournal(env, path);
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().code(), StatusCode::kCorruption);
-  EXPECT_NE(bad.status().message().find("record 2 is damaged"), std::string::npos) << bad.status().message();
+  EXPECT_NE(bad.status().message().find("record 2 is damaged"), std::string::npos)
+      << bad.status().message();
   // A journal from a newer doppel is refused.
   testing::WriteFile(path, JournalLine({{"type", "begin"}, {"journal_version", 7}}));
   auto newer = ReadJournal(env, path);

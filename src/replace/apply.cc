@@ -7,8 +7,8 @@
 // and undo safe after a kill -9.
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <set>
 #include <thread>
@@ -20,9 +20,10 @@
 
 namespace doppel {
 
-// ---------------------------------------------------------------- journal format
+// ---------------------------------------------------------------- journal
+// format
 
-uint32_t Crc32(const std::string& bytes) {
+uint32_t Crc32(const std::string &bytes) {
   static uint32_t table[256] = {};
   static bool init = [] {
     for (uint32_t i = 0; i < 256; ++i) {
@@ -38,14 +39,14 @@ uint32_t Crc32(const std::string& bytes) {
   return c ^ 0xFFFFFFFFu;
 }
 
-std::string JournalLine(const nlohmann::json& record) {
+std::string JournalLine(const nlohmann::json &record) {
   const std::string text = DumpJson(record);
   char crc[16];
   std::snprintf(crc, sizeof crc, "%08x", Crc32(text));
   return std::string(crc) + " " + text + "\n";
 }
 
-Result<JournalState> ReadJournal(Env& env, const std::string& path) {
+Result<JournalState> ReadJournal(Env &env, const std::string &path) {
   DOPPEL_ASSIGN_OR_RETURN(std::string text, env.ReadFile(path));
   JournalState st;
   size_t pos = 0;
@@ -74,8 +75,10 @@ Result<JournalState> ReadJournal(Env& env, const std::string& path) {
     }
     if (bad_seen)
       return Corruption(path + ": record " + std::to_string(line_no - 1) +
-                        " is damaged but later records are intact; the journal cannot be trusted "
-                        "(keep it, and compare the files with `doppel audit --operation ID`)");
+                        " is damaged but later records are intact; the journal "
+                        "cannot be trusted "
+                        "(keep it, and compare the files with `doppel audit "
+                        "--operation ID`)");
     ++st.records;
     st.valid_bytes = pos;
     try {
@@ -83,8 +86,9 @@ Result<JournalState> ReadJournal(Env& env, const std::string& path) {
       if (type == "begin") {
         const int v = r.at("journal_version").get<int>();
         if (v > kJournalVersion)
-          return Unsupported(path + ": journal version " + std::to_string(v) + " is newer than this doppel (" +
-                             std::to_string(kJournalVersion) + "); upgrade doppel");
+          return Unsupported(path + ": journal version " + std::to_string(v) +
+                             " is newer than this doppel (" + std::to_string(kJournalVersion) +
+                             "); upgrade doppel");
         st.begin = r;
       } else if (type == "planned") {
         st.planned.push_back(r);
@@ -95,7 +99,8 @@ Result<JournalState> ReadJournal(Env& env, const std::string& path) {
       } else if (type == "skip") {
         st.finished[r.at("index").get<int>()] = "skipped";
       } else if (type == "step") {
-        if (r.at("state") == "done") st.steps_done[r.at("index").get<int>()] = r.at("step").get<int>() + 1;
+        if (r.at("state") == "done")
+          st.steps_done[r.at("index").get<int>()] = r.at("step").get<int>() + 1;
       } else if (type == "done") {
         st.finished[r.at("index").get<int>()] = "done";
       } else if (type == "commit") {
@@ -104,22 +109,25 @@ Result<JournalState> ReadJournal(Env& env, const std::string& path) {
         st.undo_begun = true;
         st.undo_operation = r.at("undo_operation").get<std::string>();
       } else if (type == "undo-step") {
-        if (r.at("state") == "done") st.undo_steps_done[r.at("index").get<int>()] = r.at("step").get<int>() + 1;
+        if (r.at("state") == "done")
+          st.undo_steps_done[r.at("index").get<int>()] = r.at("step").get<int>() + 1;
       } else if (type == "undone") {
         st.undone[r.at("index").get<int>()] = r.at("outcome").get<std::string>();
       } else if (type == "undo-commit") {
         st.undo_committed = true;
       }
-    } catch (const nlohmann::json::exception& e) {
-      return Corruption(path + ": record " + std::to_string(line_no) + " is malformed: " + e.what());
+    } catch (const nlohmann::json::exception &e) {
+      return Corruption(path + ": record " + std::to_string(line_no) +
+                        " is malformed: " + e.what());
     }
   }
   st.torn_tail = bad_seen;
-  if (st.begin.is_null() && st.records > 0) return Corruption(path + ": the journal has no begin record");
+  if (st.begin.is_null() && st.records > 0)
+    return Corruption(path + ": the journal has no begin record");
   return st;
 }
 
-Status RepairJournal(Env& env, const std::string& path, const JournalState& st) {
+Status RepairJournal(Env &env, const std::string &path, const JournalState &st) {
   if (!st.torn_tail) return Status::OK();
   DOPPEL_ASSIGN_OR_RETURN(std::string text, env.ReadFile(path));
   return env.WriteFileDurably(path, text.substr(0, st.valid_bytes));
@@ -127,21 +135,23 @@ Status RepairJournal(Env& env, const std::string& path, const JournalState& st) 
 
 // ---------------------------------------------------------------- helpers
 
-std::string StateDir(const Catalogue& catalogue) { return catalogue.Location() + ".replace"; }
+std::string StateDir(const Catalogue &catalogue) { return catalogue.Location() + ".replace"; }
 
 namespace {
 
-std::string Parent(const std::string& p) {
+std::string Parent(const std::string &p) {
   size_t s = p.rfind('/');
   if (s == std::string::npos) return ".";
   if (s == 0) return "/";
   return p.substr(0, s);
 }
 
-std::string JournalDir(const Catalogue& c) { return StateDir(c) + "/journal"; }
-std::string JournalPath(const Catalogue& c, const std::string& op) { return JournalDir(c) + "/" + op + ".journal"; }
+std::string JournalDir(const Catalogue &c) { return StateDir(c) + "/journal"; }
+std::string JournalPath(const Catalogue &c, const std::string &op) {
+  return JournalDir(c) + "/" + op + ".journal";
+}
 
-bool Under(const std::string& path, const std::string& dir) {
+bool Under(const std::string &path, const std::string &dir) {
   if (dir.empty()) return false;
   std::string d = dir.back() == '/' ? dir : dir + "/";
   return path.compare(0, d.size(), d) == 0;
@@ -157,7 +167,7 @@ struct Act {
   int64_t reclaimed = 0;
 };
 
-nlohmann::json ActionJson(const PlannedAction& a) {
+nlohmann::json ActionJson(const PlannedAction &a) {
   return {{"cluster_id", a.cluster_id},
           {"file_id", a.file_id},
           {"source", a.source},
@@ -175,7 +185,7 @@ nlohmann::json ActionJson(const PlannedAction& a) {
           {"reason", a.reason}};
 }
 
-PlannedAction ActionFromJson(const nlohmann::json& j) {
+PlannedAction ActionFromJson(const nlohmann::json &j) {
   PlannedAction a;
   a.cluster_id = j.at("cluster_id").get<int64_t>();
   a.file_id = j.at("file_id").get<int64_t>();
@@ -198,15 +208,20 @@ PlannedAction ActionFromJson(const nlohmann::json& j) {
 // Runs one operation's actions (apply) or their reversal (undo).
 class Runner {
  public:
-  Runner(Catalogue& cat, const ApplyOptions& o, std::string op)
-      : cat_(cat), o_(o), env_(o.env ? *o.env : *Env::Default()), op_(std::move(op)),
+  Runner(Catalogue &cat, const ApplyOptions &o, std::string op)
+      : cat_(cat),
+        o_(o),
+        env_(o.env ? *o.env : *Env::Default()),
+        op_(std::move(op)),
         journal_(JournalPath(cat, op_)) {}
 
-  Status Append(const nlohmann::json& record) { return env_.AppendDurably(journal_, JournalLine(record)); }
+  Status Append(const nlohmann::json &record) {
+    return env_.AppendDurably(journal_, JournalLine(record));
+  }
 
   // --- Steps. Each is idempotent: see the file comment. ---
 
-  Result<bool> IsOurLink(const Act& x, const std::string& path) {
+  Result<bool> IsOurLink(const Act &x, const std::string &path) {
     DOPPEL_ASSIGN_OR_RETURN(Env::FileInfo f, env_.Stat(path));
     if (!f.exists) return false;
     if (x.kind == ActionKind::kSymlink) {
@@ -220,7 +235,7 @@ class Runner {
 
   // Moves src to dst (a new name), across file systems by copy, fsync,
   // verify, then remove. Both must hold `sha` bytes.
-  Status Move(const std::string& src, const std::string& dst, const std::string& sha) {
+  Status Move(const std::string &src, const std::string &dst, const std::string &sha) {
     DOPPEL_ASSIGN_OR_RETURN(Env::FileInfo s, env_.Stat(src));
     DOPPEL_ASSIGN_OR_RETURN(Env::FileInfo d, env_.Stat(dst));
     if (!s.exists) {
@@ -232,8 +247,8 @@ class Runner {
       // A copy across file systems finished but the source was not removed yet.
       DOPPEL_ASSIGN_OR_RETURN(std::string dsha, env_.Sha256Hex(dst));
       if (dsha != sha)
-        return Changed(DisplayPath(dst) + " already exists and is not a copy of " + DisplayPath(src) +
-                       "; left alone");
+        return Changed(DisplayPath(dst) + " already exists and is not a copy of " +
+                       DisplayPath(src) + "; left alone");
       DOPPEL_RETURN_IF_ERROR(env_.Remove(src));
       return env_.SyncDir(Parent(src));
     }
@@ -249,7 +264,8 @@ class Runner {
       return Status::OK();
     }
     if (r.code() != StatusCode::kUnsupported) return r;
-    // Different file systems: copy, fsync, verify, rename into place, then remove.
+    // Different file systems: copy, fsync, verify, rename into place, then
+    // remove.
     const std::string part = dst + ".doppel-part";
     DOPPEL_ASSIGN_OR_RETURN(Env::FileInfo p, env_.Stat(part));
     if (p.exists) DOPPEL_RETURN_IF_ERROR(env_.Remove(part));
@@ -267,7 +283,7 @@ class Runner {
     return env_.SyncDir(Parent(src));
   }
 
-  Status MakeLink(const Act& x) {
+  Status MakeLink(const Act &x) {
     DOPPEL_ASSIGN_OR_RETURN(Env::FileInfo t, env_.Stat(x.tmp));
     if (t.exists) {
       DOPPEL_ASSIGN_OR_RETURN(bool ours, IsOurLink(x, x.tmp));
@@ -278,7 +294,7 @@ class Runner {
     return env_.Link(x.a.master_abs_path, x.tmp);
   }
 
-  Status PutLink(const Act& x) {
+  Status PutLink(const Act &x) {
     DOPPEL_ASSIGN_OR_RETURN(Env::FileInfo t, env_.Stat(x.tmp));
     if (!t.exists) {
       DOPPEL_ASSIGN_OR_RETURN(bool ours, IsOurLink(x, x.a.abs_path));
@@ -289,7 +305,7 @@ class Runner {
     return env_.SyncDir(Parent(x.a.abs_path));
   }
 
-  Status RemoveLink(const Act& x) {
+  Status RemoveLink(const Act &x) {
     DOPPEL_ASSIGN_OR_RETURN(Env::FileInfo f, env_.Stat(x.a.abs_path));
     if (!f.exists) return Status::OK();
     DOPPEL_ASSIGN_OR_RETURN(bool ours, IsOurLink(x, x.a.abs_path));
@@ -299,17 +315,23 @@ class Runner {
     return env_.SyncDir(Parent(x.a.abs_path));
   }
 
-  int StepCount(const Act& x, bool undo) const {
+  int StepCount(const Act &x, bool undo) const {
     switch (x.kind) {
-      case ActionKind::kQuarantine: case ActionKind::kDelete: return 1;
-      case ActionKind::kHardlink: case ActionKind::kSymlink: return undo ? 2 : 3;
-      case ActionKind::kRedirectOnly: return 0;
+      case ActionKind::kQuarantine:
+      case ActionKind::kDelete:
+        return 1;
+      case ActionKind::kHardlink:
+      case ActionKind::kSymlink:
+        return undo ? 2 : 3;
+      case ActionKind::kRedirectOnly:
+        return 0;
     }
     return 0;
   }
 
-  Status RunStep(const Act& x, int step, bool undo) {
-    if (o_.test_step_pause_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(o_.test_step_pause_ms));
+  Status RunStep(const Act &x, int step, bool undo) {
+    if (o_.test_step_pause_ms > 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(o_.test_step_pause_ms));
     const bool link = x.kind == ActionKind::kHardlink || x.kind == ActionKind::kSymlink;
     if (!undo) {
       if (!link) return Move(x.a.abs_path, x.keep, x.a.sha256);
@@ -322,21 +344,23 @@ class Runner {
   }
 
   // Runs the steps of one action from `first`, journaling each.
-  Status RunSteps(const Act& x, int first, bool undo) {
-    const char* type = undo ? "undo-step" : "step";
+  Status RunSteps(const Act &x, int first, bool undo) {
+    const char *type = undo ? "undo-step" : "step";
     for (int s = first; s < StepCount(x, undo); ++s) {
-      DOPPEL_RETURN_IF_ERROR(Append({{"type", type}, {"index", x.index}, {"step", s}, {"state", "start"}}));
+      DOPPEL_RETURN_IF_ERROR(
+          Append({{"type", type}, {"index", x.index}, {"step", s}, {"state", "start"}}));
       DOPPEL_RETURN_IF_ERROR(RunStep(x, s, undo));
-      DOPPEL_RETURN_IF_ERROR(Append({{"type", type}, {"index", x.index}, {"step", s}, {"state", "done"}}));
+      DOPPEL_RETURN_IF_ERROR(
+          Append({{"type", type}, {"index", x.index}, {"step", s}, {"state", "done"}}));
     }
     return Status::OK();
   }
 
   // --- Events ---
 
-  std::string Name(const PlannedAction& a) const { return a.source + "/" + DisplayPath(a.path); }
+  std::string Name(const PlannedAction &a) const { return a.source + "/" + DisplayPath(a.path); }
 
-  nlohmann::json ApplyDetail(const Act& x, int64_t reclaimed, const std::string& reason) const {
+  nlohmann::json ApplyDetail(const Act &x, int64_t reclaimed, const std::string &reason) const {
     return {{"action", ActionKindName(x.kind)},
             {"file_id", x.a.file_id},
             {"master_file_id", x.a.master_file_id},
@@ -355,7 +379,8 @@ class Runner {
   }
 
   // The event of (operation, file) if one was appended before a crash.
-  Result<std::optional<Event>> LoggedEvent(const std::string& type, const std::string& op, int64_t file_id) {
+  Result<std::optional<Event>> LoggedEvent(const std::string &type, const std::string &op,
+                                           int64_t file_id) {
     EventFilter f;
     f.type = type;
     f.operation = op;
@@ -365,7 +390,8 @@ class Runner {
     return std::optional<Event>(ev.back());
   }
 
-  Status LogApply(const Act& x, const std::string& outcome, int64_t reclaimed, const std::string& reason) {
+  Status LogApply(const Act &x, const std::string &outcome, int64_t reclaimed,
+                  const std::string &reason) {
     Event e;
     e.type = "apply";
     e.object = "file:" + std::to_string(x.a.file_id);
@@ -378,56 +404,69 @@ class Runner {
   // --- Verification right before an action ---
 
   // Empty when the action may go ahead, else why it is skipped.
-  Result<std::string> Verify(const Act& x, const std::set<int64_t>& retired) {
-    const PlannedAction& a = x.a;
+  Result<std::string> Verify(const Act &x, const std::set<int64_t> &retired) {
+    const PlannedAction &a = x.a;
     if (retired.count(a.file_id)) return Name(a) + " is already retired; skipped";
     if (retired.count(a.master_file_id))
       return Name(a) + ": its master " + a.master_source + "/" + DisplayPath(a.master_path) +
              " is itself retired; skipped (make a new plan)";
     auto rec = cat_.GetRecord(a.file_id);
     if (!rec.ok() || DigestHex(rec->fingerprints.sha256) != a.sha256)
-      return Name(a) + ": the catalogue no longer has the SHA-256 this plan saw; skipped (make a new plan)";
+      return Name(a) +
+             ": the catalogue no longer has the SHA-256 this plan "
+             "saw; skipped (make a new plan)";
     auto mrec = cat_.GetRecord(a.master_file_id);
     if (!mrec.ok() || DigestHex(mrec->fingerprints.sha256) != a.master_sha256)
-      return Name(a) + ": the catalogue no longer has its master's SHA-256; skipped (make a new plan)";
+      return Name(a) +
+             ": the catalogue no longer has its master's SHA-256; "
+             "skipped (make a new plan)";
     DOPPEL_ASSIGN_OR_RETURN(Env::FileInfo f, env_.Stat(a.abs_path));
-    if (!f.exists || !f.is_regular) return Name(a) + " is no longer a file; skipped (run `doppel scan`)";
+    if (!f.exists || !f.is_regular)
+      return Name(a) + " is no longer a file; skipped (run `doppel scan`)";
     DOPPEL_ASSIGN_OR_RETURN(Env::FileInfo m, env_.Stat(a.master_abs_path));
     if (!m.exists || !m.is_regular)
       return Name(a) + ": its master " + a.master_source + "/" + DisplayPath(a.master_path) +
-             " is missing; the last copy of a picture is never removed, skipped";
-    if (f.dev == m.dev && f.ino == m.ino) return Name(a) + " is already a hard link to its master; skipped";
+             " is missing; the last copy of a picture is never removed, "
+             "skipped";
+    if (f.dev == m.dev && f.ino == m.ino)
+      return Name(a) + " is already a hard link to its master; skipped";
     if (f.size != a.bytes)
       return Name(a) + " changed since the scan (size " + std::to_string(f.size) + ", catalogued " +
              std::to_string(a.bytes) + "); skipped (run `doppel scan`, then plan again)";
     DOPPEL_ASSIGN_OR_RETURN(std::string sha, env_.Sha256Hex(a.abs_path));
     if (sha != a.sha256)
-      return Name(a) + " changed since the scan (SHA-256 differs); skipped (run `doppel scan`, then plan again)";
+      return Name(a) +
+             " changed since the scan (SHA-256 differs); skipped "
+             "(run `doppel scan`, then plan again)";
     DOPPEL_ASSIGN_OR_RETURN(std::string msha, env_.Sha256Hex(a.master_abs_path));
     if (msha != a.master_sha256)
       return Name(a) + ": its master " + a.master_source + "/" + DisplayPath(a.master_path) +
-             " changed since the scan; the last copy of a picture is never removed, skipped";
+             " changed since the scan; the last copy of a picture is never "
+             "removed, skipped";
     if (x.kind == ActionKind::kHardlink && f.dev != m.dev)
-      return Name(a) + " is on another file system than its master; a hard link is impossible, skipped "
-                       "(use --action symlink or quarantine)";
+      return Name(a) +
+             " is on another file system than its master; a hard "
+             "link is impossible, skipped "
+             "(use --action symlink or quarantine)";
     return std::string();
   }
 
   // --- Apply ---
 
-  Result<ApplyReport> RunApply(const JournalState& js, bool resumed) {
+  Result<ApplyReport> RunApply(const JournalState &js, bool resumed) {
     ApplyReport report;
     report.operation_id = op_;
     DOPPEL_ASSIGN_OR_RETURN(std::vector<RetiredFile> retired_list, RetiredFiles(cat_));
     std::set<int64_t> retired;
-    for (const RetiredFile& r : retired_list)
+    for (const RetiredFile &r : retired_list)
       if (r.operation != op_) retired.insert(r.file_id);
     DOPPEL_ASSIGN_OR_RETURN(std::vector<Source> sources, cat_.ListSources());
     const ActionKind kind = *ParseActionKind(js.begin.at("action").get<std::string>());
-    const std::string keep_root = kind == ActionKind::kQuarantine ? js.begin.at("quarantine_dir").get<std::string>()
-                                                                   : js.begin.at("trash_dir").get<std::string>();
+    const std::string keep_root = kind == ActionKind::kQuarantine
+                                      ? js.begin.at("quarantine_dir").get<std::string>()
+                                      : js.begin.at("trash_dir").get<std::string>();
     bool keep_in_tree = false;
-    for (const Source& s : sources) keep_in_tree |= Under(keep_root, s.root);
+    for (const Source &s : sources) keep_in_tree |= Under(keep_root, s.root);
     const int64_t total = int64_t(js.planned.size());
     for (int i = 0; i < int(js.planned.size()); ++i) {
       if (o_.cancel && o_.cancel->load()) return report;
@@ -437,14 +476,15 @@ class Runner {
       auto started = js.started.find(i);
       try {
         x.a = ActionFromJson(started != js.started.end() ? started->second : js.planned[i]);
-      } catch (const nlohmann::json::exception& e) {
-        return Corruption(journal_ + ": action " + std::to_string(i) + " is malformed: " + e.what());
+      } catch (const nlohmann::json::exception &e) {
+        return Corruption(journal_ + ": action " + std::to_string(i) +
+                          " is malformed: " + e.what());
       }
       x.keep = keep_root + "/" + x.a.source + "/" + x.a.path;
       x.tmp = x.a.abs_path + ".doppel-link";
-      x.reclaimed = kind == ActionKind::kRedirectOnly ? 0
+      x.reclaimed = kind == ActionKind::kRedirectOnly                 ? 0
                     : kind == ActionKind::kQuarantine && keep_in_tree ? 0
-                                                                       : x.a.bytes;
+                                                                      : x.a.bytes;
       ActionOutcome out{x.a.file_id, Name(x.a), "applied", "", 0};
       auto fin = js.finished.find(i);
       if (fin != js.finished.end()) {
@@ -456,7 +496,8 @@ class Runner {
       }
       if (resumed) {
         // Killed after the event but before the journal said so.
-        DOPPEL_ASSIGN_OR_RETURN(std::optional<Event> logged, LoggedEvent("apply", op_, x.a.file_id));
+        DOPPEL_ASSIGN_OR_RETURN(std::optional<Event> logged,
+                                LoggedEvent("apply", op_, x.a.file_id));
         if (logged) {
           const bool ok = logged->outcome == "success";
           DOPPEL_RETURN_IF_ERROR(Append({{"type", ok ? "done" : "skip"}, {"index", i}}));
@@ -501,38 +542,46 @@ class Runner {
     return report;
   }
 
-  static const char* Verb(ActionKind k) {
+  static const char *Verb(ActionKind k) {
     switch (k) {
-      case ActionKind::kQuarantine: return "quarantined";
-      case ActionKind::kHardlink: return "hard-linked";
-      case ActionKind::kSymlink: return "symlinked";
-      case ActionKind::kDelete: return "deleted (kept in the trash)";
-      case ActionKind::kRedirectOnly: return "redirected";
+      case ActionKind::kQuarantine:
+        return "quarantined";
+      case ActionKind::kHardlink:
+        return "hard-linked";
+      case ActionKind::kSymlink:
+        return "symlinked";
+      case ActionKind::kDelete:
+        return "deleted (kept in the trash)";
+      case ActionKind::kRedirectOnly:
+        return "redirected";
     }
     return "?";
   }
 
-  static void Count(ApplyReport& r, const ActionOutcome& o) {
-    if (o.outcome == "applied" || o.outcome == "undone") ++r.applied;
-    else ++r.skipped;
+  static void Count(ApplyReport &r, const ActionOutcome &o) {
+    if (o.outcome == "applied" || o.outcome == "undone")
+      ++r.applied;
+    else
+      ++r.skipped;
     r.reclaimed_bytes += o.reclaimed_bytes;
     r.outcomes.push_back(o);
   }
 
   // --- Undo ---
 
-  Result<ApplyReport> RunUndo(const JournalState& js) {
+  Result<ApplyReport> RunUndo(const JournalState &js) {
     ApplyReport report;
     std::string undo_op = js.undo_begun ? js.undo_operation : NewOperationId("undo");
     report.operation_id = undo_op;
     const bool resumed = js.undo_begun;
     if (!js.undo_begun)
-      DOPPEL_RETURN_IF_ERROR(Append({{"type", "undo-begin"}, {"undo_operation", undo_op}, {"time", UtcNow()}}));
+      DOPPEL_RETURN_IF_ERROR(
+          Append({{"type", "undo-begin"}, {"undo_operation", undo_op}, {"time", UtcNow()}}));
     const ActionKind kind = *ParseActionKind(js.begin.at("action").get<std::string>());
     bool all_undone = true;
     const int64_t total = int64_t(js.started.size());
     int64_t n = 0;
-    for (const auto& [i, rec] : js.started) {
+    for (const auto &[i, rec] : js.started) {
       if (o_.cancel && o_.cancel->load()) return report;
       auto fin = js.finished.find(i);
       if (fin == js.finished.end() || fin->second != "done") continue;
@@ -543,8 +592,9 @@ class Runner {
         x.a = ActionFromJson(rec);
         x.keep = PathFromJson(rec.at("keep"));
         x.tmp = PathFromJson(rec.at("tmp"));
-      } catch (const nlohmann::json::exception& e) {
-        return Corruption(journal_ + ": action " + std::to_string(i) + " is malformed: " + e.what());
+      } catch (const nlohmann::json::exception &e) {
+        return Corruption(journal_ + ": action " + std::to_string(i) +
+                          " is malformed: " + e.what());
       }
       ActionOutcome out{x.a.file_id, Name(x.a), "undone", "", 0};
       auto done = js.undone.find(i);
@@ -571,20 +621,22 @@ class Runner {
         e.outcome = st.ok() ? "success" : "failure";
         // Bytes freed by the apply that the undo gives back.
         const int64_t reclaimed = ReclaimedOf(x.a.file_id);
-        e.detail = DumpJson({{"undoes", op_},
-                             {"action", ActionKindName(kind)},
-                             {"file_id", x.a.file_id},
-                             {"bytes", x.a.bytes},
-                             {"reclaimed_bytes", reclaimed},
-                             {"source", x.a.source},
-                             {"path", DisplayPath(x.a.path)},
-                             {"sha256", x.a.sha256},
-                             {"reason", st.ok() ? "restored from " + DisplayPath(x.keep) : st.message()}});
+        e.detail =
+            DumpJson({{"undoes", op_},
+                      {"action", ActionKindName(kind)},
+                      {"file_id", x.a.file_id},
+                      {"bytes", x.a.bytes},
+                      {"reclaimed_bytes", reclaimed},
+                      {"source", x.a.source},
+                      {"path", DisplayPath(x.a.path)},
+                      {"sha256", x.a.sha256},
+                      {"reason", st.ok() ? "restored from " + DisplayPath(x.keep) : st.message()}});
         DOPPEL_RETURN_IF_ERROR(cat_.AppendEvent(e).status());
       } else if (logged->outcome != "success") {
         st = Changed(logged->detail);
       }
-      DOPPEL_RETURN_IF_ERROR(Append({{"type", "undone"}, {"index", i}, {"outcome", st.ok() ? "undone" : "left"}}));
+      DOPPEL_RETURN_IF_ERROR(
+          Append({{"type", "undone"}, {"index", i}, {"outcome", st.ok() ? "undone" : "left"}}));
       out.outcome = st.ok() ? "undone" : "left";
       out.message = st.ok() ? "" : st.message();
       all_undone &= st.ok();
@@ -602,25 +654,32 @@ class Runner {
     return it == reclaimed_.end() ? 0 : it->second;
   }
 
-  const std::string& journal() const { return journal_; }
-  Env& env() { return env_; }
+  const std::string &journal() const { return journal_; }
+  Env &env() { return env_; }
 
  private:
-  Catalogue& cat_;
-  const ApplyOptions& o_;
-  Env& env_;
+  Catalogue &cat_;
+  const ApplyOptions &o_;
+  Env &env_;
   std::string op_;
   std::string journal_;
   std::map<int64_t, int64_t> reclaimed_;
 };
 
+// One apply, resume or undo at a time per catalogue.
+Result<std::unique_ptr<Env::Lock>> LockState(Env &env, const Catalogue &cat) {
+  DOPPEL_RETURN_IF_ERROR(env.CreateDirs(JournalDir(cat)));
+  return env.LockFile(StateDir(cat) + "/lock");
+}
+
 // Removes empty folders under (and including) dir; leaves anything with files.
-void RemoveEmptyTree(Env& env, const std::string& dir) {
+void RemoveEmptyTree(Env &env, const std::string &dir) {
   auto names = env.ListDir(dir);
   if (!names.ok()) return;
-  for (const std::string& n : *names) {
+  for (const std::string &n : *names) {
     auto fi = env.Stat(dir + "/" + n);
-    if (fi.ok() && fi->exists && !fi->is_regular && !fi->is_symlink) RemoveEmptyTree(env, dir + "/" + n);
+    if (fi.ok() && fi->exists && !fi->is_regular && !fi->is_symlink)
+      RemoveEmptyTree(env, dir + "/" + n);
   }
   (void)env.Remove(dir);
 }
@@ -629,17 +688,18 @@ void RemoveEmptyTree(Env& env, const std::string& dir) {
 
 // ---------------------------------------------------------------- public
 
-Result<ApplyReport> ApplyPlan(Catalogue& cat, const Plan& plan, const ApplyOptions& o) {
-  Env& env = o.env ? *o.env : *Env::Default();
+Result<ApplyReport> ApplyPlan(Catalogue &cat, const Plan &plan, const ApplyOptions &o) {
+  Env &env = o.env ? *o.env : *Env::Default();
+  DOPPEL_ASSIGN_OR_RETURN(std::unique_ptr<Env::Lock> lock, LockState(env, cat));
   DOPPEL_ASSIGN_OR_RETURN(std::vector<std::string> pending, PendingOperations(cat, &env));
   if (!pending.empty())
-    return Busy("operation " + pending.front() + " was interrupted; finish it first with `doppel apply --resume` "
+    return Busy("operation " + pending.front() +
+                " was interrupted; finish it first with `doppel apply --resume` "
                 "(or undo it once resumed)");
   const std::string op = NewOperationId("op");
   const std::string state = StateDir(cat);
   std::string quarantine = o.quarantine_dir.empty() ? state + "/quarantine" : o.quarantine_dir;
   while (quarantine.size() > 1 && quarantine.back() == '/') quarantine.pop_back();
-  DOPPEL_RETURN_IF_ERROR(env.CreateDirs(JournalDir(cat)));
   // The intent, in one durable write: a torn one is recognised (no "ready")
   // and means nothing was done.
   std::string intent = JournalLine({{"type", "begin"},
@@ -665,12 +725,12 @@ Result<ApplyReport> ApplyPlan(Catalogue& cat, const Plan& plan, const ApplyOptio
   return run.RunApply(js, false);
 }
 
-Result<std::vector<std::string>> PendingOperations(const Catalogue& cat, Env* e) {
-  Env& env = e ? *e : *Env::Default();
+Result<std::vector<std::string>> PendingOperations(const Catalogue &cat, Env *e) {
+  Env &env = e ? *e : *Env::Default();
   DOPPEL_ASSIGN_OR_RETURN(std::vector<std::string> names, env.ListDir(JournalDir(cat)));
   std::vector<std::string> out;
   const std::string ext = ".journal";
-  for (const std::string& n : names) {
+  for (const std::string &n : names) {
     if (n.size() <= ext.size() || n.compare(n.size() - ext.size(), ext.size(), ext) != 0) continue;
     DOPPEL_ASSIGN_OR_RETURN(JournalState js, ReadJournal(env, JournalDir(cat) + "/" + n));
     if (!js.committed) out.push_back(n.substr(0, n.size() - ext.size()));
@@ -679,12 +739,15 @@ Result<std::vector<std::string>> PendingOperations(const Catalogue& cat, Env* e)
   return out;
 }
 
-Result<ApplyReport> ResumeApply(Catalogue& cat, const std::string& operation_id, const ApplyOptions& o) {
-  Env& env = o.env ? *o.env : *Env::Default();
+Result<ApplyReport> ResumeApply(Catalogue &cat, const std::string &operation_id,
+                                const ApplyOptions &o) {
+  Env &env = o.env ? *o.env : *Env::Default();
+  DOPPEL_ASSIGN_OR_RETURN(std::unique_ptr<Env::Lock> lock, LockState(env, cat));
   std::string op = operation_id;
   if (op.empty()) {
     DOPPEL_ASSIGN_OR_RETURN(std::vector<std::string> pending, PendingOperations(cat, &env));
-    if (pending.empty()) return NotFound("no interrupted operation to resume in " + JournalDir(cat));
+    if (pending.empty())
+      return NotFound("no interrupted operation to resume in " + JournalDir(cat));
     op = pending.front();
   }
   Runner run(cat, o, op);
@@ -692,7 +755,9 @@ Result<ApplyReport> ResumeApply(Catalogue& cat, const std::string& operation_id,
   if (!fi.exists) return NotFound("operation " + op + ": no journal at " + run.journal());
   DOPPEL_ASSIGN_OR_RETURN(JournalState js, ReadJournal(env, run.journal()));
   DOPPEL_RETURN_IF_ERROR(RepairJournal(env, run.journal(), js));
-  if (js.committed) return InvalidArgument("operation " + op + " is already complete (undo it with `doppel undo " + op + "`)");
+  if (js.committed)
+    return InvalidArgument("operation " + op + " is already complete (undo it with `doppel undo " +
+                           op + "`)");
   if (!js.ready) {
     // Killed while writing the intent: no file was touched.
     DOPPEL_RETURN_IF_ERROR(env.Remove(run.journal()));
@@ -704,24 +769,28 @@ Result<ApplyReport> ResumeApply(Catalogue& cat, const std::string& operation_id,
   return run.RunApply(js, true);
 }
 
-Result<ApplyReport> Undo(Catalogue& cat, const std::string& op, const ApplyOptions& o) {
-  Env& env = o.env ? *o.env : *Env::Default();
+Result<ApplyReport> Undo(Catalogue &cat, const std::string &op, const ApplyOptions &o) {
+  Env &env = o.env ? *o.env : *Env::Default();
+  DOPPEL_ASSIGN_OR_RETURN(std::unique_ptr<Env::Lock> lock, LockState(env, cat));
   Runner run(cat, o, op);
   DOPPEL_ASSIGN_OR_RETURN(Env::FileInfo fi, env.Stat(run.journal()));
   if (!fi.exists) {
     EventFilter f;
     f.type = "undo";
     DOPPEL_ASSIGN_OR_RETURN(std::vector<Event> undos, cat.ListEvents(f));
-    for (const Event& e : undos)
+    for (const Event &e : undos)
       if (e.detail.find("\"undoes\":\"" + op + "\"") != std::string::npos)
-        return InvalidArgument("operation " + op + " was already undone (see `doppel audit --operation " +
-                               e.operation + "`)");
-    return NotFound("operation " + op + ": no journal at " + run.journal() + " (see `doppel audit --type apply`)");
+        return InvalidArgument("operation " + op +
+                               " was already undone (see `doppel audit --operation " + e.operation +
+                               "`)");
+    return NotFound("operation " + op + ": no journal at " + run.journal() +
+                    " (see `doppel audit --type apply`)");
   }
   DOPPEL_ASSIGN_OR_RETURN(JournalState js, ReadJournal(env, run.journal()));
   DOPPEL_RETURN_IF_ERROR(RepairJournal(env, run.journal(), js));
   if (!js.committed)
-    return InvalidArgument("operation " + op + " was interrupted; finish it with `doppel apply --resume` first, "
+    return InvalidArgument("operation " + op +
+                           " was interrupted; finish it with `doppel apply --resume` first, "
                            "then undo it");
   // What each file's apply freed, for the undo events.
   std::map<int64_t, int64_t> reclaimed;
@@ -730,15 +799,17 @@ Result<ApplyReport> Undo(Catalogue& cat, const std::string& op, const ApplyOptio
     f.type = "apply";
     f.operation = op;
     DOPPEL_ASSIGN_OR_RETURN(std::vector<Event> ev, cat.ListEvents(f));
-    for (const Event& e : ev) {
+    for (const Event &e : ev) {
       auto d = nlohmann::json::parse(e.detail, nullptr, false);
-      if (d.is_object()) reclaimed[d.value("file_id", int64_t(0))] = d.value("reclaimed_bytes", int64_t(0));
+      if (d.is_object())
+        reclaimed[d.value("file_id", int64_t(0))] = d.value("reclaimed_bytes", int64_t(0));
     }
   }
   run.SetReclaimed(std::move(reclaimed));
   DOPPEL_ASSIGN_OR_RETURN(ApplyReport report, run.RunUndo(js));
   if (report.complete) {
-    // Every byte is back: the journal is consumed, the audit trail keeps the story.
+    // Every byte is back: the journal is consumed, the audit trail keeps the
+    // story.
     DOPPEL_RETURN_IF_ERROR(env.Remove(run.journal()));
     DOPPEL_RETURN_IF_ERROR(env.SyncDir(JournalDir(cat)));
     RemoveEmptyTree(env, js.begin.value("trash_dir", ""));
@@ -747,14 +818,14 @@ Result<ApplyReport> Undo(Catalogue& cat, const std::string& op, const ApplyOptio
   return report;
 }
 
-Result<std::vector<RetiredFile>> RetiredFiles(Catalogue& cat) {
+Result<std::vector<RetiredFile>> RetiredFiles(Catalogue &cat) {
   std::map<int64_t, RetiredFile> latest;  // file -> latest apply/undo
   std::map<int64_t, bool> retired;
-  for (const char* type : {"apply", "undo"}) {
+  for (const char *type : {"apply", "undo"}) {
     EventFilter f;
     f.type = type;
     DOPPEL_ASSIGN_OR_RETURN(std::vector<Event> ev, cat.ListEvents(f));
-    for (const Event& e : ev) {
+    for (const Event &e : ev) {
       if (e.object.rfind("file:", 0) != 0) continue;
       const int64_t id = std::atoll(e.object.c_str() + 5);
       // A skipped apply (warning) or a failed undo changes nothing.
@@ -766,7 +837,7 @@ Result<std::vector<RetiredFile>> RetiredFiles(Catalogue& cat) {
     }
   }
   std::vector<RetiredFile> out;
-  for (const auto& [id, r] : latest)
+  for (const auto &[id, r] : latest)
     if (retired[id]) out.push_back(r);
   return out;
 }
