@@ -617,6 +617,47 @@ TEST_F(ReplaceFixture, AFailureAtEveryStepOfApplyIsResumedThenUndoneExactly) {
   }
 }
 
+TEST_F(ReplaceFixture, AFailureAtEveryStepOfUndoIsFinishedByRunningUndoAgain) {
+  Plan p = MakeTestPlan();
+  ASSERT_EQ(p.actions.size(), 2u);
+  for (ActionKind kind : {ActionKind::kQuarantine, ActionKind::kSymlink}) {
+    for (bool after : {false, true}) {
+      for (int k = 0;; ++k) {
+        SCOPED_TRACE(std::string(ActionKindName(kind)) + (after ? " after" : " before") + " step " +
+                     std::to_string(k));
+        const std::string tree = src_.string();  // the trash is "another file system"
+        FaultEnv clean(-1, false, tree);
+        ApplyOptions o;
+        o.action = kind;
+        o.env = &clean;
+        auto r = ApplyPlan(*cat_, p, o);
+        ASSERT_TRUE(r.ok()) << r.status().ToString();
+        FaultEnv faulty(k, after, tree);
+        o.env = &faulty;
+        auto u = Undo(*cat_, r->operation_id, o);
+        if (!faulty.fired()) {
+          ASSERT_TRUE(u.ok()) << u.status().ToString();
+          ASSERT_TRUE(u->complete);
+        } else {
+          o.env = &clean;
+          auto again = Undo(*cat_, r->operation_id, o);
+          if (again.ok()) {
+            ASSERT_TRUE(again->complete);
+          } else {
+            // The failure came after the journal was consumed: nothing left to do.
+            ASSERT_NE(again.status().message().find("was already undone"), std::string::npos)
+                << again.status().ToString();
+          }
+        }
+        ASSERT_EQ(Snapshot(src_), before_);
+        ASSERT_TRUE(JournalFiles().empty());
+        ASSERT_TRUE(RetiredFiles(*cat_)->empty());
+        if (!faulty.fired()) break;
+      }
+    }
+  }
+}
+
 TEST_F(ReplaceFixture, KillDashNineMidApplyThenResumeThenUndoRestoresTheTree) {
   Confirm("urbanisme/IMG_0311.jpg");
   const std::string plan = (tmp_ / "plan.json").string();
