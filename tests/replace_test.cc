@@ -36,8 +36,8 @@ using testing::TempDir;
 
 // ---------------------------------------------------------------- policy
 
-Candidate Cand(int64_t id, const std::string &source, int priority, const std::string &format,
-               int w, int h, int64_t size, const std::string &capture = "") {
+Candidate Cand(int64_t id, const std::string& source, int priority, const std::string& format,
+               int w, int h, int64_t size, const std::string& capture = "") {
   Candidate c;
   c.file_id = id;
   c.source = source;
@@ -158,7 +158,7 @@ TEST(ReplaceMetadata, ConsolidationKeepsProvenanceEarliestDateAndListsConflicts)
   EXPECT_EQ(m.keywords, (std::vector<std::string>{"pont", "seine", "patrimoine"}));
   EXPECT_EQ(m.keyword_from["seine"], (std::vector<int64_t>{1, 2}));
   std::set<std::string> conflicts;
-  for (const auto &x : m.conflicts) conflicts.insert(x.field);
+  for (const auto& x : m.conflicts) conflicts.insert(x.field);
   EXPECT_EQ(conflicts, (std::set<std::string>{"capture_time", "gps", "title"}));
   auto back = ConsolidatedFromJson(ConsolidatedToJson(m));
   ASSERT_TRUE(back.ok());
@@ -173,11 +173,11 @@ TEST(ReplaceMetadata, ConsolidationKeepsProvenanceEarliestDateAndListsConflicts)
 
 // Writes a derivative of an image (resized, re-encoded) like a department's
 // export.
-void Derive(const fs::path &from, const fs::path &to, double scale, const std::string &options) {
+void Derive(const fs::path& from, const fs::path& to, double scale, const std::string& options) {
   fs::create_directories(to.parent_path());
-  VipsImage *in = vips_image_new_from_file(from.c_str(), nullptr);
+  VipsImage* in = vips_image_new_from_file(from.c_str(), nullptr);
   ASSERT_TRUE(in) << vips_error_buffer();
-  VipsImage *out = nullptr;
+  VipsImage* out = nullptr;
   ASSERT_EQ(vips_resize(in, &out, scale, nullptr), 0) << vips_error_buffer();
   ASSERT_EQ(vips_image_write_to_file(out, (to.string() + options).c_str(), nullptr), 0)
       << vips_error_buffer();
@@ -189,18 +189,18 @@ struct TreeEntry {
   std::string sha;
   int64_t mtime_ns = 0;
   bool symlink = false;
-  bool operator==(const TreeEntry &o) const {
+  bool operator==(const TreeEntry& o) const {
     return sha == o.sha && mtime_ns == o.mtime_ns && symlink == o.symlink;
   }
 };
-std::ostream &operator<<(std::ostream &os, const TreeEntry &s) {
+std::ostream& operator<<(std::ostream& os, const TreeEntry& s) {
   return os << s.sha.substr(0, 12) << " mtime " << s.mtime_ns << (s.symlink ? " symlink" : "");
 }
 
 // Every file under dir: SHA-256 of its bytes, mtime and whether it is a link.
-std::map<std::string, TreeEntry> Snapshot(const fs::path &dir) {
+std::map<std::string, TreeEntry> Snapshot(const fs::path& dir) {
   std::map<std::string, TreeEntry> out;
-  for (const auto &e : fs::recursive_directory_iterator(dir)) {
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
     if (e.is_directory() && !e.is_symlink()) continue;
     struct stat st {};
     lstat(e.path().c_str(), &st);
@@ -232,7 +232,7 @@ class ReplaceFixture : public ::testing::Test {
     testing::CopyFile(src_ / "archives" / "pont.png", src_ / "apur" / "pont copie.png");
     ASSERT_EQ(RunDoppel({"--db", db_, "init"}).exit_code, 0);
     int priority = 3;
-    for (const char *s : {"archives", "urbanisme", "apur"})
+    for (const char* s : {"archives", "urbanisme", "apur"})
       ASSERT_EQ(RunDoppel({"--db", db_, "source", "add", s, (src_ / s).string(), "--priority",
                            std::to_string(priority--)})
                     .exit_code,
@@ -247,17 +247,17 @@ class ReplaceFixture : public ::testing::Test {
     auto clusters = cat_->LoadClusters();
     ASSERT_TRUE(clusters.ok());
     auto files = cat_->ListFiles(std::nullopt, "", 0);
-    for (const FileEntry &f : *files) id_[f.source + "/" + f.path] = f.id;
-    for (const Cluster &c : *clusters)
-      for (const ClusterMember &m : c.members) cluster_of_[m.file_id] = c.id;
+    for (const FileEntry& f : *files) id_[f.source + "/" + f.path] = f.id;
+    for (const Cluster& c : *clusters)
+      for (const ClusterMember& m : c.members) cluster_of_[m.file_id] = c.id;
     ASSERT_EQ(clusters->size(), 2u) << "the fixture should make one near and one exact cluster";
     before_ = Snapshot(src_);
   }
 
-  int64_t Id(const std::string &name) { return id_.at(name); }
-  int64_t ClusterOf(const std::string &name) { return cluster_of_.at(Id(name)); }
+  int64_t Id(const std::string& name) { return id_.at(name); }
+  int64_t ClusterOf(const std::string& name) { return cluster_of_.at(Id(name)); }
 
-  void Confirm(const std::string &any_member, const std::string &decision = "confirm",
+  void Confirm(const std::string& any_member, const std::string& decision = "confirm",
                int64_t master = 0) {
     ReviewDecision d;
     d.cluster_id = ClusterOf(any_member);
@@ -279,7 +279,7 @@ class ReplaceFixture : public ::testing::Test {
     std::vector<std::string> out;
     const fs::path dir = db_ + ".replace/journal";
     if (fs::exists(dir))
-      for (const auto &e : fs::directory_iterator(dir)) out.push_back(e.path().filename().string());
+      for (const auto& e : fs::directory_iterator(dir)) out.push_back(e.path().filename().string());
     return out;
   }
 
@@ -299,7 +299,7 @@ TEST_F(ReplaceFixture, PlanTakesExactCopiesAndConfirmedClustersOnly) {
   EXPECT_EQ(p.actions.size(), 2u);
   ASSERT_EQ(p.skipped.size(), 1u);
   EXPECT_NE(p.skipped[0].reason.find("--include-unconfirmed"), std::string::npos);
-  for (const PlannedAction &a : p.actions) {
+  for (const PlannedAction& a : p.actions) {
     EXPECT_EQ(a.relation, "exact");
     EXPECT_NE(a.reason.find("which is kept: source 'archives' has priority 3"), std::string::npos)
         << a.reason;
@@ -312,7 +312,7 @@ TEST_F(ReplaceFixture, PlanTakesExactCopiesAndConfirmedClustersOnly) {
   Confirm("urbanisme/IMG_0311.jpg");
   Plan confirmed = MakeTestPlan();
   ASSERT_EQ(confirmed.clusters.size(), 2u);
-  const PlannedCluster &near = confirmed.clusters[0].master == "archives/vue_0311.tif"
+  const PlannedCluster& near = confirmed.clusters[0].master == "archives/vue_0311.tif"
                                    ? confirmed.clusters[0]
                                    : confirmed.clusters[1];
   EXPECT_EQ(near.master, "archives/vue_0311.tif");
@@ -329,14 +329,14 @@ TEST_F(ReplaceFixture, PlanTakesExactCopiesAndConfirmedClustersOnly) {
   ASSERT_TRUE(cat_->RecordDecision(not_dup).ok());
   Plan chosen = MakeTestPlan();
   bool seen = false;
-  for (const PlannedCluster &c : chosen.clusters)
+  for (const PlannedCluster& c : chosen.clusters)
     if (c.cluster_id == ClusterOf("urbanisme/IMG_0311.jpg")) {
       seen = true;
       EXPECT_EQ(c.master, "apur/export/vue.jpg");
       EXPECT_NE(c.reason.find("chosen by claire in review"), std::string::npos) << c.reason;
     }
   EXPECT_TRUE(seen);
-  for (const PlannedAction &a : chosen.actions) EXPECT_NE(a.file_id, Id("urbanisme/IMG_0311.jpg"));
+  for (const PlannedAction& a : chosen.actions) EXPECT_NE(a.file_id, Id("urbanisme/IMG_0311.jpg"));
   // Plans round-trip through their file format; a newer version is refused.
   auto back = PlanFromJson(PlanToJson(chosen), "plan.json");
   ASSERT_TRUE(back.ok()) << back.status().ToString();
@@ -415,7 +415,7 @@ TEST_F(ReplaceFixture, RefusesToActOnAFileChangedSinceTheScanOrAMissingMaster) {
   EXPECT_EQ(r->applied, 1);  // apur's copy of pont.png
   EXPECT_EQ(r->skipped, 3);
   std::string messages;
-  for (const auto &x : r->outcomes) messages += x.message + "\n";
+  for (const auto& x : r->outcomes) messages += x.message + "\n";
   EXPECT_NE(messages.find("urbanisme/pont.png changed since the scan"), std::string::npos)
       << messages;
   EXPECT_NE(messages.find("the last copy of a picture is never removed"), std::string::npos)
@@ -427,7 +427,7 @@ TEST_F(ReplaceFixture, RefusesToActOnAFileChangedSinceTheScanOrAMissingMaster) {
   int warnings = 0;
   auto events = cat_->ListEvents(f);
   ASSERT_TRUE(events.ok());
-  for (const Event &e : *events) warnings += e.outcome == "warning";
+  for (const Event& e : *events) warnings += e.outcome == "warning";
   EXPECT_EQ(warnings, 3);
   ASSERT_TRUE(Undo(*cat_, r->operation_id, o).ok());
   EXPECT_EQ(Snapshot(src_), changed);
@@ -458,6 +458,7 @@ TEST_F(ReplaceFixture, UndoLeavesAFileThatTookARetiredPlaceAndCanBeRunAgain) {
     ASSERT_FALSE(busy.ok());
     EXPECT_EQ(busy.status().code(), StatusCode::kBusy);
   }
+  EXPECT_EQ(Undo(*cat_, "../../etc/passwd", o).status().code(), StatusCode::kInvalidArgument);
   auto again = Undo(*cat_, r->operation_id, o);
   ASSERT_TRUE(again.ok()) << again.status().ToString();
   EXPECT_TRUE(again->complete);
@@ -475,42 +476,42 @@ class FaultEnv : public Env {
       : fail_at_(fail_at), after_(after), tree_(std::move(tree)) {}
   bool fired() const { return fired_; }
 
-  Result<FileInfo> Stat(const std::string &p) override { return base_->Stat(p); }
-  Result<std::string> Sha256Hex(const std::string &p) override { return base_->Sha256Hex(p); }
-  Result<std::string> ReadFile(const std::string &p) override { return base_->ReadFile(p); }
-  Result<std::string> ReadLink(const std::string &p) override { return base_->ReadLink(p); }
-  Result<std::vector<std::string>> ListDir(const std::string &d) override {
+  Result<FileInfo> Stat(const std::string& p) override { return base_->Stat(p); }
+  Result<std::string> Sha256Hex(const std::string& p) override { return base_->Sha256Hex(p); }
+  Result<std::string> ReadFile(const std::string& p) override { return base_->ReadFile(p); }
+  Result<std::string> ReadLink(const std::string& p) override { return base_->ReadLink(p); }
+  Result<std::vector<std::string>> ListDir(const std::string& d) override {
     return base_->ListDir(d);
   }
-  Status Rename(const std::string &a, const std::string &b) override {
+  Status Rename(const std::string& a, const std::string& b) override {
     if (!tree_.empty() && InTree(a) != InTree(b))
       return Mutate([] { return Unsupported("EXDEV (test)"); });
     return Mutate([&] { return base_->Rename(a, b); });
   }
-  Status CopyFile(const std::string &a, const std::string &b) override {
+  Status CopyFile(const std::string& a, const std::string& b) override {
     return Mutate([&] { return base_->CopyFile(a, b); });
   }
-  Status Link(const std::string &t, const std::string &at) override {
+  Status Link(const std::string& t, const std::string& at) override {
     return Mutate([&] { return base_->Link(t, at); });
   }
-  Status Symlink(const std::string &t, const std::string &at) override {
+  Status Symlink(const std::string& t, const std::string& at) override {
     return Mutate([&] { return base_->Symlink(t, at); });
   }
-  Status Remove(const std::string &p) override {
+  Status Remove(const std::string& p) override {
     return Mutate([&] { return base_->Remove(p); });
   }
-  Status SetMtime(const std::string &p, int64_t t) override {
+  Status SetMtime(const std::string& p, int64_t t) override {
     return Mutate([&] { return base_->SetMtime(p, t); });
   }
-  Status CreateDirs(const std::string &p) override {
+  Status CreateDirs(const std::string& p) override {
     return Mutate([&] { return base_->CreateDirs(p); });
   }
   // Durability is not what this Env tests (the kill -9 test uses the real
   // one): skipping fsync keeps hundreds of runs fast.
-  Status SyncDir(const std::string &) override {
+  Status SyncDir(const std::string&) override {
     return Mutate([] { return Status::OK(); });
   }
-  Status AppendDurably(const std::string &p, const std::string &bytes) override {
+  Status AppendDurably(const std::string& p, const std::string& bytes) override {
     // A failing append leaves half a record behind, as a crash mid-write would.
     if (n_ == fail_at_ && !after_) {
       ++n_;
@@ -520,20 +521,20 @@ class FaultEnv : public Env {
     }
     return Mutate([&] { return Append(p, bytes); });
   }
-  Result<std::unique_ptr<Lock>> LockFile(const std::string &p) override {
+  Result<std::unique_ptr<Lock>> LockFile(const std::string& p) override {
     return base_->LockFile(p);
   }
-  Status WriteFileDurably(const std::string &p, const std::string &b) override {
+  Status WriteFileDurably(const std::string& p, const std::string& b) override {
     return Mutate([&] { return base_->WriteFileDurably(p, b); });
   }
 
  private:
-  static Status Append(const std::string &p, const std::string &bytes) {
+  static Status Append(const std::string& p, const std::string& bytes) {
     std::ofstream out(p, std::ios::binary | std::ios::app);
     out << bytes;
     return out ? Status::OK() : IOError(p + ": cannot append");
   }
-  bool InTree(const std::string &p) const { return p.compare(0, tree_.size(), tree_) == 0; }
+  bool InTree(const std::string& p) const { return p.compare(0, tree_.size(), tree_) == 0; }
   template <typename F>
   Status Mutate(F f) {
     if (n_++ != fail_at_) return f();
@@ -544,7 +545,7 @@ class FaultEnv : public Env {
     }
     return IOError("injected failure at mutation " + std::to_string(fail_at_));
   }
-  Env *base_ = Env::Default();
+  Env* base_ = Env::Default();
   int fail_at_;
   bool after_;
   std::string tree_;
@@ -674,7 +675,7 @@ TEST_F(ReplaceFixture, KillDashNineMidApplyThenResumeThenUndoRestoresTheTree) {
   for (int i = 0; i < 2000 && !mid_way; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
     if (!fs::exists(journal_dir)) continue;
-    for (const auto &e : fs::directory_iterator(journal_dir)) {
+    for (const auto& e : fs::directory_iterator(journal_dir)) {
       std::string text = testing::ReadFile(e.path());
       size_t steps = 0;
       for (size_t at = text.find("\"state\":\"done\""); at != std::string::npos;
@@ -708,7 +709,7 @@ TEST_F(ReplaceFixture, KillDashNineMidApplyThenResumeThenUndoRestoresTheTree) {
   auto audit = RunDoppel({"--db", db_, "audit", "--format", "json"});
   ASSERT_EQ(audit.exit_code, 0);
   std::map<std::string, int> types;
-  for (const auto &e : json::parse(audit.out)) {
+  for (const auto& e : json::parse(audit.out)) {
     types[e["type"]]++;
     if (e["type"] == "apply") {
       EXPECT_EQ(e["operation"], op);
@@ -773,7 +774,7 @@ TEST_F(ReplaceFixture, ReleasesAreNumberedImmutableAndListOnlyWhatChanged) {
 }
 
 TEST(ReplaceCli, CommandsHaveHelpWithExamples) {
-  for (const char *cmd : {"plan", "apply", "undo", "audit", "metadata", "release"}) {
+  for (const char* cmd : {"plan", "apply", "undo", "audit", "metadata", "release"}) {
     auto r = RunDoppel({cmd, "--help"});
     EXPECT_EQ(r.exit_code, 0) << cmd;
     EXPECT_NE(r.out.find("Example"), std::string::npos) << cmd;
@@ -789,7 +790,7 @@ namespace {
 TEST(ReplaceJournal, TornTailIsIgnoredDamageInTheMiddleIsCorruption) {
   TempDir tmp;
   const std::string path = (tmp / "op.journal").string();
-  Env &env = *Env::Default();
+  Env& env = *Env::Default();
   const std::string begin =
       JournalLine({{"type", "begin"}, {"journal_version", 1}, {"action", "delete"}});
   const std::string ready = JournalLine({{"type", "ready"}, {"actions", 0}});

@@ -27,7 +27,7 @@ enum class PolicyRule {
   kFileId,       // lowest catalogue file id: always decides, so choices are
                  // deterministic
 };
-const char *PolicyRuleName(PolicyRule r);  // "source", "original", "capture_date",
+const char* PolicyRuleName(PolicyRule r);  // "source", "original", "capture_date",
                                            // "metadata", "file_id"
 
 struct MasterPolicy {
@@ -43,9 +43,9 @@ struct MasterPolicy {
 // Parses a policy (TOML text, docs/policy.md). `name` is used in messages.
 // Unknown keys and rules are errors: a typo must not silently change which
 // files are kept. kFileId is appended when missing.
-Result<MasterPolicy> ParsePolicy(const std::string &toml_text, const std::string &name);
+Result<MasterPolicy> ParsePolicy(const std::string& toml_text, const std::string& name);
 // Reads and parses a policy file.
-Result<MasterPolicy> LoadPolicy(const std::string &path);
+Result<MasterPolicy> LoadPolicy(const std::string& path);
 
 // One copy competing to be a cluster's master.
 struct Candidate {
@@ -57,7 +57,7 @@ struct Candidate {
 };
 
 // "archives/x.tif" for messages.
-std::string CandidateName(const Candidate &c);
+std::string CandidateName(const Candidate& c);
 
 // How two candidates compare under a policy: order < 0 when `a` should be
 // kept rather than `b`; `reason` names the deciding rule in plain words from
@@ -67,7 +67,7 @@ struct Verdict {
   PolicyRule rule = PolicyRule::kFileId;
   std::string reason;
 };
-Verdict CompareCandidates(const Candidate &a, const Candidate &b, const MasterPolicy &policy);
+Verdict CompareCandidates(const Candidate& a, const Candidate& b, const MasterPolicy& policy);
 
 struct MasterChoice {
   size_t index = 0;                  // into the candidates
@@ -76,7 +76,7 @@ struct MasterChoice {
   std::vector<std::string> why_not;  // per candidate: why the master beat it (empty for the master)
 };
 // Chooses the master of a non-empty list of candidates. Deterministic.
-MasterChoice ChooseMaster(const std::vector<Candidate> &candidates, const MasterPolicy &policy);
+MasterChoice ChooseMaster(const std::vector<Candidate>& candidates, const MasterPolicy& policy);
 
 // --- Consolidated metadata (docs/plan.md) ---
 
@@ -105,11 +105,11 @@ struct ConsolidatedMetadata {
 };
 // `candidates[master]` is the master; values from it are preferred, then in
 // the candidates' order.
-ConsolidatedMetadata Consolidate(int64_t cluster_id, const std::vector<Candidate> &candidates,
+ConsolidatedMetadata Consolidate(int64_t cluster_id, const std::vector<Candidate>& candidates,
                                  size_t master);
-std::string ConsolidatedToJson(const ConsolidatedMetadata &m);  // one JSON object
-Result<ConsolidatedMetadata> ConsolidatedFromJson(const std::string &json);
+std::string ConsolidatedToJson(const ConsolidatedMetadata& m);  // one JSON object
+Result<ConsolidatedMetadata> ConsolidatedFromJson(const std::string& json);
 // A plain XMP sidecar (RDF/XML) with the consolidated values and provenance.
-std::string ConsolidatedToXmp(const ConsolidatedMetadata &m);
+std::string ConsolidatedToXmp(const ConsolidatedMetadata& m);
 
 }  // namespace doppel

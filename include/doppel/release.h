@@ -22,6 +22,6 @@ struct ReleaseFiles {
 // Builds release `version` from the audit trail (which files are retired now)
 // and the consolidated metadata, relative to the previous release, and stores
 // it (with a `release` event). kAlreadyExists if the version was released.
-Result<ReleaseFiles> MakeRelease(Catalogue &catalogue, const std::string &version);
+Result<ReleaseFiles> MakeRelease(Catalogue& catalogue, const std::string& version);
 
 }  // namespace doppel

@@ -39,30 +39,30 @@ class Env {
     uint32_t mode = 0;
   };
   // lstat(2); a missing path is {exists = false}, not an error.
-  virtual Result<FileInfo> Stat(const std::string &path) = 0;
+  virtual Result<FileInfo> Stat(const std::string& path) = 0;
   // SHA-256 of a regular file's bytes, lower-case hex.
-  virtual Result<std::string> Sha256Hex(const std::string &path) = 0;
-  virtual Result<std::string> ReadFile(const std::string &path) = 0;
-  virtual Result<std::string> ReadLink(const std::string &path) = 0;
-  virtual Result<std::vector<std::string>> ListDir(const std::string &dir) = 0;  // names
+  virtual Result<std::string> Sha256Hex(const std::string& path) = 0;
+  virtual Result<std::string> ReadFile(const std::string& path) = 0;
+  virtual Result<std::string> ReadLink(const std::string& path) = 0;
+  virtual Result<std::vector<std::string>> ListDir(const std::string& dir) = 0;  // names
 
   // --- Mutations: each one is a step fault injection can fail. ---
   // rename(2). Fails with kUnsupported when `from` and `to` are on different
   // file systems (EXDEV): callers then copy.
-  virtual Status Rename(const std::string &from, const std::string &to) = 0;
+  virtual Status Rename(const std::string& from, const std::string& to) = 0;
   // Copies bytes and permission bits to a new file `to` (O_EXCL) and fsyncs it.
-  virtual Status CopyFile(const std::string &from, const std::string &to) = 0;
-  virtual Status Link(const std::string &target,
-                      const std::string &at) = 0;  // hard link
-  virtual Status Symlink(const std::string &target, const std::string &at) = 0;
-  virtual Status Remove(const std::string &path) = 0;  // a file or an empty folder
-  virtual Status SetMtime(const std::string &path,
+  virtual Status CopyFile(const std::string& from, const std::string& to) = 0;
+  virtual Status Link(const std::string& target,
+                      const std::string& at) = 0;  // hard link
+  virtual Status Symlink(const std::string& target, const std::string& at) = 0;
+  virtual Status Remove(const std::string& path) = 0;  // a file or an empty folder
+  virtual Status SetMtime(const std::string& path,
                           int64_t mtime_ns) = 0;           // no symlink follow
-  virtual Status CreateDirs(const std::string &path) = 0;  // mkdir -p
-  virtual Status SyncDir(const std::string &dir) = 0;      // fsync a folder (renames durable)
+  virtual Status CreateDirs(const std::string& path) = 0;  // mkdir -p
+  virtual Status SyncDir(const std::string& dir) = 0;      // fsync a folder (renames durable)
   // Appends bytes to a file (created if needed) and fdatasyncs it.
-  virtual Status AppendDurably(const std::string &path, const std::string &bytes) = 0;
-  virtual Status WriteFileDurably(const std::string &path, const std::string &bytes) = 0;
+  virtual Status AppendDurably(const std::string& path, const std::string& bytes) = 0;
+  virtual Status WriteFileDurably(const std::string& path, const std::string& bytes) = 0;
 
   // An exclusive advisory lock (flock) on a file, created if needed; kBusy
   // when another process holds it. Released when the object dies.
@@ -70,18 +70,18 @@ class Env {
    public:
     virtual ~Lock() = default;
   };
-  virtual Result<std::unique_ptr<Lock>> LockFile(const std::string &path) = 0;
+  virtual Result<std::unique_ptr<Lock>> LockFile(const std::string& path) = 0;
 
   // The real POSIX file system. Never deleted.
-  static Env *Default();
+  static Env* Default();
 };
 
 // ---------------------------------------------------------------- Plan
 inline constexpr int kPlanVersion = 1;
 
 enum class ActionKind { kQuarantine, kHardlink, kSymlink, kDelete, kRedirectOnly };
-const char *ActionKindName(ActionKind k);  // "quarantine", "hardlink", ...
-std::optional<ActionKind> ParseActionKind(const std::string &s);
+const char* ActionKindName(ActionKind k);  // "quarantine", "hardlink", ...
+std::optional<ActionKind> ParseActionKind(const std::string& s);
 
 // One duplicate to retire in favour of its cluster's master.
 struct PlannedAction {
@@ -136,20 +136,20 @@ struct PlanOptions {
 
 // Builds a plan from the catalogue's clusters and review decisions, stores the
 // planned masters' consolidated metadata and appends a `plan` event.
-Result<Plan> MakePlan(Catalogue &catalogue, const PlanOptions &options);
+Result<Plan> MakePlan(Catalogue& catalogue, const PlanOptions& options);
 
-std::string PlanToJson(const Plan &plan);  // pretty JSON (docs/plan.md)
+std::string PlanToJson(const Plan& plan);  // pretty JSON (docs/plan.md)
 // Parses a plan file's text; `name` is used in messages.
-Result<Plan> PlanFromJson(const std::string &text, const std::string &name);
+Result<Plan> PlanFromJson(const std::string& text, const std::string& name);
 
 // ---------------------------------------------------------------- Apply / undo
 struct ApplyOptions {
   ActionKind action = ActionKind::kQuarantine;
   std::string quarantine_dir;  // empty: StateDir()/quarantine
-  Env *env = nullptr;          // null: Env::Default()
+  Env* env = nullptr;          // null: Env::Default()
   // Called after each action with a line for people ("quarantined apur/x.jpg").
-  std::function<void(int64_t done, int64_t total, const std::string &line)> progress;
-  const std::atomic<bool> *cancel = nullptr;  // stops between actions; resumable
+  std::function<void(int64_t done, int64_t total, const std::string& line)> progress;
+  const std::atomic<bool>* cancel = nullptr;  // stops between actions; resumable
   int test_step_pause_ms = 0;                 // test hook: sleep before each file-system step
 };
 
@@ -171,29 +171,29 @@ struct ApplyReport {
 
 // Where the catalogue keeps journals, the trash and the default quarantine:
 // "LOCATION.replace" beside the catalogue file.
-std::string StateDir(const Catalogue &catalogue);
+std::string StateDir(const Catalogue& catalogue);
 
 // Executes a plan: verifies every file (and its master) against the
 // catalogue's SHA-256 right before acting, journals each step before taking
 // it, appends an `apply` event per action. A failing step stops the
 // operation with its Status; the journal keeps what was done, so
 // ResumeApply finishes it and Undo reverses it.
-Result<ApplyReport> ApplyPlan(Catalogue &catalogue, const Plan &plan, const ApplyOptions &options);
+Result<ApplyReport> ApplyPlan(Catalogue& catalogue, const Plan& plan, const ApplyOptions& options);
 
 // Operations whose journal is not complete (killed or failed applies).
-Result<std::vector<std::string>> PendingOperations(const Catalogue &catalogue, Env *env = nullptr);
+Result<std::vector<std::string>> PendingOperations(const Catalogue& catalogue, Env* env = nullptr);
 
 // Finishes an interrupted operation (empty id: the only pending one).
 // options.action and quarantine_dir are taken from the journal.
-Result<ApplyReport> ResumeApply(Catalogue &catalogue, const std::string &operation_id,
-                                const ApplyOptions &options);
+Result<ApplyReport> ResumeApply(Catalogue& catalogue, const std::string& operation_id,
+                                const ApplyOptions& options);
 
 // Reverses a completed operation: every retired file gets its bytes, path and
 // mtime back, each one verified; `undo` events are appended and the journal
 // is consumed (removed). Files whose place was taken by something else are
 // left alone and reported.
-Result<ApplyReport> Undo(Catalogue &catalogue, const std::string &operation_id,
-                         const ApplyOptions &options);
+Result<ApplyReport> Undo(Catalogue& catalogue, const std::string& operation_id,
+                         const ApplyOptions& options);
 
 // Files currently retired (their latest apply/undo event is a successful
 // apply), with that event. From the audit trail.
@@ -203,6 +203,6 @@ struct RetiredFile {
   std::string operation;
   std::string detail;  // the apply event's JSON detail
 };
-Result<std::vector<RetiredFile>> RetiredFiles(Catalogue &catalogue);
+Result<std::vector<RetiredFile>> RetiredFiles(Catalogue& catalogue);
 
 }  // namespace doppel

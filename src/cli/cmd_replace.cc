@@ -23,7 +23,7 @@ namespace {
 
 using nlohmann::json;
 
-Status WriteText(const std::string &path, const std::string &text) {
+Status WriteText(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out << text;
   out.close();
@@ -31,7 +31,7 @@ Status WriteText(const std::string &path, const std::string &text) {
   return Status::OK();
 }
 
-Result<std::string> ReadText(const std::string &path) {
+Result<std::string> ReadText(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return NotFound(path + ": cannot read (does it exist?)");
   std::stringstream ss;
@@ -41,8 +41,8 @@ Result<std::string> ReadText(const std::string &path) {
 
 // ---------------------------------------------------------------- plan
 
-int CmdPlan(const Globals &g, const std::string &policy_path, bool include_unconfirmed,
-            const std::string &out, bool json_out) {
+int CmdPlan(const Globals& g, const std::string& policy_path, bool include_unconfirmed,
+            const std::string& out, bool json_out) {
   PlanOptions o;
   if (!policy_path.empty()) {
     auto p = LoadPolicy(policy_path);
@@ -66,24 +66,24 @@ int CmdPlan(const Globals &g, const std::string &policy_path, bool include_uncon
       "(written to %s)\n",
       plan->plan_id.c_str(), plan->clusters.size(), plan->actions.size(),
       HumanBytes(plan->bytes_to_reclaim).c_str(), out.c_str());
-  std::map<int64_t, std::vector<const PlannedAction *>> by_cluster;
-  for (const PlannedAction &a : plan->actions) by_cluster[a.cluster_id].push_back(&a);
-  for (const PlannedCluster &c : plan->clusters) {
+  std::map<int64_t, std::vector<const PlannedAction*>> by_cluster;
+  for (const PlannedAction& a : plan->actions) by_cluster[a.cluster_id].push_back(&a);
+  for (const PlannedCluster& c : plan->clusters) {
     std::printf("\ncluster %lld (%s)\n  %s\n", (long long)c.cluster_id, c.basis.c_str(),
                 c.reason.c_str());
-    for (const PlannedAction *a : by_cluster[c.cluster_id])
+    for (const PlannedAction* a : by_cluster[c.cluster_id])
       std::printf("  retire %s/%s (%s, %s)\n", a->source.c_str(), DisplayPath(a->path).c_str(),
                   a->relation.c_str(), HumanBytes(a->bytes).c_str());
-    for (const std::string &n : c.notes) std::printf("  note: %s\n", n.c_str());
+    for (const std::string& n : c.notes) std::printf("  note: %s\n", n.c_str());
     if (!c.metadata.conflicts.empty()) {
       std::printf("  %zu metadata conflicts to resolve:", c.metadata.conflicts.size());
-      for (const MetadataConflict &m : c.metadata.conflicts) std::printf(" %s", m.field.c_str());
+      for (const MetadataConflict& m : c.metadata.conflicts) std::printf(" %s", m.field.c_str());
       std::printf(" (see doppel metadata)\n");
     }
   }
   if (!plan->skipped.empty()) {
     std::printf("\n%zu clusters not planned:\n", plan->skipped.size());
-    for (const SkippedCluster &s : plan->skipped)
+    for (const SkippedCluster& s : plan->skipped)
       std::printf("  cluster %lld: %s\n", (long long)s.cluster_id, s.reason.c_str());
   }
   std::printf(
@@ -95,7 +95,7 @@ int CmdPlan(const Globals &g, const std::string &policy_path, bool include_uncon
 
 // ---------------------------------------------------------------- apply / undo
 
-int PrintReport(const Globals &g, const Result<ApplyReport> &r, bool json_out, const char *what) {
+int PrintReport(const Globals& g, const Result<ApplyReport>& r, bool json_out, const char* what) {
   if (!r.ok()) {
     int rc = Fail(r.status());
     if (std::string(what) == "done")
@@ -107,7 +107,7 @@ int PrintReport(const Globals &g, const Result<ApplyReport> &r, bool json_out, c
   }
   if (json_out) {
     json a = json::array();
-    for (const ActionOutcome &o : r->outcomes)
+    for (const ActionOutcome& o : r->outcomes)
       a.push_back({{"file_id", o.file_id},
                    {"file", o.name},
                    {"outcome", o.outcome},
@@ -122,7 +122,7 @@ int PrintReport(const Globals &g, const Result<ApplyReport> &r, bool json_out, c
                      .dump(2)
               << "\n";
   } else if (!g.quiet) {
-    for (const ActionOutcome &o : r->outcomes)
+    for (const ActionOutcome& o : r->outcomes)
       if (o.outcome != "applied" && o.outcome != "undone")
         std::printf("%s: %s\n", o.outcome.c_str(), o.message.c_str());
     std::printf("operation %s: %lld files %s, %lld skipped, %s\n", r->operation_id.c_str(),
@@ -145,24 +145,24 @@ int PrintReport(const Globals &g, const Result<ApplyReport> &r, bool json_out, c
   return r->skipped > 0 ? kExitPartial : kExitOk;
 }
 
-ApplyOptions MakeApplyOptions(const Globals &g, const std::string &action,
-                              const std::string &quarantine_dir) {
+ApplyOptions MakeApplyOptions(const Globals& g, const std::string& action,
+                              const std::string& quarantine_dir) {
   ApplyOptions o;
   o.action = ParseActionKind(action).value_or(ActionKind::kQuarantine);
   if (!quarantine_dir.empty())
     o.quarantine_dir = std::filesystem::absolute(quarantine_dir).string();
   o.cancel = &g_cancel;
-  if (const char *p = std::getenv("DOPPEL_TEST_APPLY_PAUSE_MS"))
+  if (const char* p = std::getenv("DOPPEL_TEST_APPLY_PAUSE_MS"))
     o.test_step_pause_ms = std::atoi(p);
   if (!g.quiet)
-    o.progress = [](int64_t done, int64_t total, const std::string &line) {
+    o.progress = [](int64_t done, int64_t total, const std::string& line) {
       std::fprintf(stderr, "[%lld/%lld] %s\n", (long long)done, (long long)total, line.c_str());
     };
   return o;
 }
 
-int CmdApply(const Globals &g, const std::string &plan_path, const std::string &action,
-             const std::string &quarantine_dir, bool resume, const std::string &resume_op,
+int CmdApply(const Globals& g, const std::string& plan_path, const std::string& action,
+             const std::string& quarantine_dir, bool resume, const std::string& resume_op,
              bool json_out) {
   InstallSigint();
   auto cat = Open(g);
@@ -185,7 +185,7 @@ int CmdApply(const Globals &g, const std::string &plan_path, const std::string &
   return PrintReport(g, ApplyPlan(**cat, *plan, o), json_out, "done");
 }
 
-int CmdUndo(const Globals &g, const std::string &op, bool json_out) {
+int CmdUndo(const Globals& g, const std::string& op, bool json_out) {
   InstallSigint();
   auto cat = Open(g);
   if (!cat.ok()) return Fail(cat.status());
@@ -200,8 +200,8 @@ int CmdUndo(const Globals &g, const std::string &op, bool json_out) {
 
 // ---------------------------------------------------------------- audit
 
-int CmdAudit(const Globals &g, const std::string &format, const std::string &type,
-             const std::string &op) {
+int CmdAudit(const Globals& g, const std::string& format, const std::string& type,
+             const std::string& op) {
   auto cat = Open(g);
   if (!cat.ok()) return Fail(cat.status());
   EventFilter f;
@@ -211,7 +211,7 @@ int CmdAudit(const Globals &g, const std::string &format, const std::string &typ
   if (!ev.ok()) return Fail(ev.status());
   if (format == "json") {
     json a = json::array();
-    for (const Event &e : *ev) {
+    for (const Event& e : *ev) {
       json d = json::parse(e.detail, nullptr, false);
       a.push_back({{"id", e.id},
                    {"type", e.type},
@@ -226,13 +226,13 @@ int CmdAudit(const Globals &g, const std::string &format, const std::string &typ
   } else if (format == "csv") {
     std::cout << CsvRow(
         {"id", "time", "type", "object", "outcome", "operation", "agent", "detail"});
-    for (const Event &e : *ev)
+    for (const Event& e : *ev)
       std::cout << CsvRow({std::to_string(e.id), e.time, e.type, e.object, e.outcome, e.operation,
                            e.agent, e.detail});
   } else {
     std::vector<std::vector<std::string>> rows{
         {"ID", "TIME", "TYPE", "OBJECT", "OUTCOME", "OPERATION", "WHAT"}};
-    for (const Event &e : *ev) {
+    for (const Event& e : *ev) {
       json d = json::parse(e.detail, nullptr, false);
       std::string what = e.detail;
       if (d.is_object()) {
@@ -257,7 +257,7 @@ int CmdAudit(const Globals &g, const std::string &format, const std::string &typ
 
 // ---------------------------------------------------------------- metadata
 
-int CmdMetadata(const Globals &g, const std::string &format, bool write_xmp) {
+int CmdMetadata(const Globals& g, const std::string& format, bool write_xmp) {
   auto cat = Open(g);
   if (!cat.ok()) return Fail(cat.status());
   auto docs = (*cat)->LoadConsolidatedMetadata();
@@ -265,9 +265,9 @@ int CmdMetadata(const Globals &g, const std::string &format, bool write_xmp) {
   auto sources = (*cat)->ListSources();
   if (!sources.ok()) return Fail(sources.status());
   std::map<std::string, std::string> root_of;
-  for (const Source &s : *sources) root_of[s.name] = s.root;
+  for (const Source& s : *sources) root_of[s.name] = s.root;
   std::vector<ConsolidatedMetadata> all;
-  for (const StoredMetadata &d : *docs) {
+  for (const StoredMetadata& d : *docs) {
     auto m = ConsolidatedFromJson(d.document);
     if (!m.ok())
       return Fail(m.status().WithContext("master file " + std::to_string(d.master_file_id)));
@@ -279,9 +279,9 @@ int CmdMetadata(const Globals &g, const std::string &format, bool write_xmp) {
   }
   int rc = kExitOk;
   if (write_xmp) {
-    for (const ConsolidatedMetadata &m : all) {
-      const HeldBy *master = nullptr;
-      for (const HeldBy &h : m.held_by)
+    for (const ConsolidatedMetadata& m : all) {
+      const HeldBy* master = nullptr;
+      for (const HeldBy& h : m.held_by)
         if (h.master) master = &h;
       if (!master) continue;
       const std::string path = JoinPath(root_of[master->source], master->path) + ".xmp";
@@ -304,28 +304,28 @@ int CmdMetadata(const Globals &g, const std::string &format, bool write_xmp) {
       }
     }
   }
-  auto field = [](const ConsolidatedMetadata &m, const char *k) {
+  auto field = [](const ConsolidatedMetadata& m, const char* k) {
     auto it = m.fields.find(k);
     return it == m.fields.end() ? std::string() : it->second.value;
   };
   if (format == "json") {
     json a = json::array();
-    for (const StoredMetadata &d : *docs) a.push_back(json::parse(d.document, nullptr, false));
+    for (const StoredMetadata& d : *docs) a.push_back(json::parse(d.document, nullptr, false));
     std::cout << a.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
   } else {
     std::cout << CsvRow({"master_file_id", "cluster_id", "master", "capture_time", "title",
                          "artist", "copyright", "gps", "keywords", "held_by", "conflicts"});
-    for (const ConsolidatedMetadata &m : all) {
+    for (const ConsolidatedMetadata& m : all) {
       std::string master, held, kw, conflicts;
-      for (const HeldBy &h : m.held_by) {
+      for (const HeldBy& h : m.held_by) {
         const std::string n = h.source + "/" + DisplayPath(h.path);
         if (h.master) master = n;
         held += (held.empty() ? "" : "; ") + n;
       }
-      for (const std::string &k : m.keywords) kw += (kw.empty() ? "" : "; ") + k;
-      for (const MetadataConflict &c : m.conflicts) {
+      for (const std::string& k : m.keywords) kw += (kw.empty() ? "" : "; ") + k;
+      for (const MetadataConflict& c : m.conflicts) {
         std::string v;
-        for (const auto &[id, val] : c.values)
+        for (const auto& [id, val] : c.values)
           v += (v.empty() ? "" : " | ") + ("file " + std::to_string(id) + ": " + val);
         conflicts += (conflicts.empty() ? "" : "; ") + c.field + " (" + v + ")";
       }
@@ -339,7 +339,7 @@ int CmdMetadata(const Globals &g, const std::string &format, bool write_xmp) {
 
 // ---------------------------------------------------------------- release
 
-int CmdRelease(const Globals &g, const std::string &version, std::string dir) {
+int CmdRelease(const Globals& g, const std::string& version, std::string dir) {
   auto cat = Open(g);
   if (!cat.ok()) return Fail(cat.status());
   if (dir.empty()) dir = "release-" + version;
@@ -351,8 +351,8 @@ int CmdRelease(const Globals &g, const std::string &version, std::string dir) {
     return Fail(AlreadyExists(dir + "/manifest.json exists; choose another folder with -o"));
   auto r = MakeRelease(**cat, version);
   if (!r.ok()) return Fail(r.status());
-  for (const auto &[name, text] :
-       {std::pair<std::string, const std::string *>{"manifest.json", &r->manifest_json},
+  for (const auto& [name, text] :
+       {std::pair<std::string, const std::string*>{"manifest.json", &r->manifest_json},
         {"redirects.csv", &r->redirects_csv},
         {"CHANGES.md", &r->changes_md}}) {
     if (Status s = WriteText(dir + "/" + name, *text); !s.ok())
@@ -370,7 +370,7 @@ int CmdRelease(const Globals &g, const std::string &version, std::string dir) {
 
 }  // namespace
 
-CommandRunner RegisterReplaceCommands(CLI::App &app, const Globals &g) {
+CommandRunner RegisterReplaceCommands(CLI::App& app, const Globals& g) {
   struct Args {
     std::string policy, out = "plan.json", plan, action, quarantine_dir, resume_op, op,
                         format = "table", type, version, dir;
@@ -378,7 +378,7 @@ CommandRunner RegisterReplaceCommands(CLI::App &app, const Globals &g) {
   };
   auto a = std::make_shared<Args>();
 
-  auto *plan = app.add_subcommand(
+  auto* plan = app.add_subcommand(
       "plan", "decide which copy of each picture to keep and which to retire, and why");
   plan->add_option("--policy", a->policy,
                    "master policy (TOML, docs/policy.md; default: built-in rules)")
@@ -394,7 +394,7 @@ CommandRunner RegisterReplaceCommands(CLI::App &app, const Globals &g) {
       "-o plan.json\n"
       "  doppel plan --include-unconfirmed --json");
 
-  auto *apply =
+  auto* apply =
       app.add_subcommand("apply", "carry out a plan under a journal (resumable, reversible)");
   apply->add_option("PLAN", a->plan, "plan file from `doppel plan`");
   apply->add_option("--action", a->action, "quarantine, hardlink, symlink, delete or redirect-only")
@@ -416,7 +416,7 @@ CommandRunner RegisterReplaceCommands(CLI::App &app, const Globals &g) {
       "Exit codes: 0 done, 3 some files skipped, 130 interrupted (resume it), "
       "1 failed (resume it).");
 
-  auto *undo =
+  auto* undo =
       app.add_subcommand("undo", "reverse an applied operation: bytes, path and mtime restored");
   undo->add_option("OPERATION", a->op,
                    "operation id printed by apply (see doppel audit --type apply)")
@@ -424,7 +424,7 @@ CommandRunner RegisterReplaceCommands(CLI::App &app, const Globals &g) {
   undo->add_flag("--json", a->json_out, "JSON output");
   undo->footer("Example:\n  doppel undo op-20261201T213000Z-1a2b");
 
-  auto *audit = app.add_subcommand(
+  auto* audit = app.add_subcommand(
       "audit", "export the audit trail: plans, applied and undone actions, decisions");
   audit->add_option("--format", a->format, "table, csv or json")
       ->check(CLI::IsMember({"table", "csv", "json"}));
@@ -437,7 +437,7 @@ CommandRunner RegisterReplaceCommands(CLI::App &app, const Globals &g) {
       "applied.csv\n"
       "  doppel audit --operation op-20261201T213000Z-1a2b --format json");
 
-  auto *metadata = app.add_subcommand(
+  auto* metadata = app.add_subcommand(
       "metadata", "export each master's consolidated metadata (from doppel plan)");
   metadata->add_option("--format", a->format, "csv (default) or json")
       ->check(CLI::IsMember({"csv", "json", "table"}));
@@ -447,7 +447,7 @@ CommandRunner RegisterReplaceCommands(CLI::App &app, const Globals &g) {
       "Examples:\n  doppel metadata --format json\n  doppel "
       "metadata --write-xmp > metadata.csv");
 
-  auto *release = app.add_subcommand(
+  auto* release = app.add_subcommand(
       "release", "publish a numbered release: manifest, redirect list, change notice");
   release->add_option("VERSION", a->version, "release number, e.g. 1.0 (never reused)")->required();
   release->add_option("-o,--output", a->dir,

@@ -23,7 +23,7 @@ namespace doppel {
 // ---------------------------------------------------------------- journal
 // format
 
-uint32_t Crc32(const std::string &bytes) {
+uint32_t Crc32(const std::string& bytes) {
   static uint32_t table[256] = {};
   static bool init = [] {
     for (uint32_t i = 0; i < 256; ++i) {
@@ -39,14 +39,14 @@ uint32_t Crc32(const std::string &bytes) {
   return c ^ 0xFFFFFFFFu;
 }
 
-std::string JournalLine(const nlohmann::json &record) {
+std::string JournalLine(const nlohmann::json& record) {
   const std::string text = DumpJson(record);
   char crc[16];
   std::snprintf(crc, sizeof crc, "%08x", Crc32(text));
   return std::string(crc) + " " + text + "\n";
 }
 
-Result<JournalState> ReadJournal(Env &env, const std::string &path) {
+Result<JournalState> ReadJournal(Env& env, const std::string& path) {
   DOPPEL_ASSIGN_OR_RETURN(std::string text, env.ReadFile(path));
   JournalState st;
   size_t pos = 0;
@@ -116,7 +116,7 @@ Result<JournalState> ReadJournal(Env &env, const std::string &path) {
       } else if (type == "undo-commit") {
         st.undo_committed = true;
       }
-    } catch (const nlohmann::json::exception &e) {
+    } catch (const nlohmann::json::exception& e) {
       return Corruption(path + ": record " + std::to_string(line_no) +
                         " is malformed: " + e.what());
     }
@@ -127,7 +127,7 @@ Result<JournalState> ReadJournal(Env &env, const std::string &path) {
   return st;
 }
 
-Status RepairJournal(Env &env, const std::string &path, const JournalState &st) {
+Status RepairJournal(Env& env, const std::string& path, const JournalState& st) {
   if (!st.torn_tail) return Status::OK();
   DOPPEL_ASSIGN_OR_RETURN(std::string text, env.ReadFile(path));
   return env.WriteFileDurably(path, text.substr(0, st.valid_bytes));
@@ -135,23 +135,23 @@ Status RepairJournal(Env &env, const std::string &path, const JournalState &st) 
 
 // ---------------------------------------------------------------- helpers
 
-std::string StateDir(const Catalogue &catalogue) { return catalogue.Location() + ".replace"; }
+std::string StateDir(const Catalogue& catalogue) { return catalogue.Location() + ".replace"; }
 
 namespace {
 
-std::string Parent(const std::string &p) {
+std::string Parent(const std::string& p) {
   size_t s = p.rfind('/');
   if (s == std::string::npos) return ".";
   if (s == 0) return "/";
   return p.substr(0, s);
 }
 
-std::string JournalDir(const Catalogue &c) { return StateDir(c) + "/journal"; }
-std::string JournalPath(const Catalogue &c, const std::string &op) {
+std::string JournalDir(const Catalogue& c) { return StateDir(c) + "/journal"; }
+std::string JournalPath(const Catalogue& c, const std::string& op) {
   return JournalDir(c) + "/" + op + ".journal";
 }
 
-bool Under(const std::string &path, const std::string &dir) {
+bool Under(const std::string& path, const std::string& dir) {
   if (dir.empty()) return false;
   std::string d = dir.back() == '/' ? dir : dir + "/";
   return path.compare(0, d.size(), d) == 0;
@@ -167,7 +167,7 @@ struct Act {
   int64_t reclaimed = 0;
 };
 
-nlohmann::json ActionJson(const PlannedAction &a) {
+nlohmann::json ActionJson(const PlannedAction& a) {
   return {{"cluster_id", a.cluster_id},
           {"file_id", a.file_id},
           {"source", a.source},
@@ -185,7 +185,7 @@ nlohmann::json ActionJson(const PlannedAction &a) {
           {"reason", a.reason}};
 }
 
-PlannedAction ActionFromJson(const nlohmann::json &j) {
+PlannedAction ActionFromJson(const nlohmann::json& j) {
   PlannedAction a;
   a.cluster_id = j.at("cluster_id").get<int64_t>();
   a.file_id = j.at("file_id").get<int64_t>();
@@ -208,20 +208,20 @@ PlannedAction ActionFromJson(const nlohmann::json &j) {
 // Runs one operation's actions (apply) or their reversal (undo).
 class Runner {
  public:
-  Runner(Catalogue &cat, const ApplyOptions &o, std::string op)
+  Runner(Catalogue& cat, const ApplyOptions& o, std::string op)
       : cat_(cat),
         o_(o),
         env_(o.env ? *o.env : *Env::Default()),
         op_(std::move(op)),
         journal_(JournalPath(cat, op_)) {}
 
-  Status Append(const nlohmann::json &record) {
+  Status Append(const nlohmann::json& record) {
     return env_.AppendDurably(journal_, JournalLine(record));
   }
 
   // --- Steps. Each is idempotent: see the file comment. ---
 
-  Result<bool> IsOurLink(const Act &x, const std::string &path) {
+  Result<bool> IsOurLink(const Act& x, const std::string& path) {
     DOPPEL_ASSIGN_OR_RETURN(Env::FileInfo f, env_.Stat(path));
     if (!f.exists) return false;
     if (x.kind == ActionKind::kSymlink) {
@@ -235,7 +235,7 @@ class Runner {
 
   // Moves src to dst (a new name), across file systems by copy, fsync,
   // verify, then remove. Both must hold `sha` bytes.
-  Status Move(const std::string &src, const std::string &dst, const std::string &sha) {
+  Status Move(const std::string& src, const std::string& dst, const std::string& sha) {
     DOPPEL_ASSIGN_OR_RETURN(Env::FileInfo s, env_.Stat(src));
     DOPPEL_ASSIGN_OR_RETURN(Env::FileInfo d, env_.Stat(dst));
     if (!s.exists) {
@@ -283,7 +283,7 @@ class Runner {
     return env_.SyncDir(Parent(src));
   }
 
-  Status MakeLink(const Act &x) {
+  Status MakeLink(const Act& x) {
     DOPPEL_ASSIGN_OR_RETURN(Env::FileInfo t, env_.Stat(x.tmp));
     if (t.exists) {
       DOPPEL_ASSIGN_OR_RETURN(bool ours, IsOurLink(x, x.tmp));
@@ -294,7 +294,7 @@ class Runner {
     return env_.Link(x.a.master_abs_path, x.tmp);
   }
 
-  Status PutLink(const Act &x) {
+  Status PutLink(const Act& x) {
     DOPPEL_ASSIGN_OR_RETURN(Env::FileInfo t, env_.Stat(x.tmp));
     if (!t.exists) {
       DOPPEL_ASSIGN_OR_RETURN(bool ours, IsOurLink(x, x.a.abs_path));
@@ -305,7 +305,7 @@ class Runner {
     return env_.SyncDir(Parent(x.a.abs_path));
   }
 
-  Status RemoveLink(const Act &x) {
+  Status RemoveLink(const Act& x) {
     DOPPEL_ASSIGN_OR_RETURN(Env::FileInfo f, env_.Stat(x.a.abs_path));
     if (!f.exists) return Status::OK();
     DOPPEL_ASSIGN_OR_RETURN(bool ours, IsOurLink(x, x.a.abs_path));
@@ -315,7 +315,7 @@ class Runner {
     return env_.SyncDir(Parent(x.a.abs_path));
   }
 
-  int StepCount(const Act &x, bool undo) const {
+  int StepCount(const Act& x, bool undo) const {
     switch (x.kind) {
       case ActionKind::kQuarantine:
       case ActionKind::kDelete:
@@ -329,7 +329,7 @@ class Runner {
     return 0;
   }
 
-  Status RunStep(const Act &x, int step, bool undo) {
+  Status RunStep(const Act& x, int step, bool undo) {
     if (o_.test_step_pause_ms > 0)
       std::this_thread::sleep_for(std::chrono::milliseconds(o_.test_step_pause_ms));
     const bool link = x.kind == ActionKind::kHardlink || x.kind == ActionKind::kSymlink;
@@ -344,8 +344,8 @@ class Runner {
   }
 
   // Runs the steps of one action from `first`, journaling each.
-  Status RunSteps(const Act &x, int first, bool undo) {
-    const char *type = undo ? "undo-step" : "step";
+  Status RunSteps(const Act& x, int first, bool undo) {
+    const char* type = undo ? "undo-step" : "step";
     for (int s = first; s < StepCount(x, undo); ++s) {
       DOPPEL_RETURN_IF_ERROR(
           Append({{"type", type}, {"index", x.index}, {"step", s}, {"state", "start"}}));
@@ -358,9 +358,9 @@ class Runner {
 
   // --- Events ---
 
-  std::string Name(const PlannedAction &a) const { return a.source + "/" + DisplayPath(a.path); }
+  std::string Name(const PlannedAction& a) const { return a.source + "/" + DisplayPath(a.path); }
 
-  nlohmann::json ApplyDetail(const Act &x, int64_t reclaimed, const std::string &reason) const {
+  nlohmann::json ApplyDetail(const Act& x, int64_t reclaimed, const std::string& reason) const {
     return {{"action", ActionKindName(x.kind)},
             {"file_id", x.a.file_id},
             {"master_file_id", x.a.master_file_id},
@@ -379,7 +379,7 @@ class Runner {
   }
 
   // The event of (operation, file) if one was appended before a crash.
-  Result<std::optional<Event>> LoggedEvent(const std::string &type, const std::string &op,
+  Result<std::optional<Event>> LoggedEvent(const std::string& type, const std::string& op,
                                            int64_t file_id) {
     EventFilter f;
     f.type = type;
@@ -390,8 +390,8 @@ class Runner {
     return std::optional<Event>(ev.back());
   }
 
-  Status LogApply(const Act &x, const std::string &outcome, int64_t reclaimed,
-                  const std::string &reason) {
+  Status LogApply(const Act& x, const std::string& outcome, int64_t reclaimed,
+                  const std::string& reason) {
     Event e;
     e.type = "apply";
     e.object = "file:" + std::to_string(x.a.file_id);
@@ -404,8 +404,8 @@ class Runner {
   // --- Verification right before an action ---
 
   // Empty when the action may go ahead, else why it is skipped.
-  Result<std::string> Verify(const Act &x, const std::set<int64_t> &retired) {
-    const PlannedAction &a = x.a;
+  Result<std::string> Verify(const Act& x, const std::set<int64_t>& retired) {
+    const PlannedAction& a = x.a;
     if (retired.count(a.file_id)) return Name(a) + " is already retired; skipped";
     if (retired.count(a.master_file_id))
       return Name(a) + ": its master " + a.master_source + "/" + DisplayPath(a.master_path) +
@@ -453,12 +453,12 @@ class Runner {
 
   // --- Apply ---
 
-  Result<ApplyReport> RunApply(const JournalState &js, bool resumed) {
+  Result<ApplyReport> RunApply(const JournalState& js, bool resumed) {
     ApplyReport report;
     report.operation_id = op_;
     DOPPEL_ASSIGN_OR_RETURN(std::vector<RetiredFile> retired_list, RetiredFiles(cat_));
     std::set<int64_t> retired;
-    for (const RetiredFile &r : retired_list)
+    for (const RetiredFile& r : retired_list)
       if (r.operation != op_) retired.insert(r.file_id);
     DOPPEL_ASSIGN_OR_RETURN(std::vector<Source> sources, cat_.ListSources());
     const ActionKind kind = *ParseActionKind(js.begin.at("action").get<std::string>());
@@ -466,7 +466,7 @@ class Runner {
                                       ? js.begin.at("quarantine_dir").get<std::string>()
                                       : js.begin.at("trash_dir").get<std::string>();
     bool keep_in_tree = false;
-    for (const Source &s : sources) keep_in_tree |= Under(keep_root, s.root);
+    for (const Source& s : sources) keep_in_tree |= Under(keep_root, s.root);
     const int64_t total = int64_t(js.planned.size());
     for (int i = 0; i < int(js.planned.size()); ++i) {
       if (o_.cancel && o_.cancel->load()) return report;
@@ -476,7 +476,7 @@ class Runner {
       auto started = js.started.find(i);
       try {
         x.a = ActionFromJson(started != js.started.end() ? started->second : js.planned[i]);
-      } catch (const nlohmann::json::exception &e) {
+      } catch (const nlohmann::json::exception& e) {
         return Corruption(journal_ + ": action " + std::to_string(i) +
                           " is malformed: " + e.what());
       }
@@ -542,7 +542,7 @@ class Runner {
     return report;
   }
 
-  static const char *Verb(ActionKind k) {
+  static const char* Verb(ActionKind k) {
     switch (k) {
       case ActionKind::kQuarantine:
         return "quarantined";
@@ -558,7 +558,7 @@ class Runner {
     return "?";
   }
 
-  static void Count(ApplyReport &r, const ActionOutcome &o) {
+  static void Count(ApplyReport& r, const ActionOutcome& o) {
     if (o.outcome == "applied" || o.outcome == "undone")
       ++r.applied;
     else
@@ -569,7 +569,7 @@ class Runner {
 
   // --- Undo ---
 
-  Result<ApplyReport> RunUndo(const JournalState &js) {
+  Result<ApplyReport> RunUndo(const JournalState& js) {
     ApplyReport report;
     std::string undo_op = js.undo_begun ? js.undo_operation : NewOperationId("undo");
     report.operation_id = undo_op;
@@ -581,7 +581,7 @@ class Runner {
     bool all_undone = true;
     const int64_t total = int64_t(js.started.size());
     int64_t n = 0;
-    for (const auto &[i, rec] : js.started) {
+    for (const auto& [i, rec] : js.started) {
       if (o_.cancel && o_.cancel->load()) return report;
       auto fin = js.finished.find(i);
       if (fin == js.finished.end() || fin->second != "done") continue;
@@ -592,7 +592,7 @@ class Runner {
         x.a = ActionFromJson(rec);
         x.keep = PathFromJson(rec.at("keep"));
         x.tmp = PathFromJson(rec.at("tmp"));
-      } catch (const nlohmann::json::exception &e) {
+      } catch (const nlohmann::json::exception& e) {
         return Corruption(journal_ + ": action " + std::to_string(i) +
                           " is malformed: " + e.what());
       }
@@ -654,29 +654,40 @@ class Runner {
     return it == reclaimed_.end() ? 0 : it->second;
   }
 
-  const std::string &journal() const { return journal_; }
-  Env &env() { return env_; }
+  const std::string& journal() const { return journal_; }
+  Env& env() { return env_; }
 
  private:
-  Catalogue &cat_;
-  const ApplyOptions &o_;
-  Env &env_;
+  Catalogue& cat_;
+  const ApplyOptions& o_;
+  Env& env_;
   std::string op_;
   std::string journal_;
   std::map<int64_t, int64_t> reclaimed_;
 };
 
+// Operation ids name journal files: letters, digits and dashes only.
+Status CheckOperationId(const std::string& op) {
+  if (op.empty() || op.size() > 100 ||
+      op.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") !=
+          std::string::npos)
+    return InvalidArgument("'" + op +
+                           "' is not an operation id (like op-20261201T213000Z-1a2b; see " +
+                           "`doppel audit --type apply`)");
+  return Status::OK();
+}
+
 // One apply, resume or undo at a time per catalogue.
-Result<std::unique_ptr<Env::Lock>> LockState(Env &env, const Catalogue &cat) {
+Result<std::unique_ptr<Env::Lock>> LockState(Env& env, const Catalogue& cat) {
   DOPPEL_RETURN_IF_ERROR(env.CreateDirs(JournalDir(cat)));
   return env.LockFile(StateDir(cat) + "/lock");
 }
 
 // Removes empty folders under (and including) dir; leaves anything with files.
-void RemoveEmptyTree(Env &env, const std::string &dir) {
+void RemoveEmptyTree(Env& env, const std::string& dir) {
   auto names = env.ListDir(dir);
   if (!names.ok()) return;
-  for (const std::string &n : *names) {
+  for (const std::string& n : *names) {
     auto fi = env.Stat(dir + "/" + n);
     if (fi.ok() && fi->exists && !fi->is_regular && !fi->is_symlink)
       RemoveEmptyTree(env, dir + "/" + n);
@@ -688,8 +699,8 @@ void RemoveEmptyTree(Env &env, const std::string &dir) {
 
 // ---------------------------------------------------------------- public
 
-Result<ApplyReport> ApplyPlan(Catalogue &cat, const Plan &plan, const ApplyOptions &o) {
-  Env &env = o.env ? *o.env : *Env::Default();
+Result<ApplyReport> ApplyPlan(Catalogue& cat, const Plan& plan, const ApplyOptions& o) {
+  Env& env = o.env ? *o.env : *Env::Default();
   DOPPEL_ASSIGN_OR_RETURN(std::unique_ptr<Env::Lock> lock, LockState(env, cat));
   DOPPEL_ASSIGN_OR_RETURN(std::vector<std::string> pending, PendingOperations(cat, &env));
   if (!pending.empty())
@@ -725,12 +736,12 @@ Result<ApplyReport> ApplyPlan(Catalogue &cat, const Plan &plan, const ApplyOptio
   return run.RunApply(js, false);
 }
 
-Result<std::vector<std::string>> PendingOperations(const Catalogue &cat, Env *e) {
-  Env &env = e ? *e : *Env::Default();
+Result<std::vector<std::string>> PendingOperations(const Catalogue& cat, Env* e) {
+  Env& env = e ? *e : *Env::Default();
   DOPPEL_ASSIGN_OR_RETURN(std::vector<std::string> names, env.ListDir(JournalDir(cat)));
   std::vector<std::string> out;
   const std::string ext = ".journal";
-  for (const std::string &n : names) {
+  for (const std::string& n : names) {
     if (n.size() <= ext.size() || n.compare(n.size() - ext.size(), ext.size(), ext) != 0) continue;
     DOPPEL_ASSIGN_OR_RETURN(JournalState js, ReadJournal(env, JournalDir(cat) + "/" + n));
     if (!js.committed) out.push_back(n.substr(0, n.size() - ext.size()));
@@ -739,9 +750,10 @@ Result<std::vector<std::string>> PendingOperations(const Catalogue &cat, Env *e)
   return out;
 }
 
-Result<ApplyReport> ResumeApply(Catalogue &cat, const std::string &operation_id,
-                                const ApplyOptions &o) {
-  Env &env = o.env ? *o.env : *Env::Default();
+Result<ApplyReport> ResumeApply(Catalogue& cat, const std::string& operation_id,
+                                const ApplyOptions& o) {
+  Env& env = o.env ? *o.env : *Env::Default();
+  if (!operation_id.empty()) DOPPEL_RETURN_IF_ERROR(CheckOperationId(operation_id));
   DOPPEL_ASSIGN_OR_RETURN(std::unique_ptr<Env::Lock> lock, LockState(env, cat));
   std::string op = operation_id;
   if (op.empty()) {
@@ -769,8 +781,9 @@ Result<ApplyReport> ResumeApply(Catalogue &cat, const std::string &operation_id,
   return run.RunApply(js, true);
 }
 
-Result<ApplyReport> Undo(Catalogue &cat, const std::string &op, const ApplyOptions &o) {
-  Env &env = o.env ? *o.env : *Env::Default();
+Result<ApplyReport> Undo(Catalogue& cat, const std::string& op, const ApplyOptions& o) {
+  Env& env = o.env ? *o.env : *Env::Default();
+  DOPPEL_RETURN_IF_ERROR(CheckOperationId(op));
   DOPPEL_ASSIGN_OR_RETURN(std::unique_ptr<Env::Lock> lock, LockState(env, cat));
   Runner run(cat, o, op);
   DOPPEL_ASSIGN_OR_RETURN(Env::FileInfo fi, env.Stat(run.journal()));
@@ -778,7 +791,7 @@ Result<ApplyReport> Undo(Catalogue &cat, const std::string &op, const ApplyOptio
     EventFilter f;
     f.type = "undo";
     DOPPEL_ASSIGN_OR_RETURN(std::vector<Event> undos, cat.ListEvents(f));
-    for (const Event &e : undos)
+    for (const Event& e : undos)
       if (e.detail.find("\"undoes\":\"" + op + "\"") != std::string::npos)
         return InvalidArgument("operation " + op +
                                " was already undone (see `doppel audit --operation " + e.operation +
@@ -799,7 +812,7 @@ Result<ApplyReport> Undo(Catalogue &cat, const std::string &op, const ApplyOptio
     f.type = "apply";
     f.operation = op;
     DOPPEL_ASSIGN_OR_RETURN(std::vector<Event> ev, cat.ListEvents(f));
-    for (const Event &e : ev) {
+    for (const Event& e : ev) {
       auto d = nlohmann::json::parse(e.detail, nullptr, false);
       if (d.is_object())
         reclaimed[d.value("file_id", int64_t(0))] = d.value("reclaimed_bytes", int64_t(0));
@@ -818,14 +831,14 @@ Result<ApplyReport> Undo(Catalogue &cat, const std::string &op, const ApplyOptio
   return report;
 }
 
-Result<std::vector<RetiredFile>> RetiredFiles(Catalogue &cat) {
+Result<std::vector<RetiredFile>> RetiredFiles(Catalogue& cat) {
   std::map<int64_t, RetiredFile> latest;  // file -> latest apply/undo
   std::map<int64_t, bool> retired;
-  for (const char *type : {"apply", "undo"}) {
+  for (const char* type : {"apply", "undo"}) {
     EventFilter f;
     f.type = type;
     DOPPEL_ASSIGN_OR_RETURN(std::vector<Event> ev, cat.ListEvents(f));
-    for (const Event &e : ev) {
+    for (const Event& e : ev) {
       if (e.object.rfind("file:", 0) != 0) continue;
       const int64_t id = std::atoll(e.object.c_str() + 5);
       // A skipped apply (warning) or a failed undo changes nothing.
@@ -837,7 +850,7 @@ Result<std::vector<RetiredFile>> RetiredFiles(Catalogue &cat) {
     }
   }
   std::vector<RetiredFile> out;
-  for (const auto &[id, r] : latest)
+  for (const auto& [id, r] : latest)
     if (retired[id]) out.push_back(r);
   return out;
 }

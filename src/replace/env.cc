@@ -15,7 +15,7 @@
 namespace doppel {
 namespace {
 
-Status Errno(const std::string &what, const std::string &path, int err) {
+Status Errno(const std::string& what, const std::string& path, int err) {
   std::string msg = path + ": cannot " + what + ": " + std::strerror(err);
   if (err == ENOSPC || err == EDQUOT) return DiskFull(msg);
   if (err == ENOENT) return NotFound(msg);
@@ -41,7 +41,7 @@ class Fd {
   int fd_;
 };
 
-Status WriteAll(int fd, const char *p, size_t n, const std::string &path) {
+Status WriteAll(int fd, const char* p, size_t n, const std::string& path) {
   while (n > 0) {
     ssize_t w = ::write(fd, p, n);
     if (w < 0) {
@@ -56,7 +56,7 @@ Status WriteAll(int fd, const char *p, size_t n, const std::string &path) {
 
 class PosixEnv final : public Env {
  public:
-  Result<FileInfo> Stat(const std::string &path) override {
+  Result<FileInfo> Stat(const std::string& path) override {
     struct stat st {};
     FileInfo fi;
     if (::lstat(path.c_str(), &st) != 0) {
@@ -74,7 +74,7 @@ class PosixEnv final : public Env {
     return fi;
   }
 
-  Result<std::string> Sha256Hex(const std::string &path) override {
+  Result<std::string> Sha256Hex(const std::string& path) override {
     Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
     if (fd.get() < 0) return Errno("open", path, errno);
     Sha256 h;
@@ -91,7 +91,7 @@ class PosixEnv final : public Env {
     return DigestHex(h.Finish());
   }
 
-  Result<std::string> ReadFile(const std::string &path) override {
+  Result<std::string> ReadFile(const std::string& path) override {
     Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (fd.get() < 0) return Errno("open", path, errno);
     std::string out;
@@ -108,21 +108,21 @@ class PosixEnv final : public Env {
     return out;
   }
 
-  Result<std::string> ReadLink(const std::string &path) override {
+  Result<std::string> ReadLink(const std::string& path) override {
     std::vector<char> buf(4096);
     ssize_t n = ::readlink(path.c_str(), buf.data(), buf.size());
     if (n < 0) return Errno("read the link", path, errno);
     return std::string(buf.data(), size_t(n));
   }
 
-  Result<std::vector<std::string>> ListDir(const std::string &dir) override {
+  Result<std::vector<std::string>> ListDir(const std::string& dir) override {
     std::vector<std::string> out;
-    DIR *d = ::opendir(dir.c_str());
+    DIR* d = ::opendir(dir.c_str());
     if (!d) {
       if (errno == ENOENT) return out;
       return Errno("list", dir, errno);
     }
-    while (struct dirent *e = ::readdir(d)) {
+    while (struct dirent* e = ::readdir(d)) {
       std::string n = e->d_name;
       if (n != "." && n != "..") out.push_back(n);
     }
@@ -130,12 +130,12 @@ class PosixEnv final : public Env {
     return out;
   }
 
-  Status Rename(const std::string &from, const std::string &to) override {
+  Status Rename(const std::string& from, const std::string& to) override {
     if (::rename(from.c_str(), to.c_str()) != 0) return Errno("rename to " + to, from, errno);
     return Status::OK();
   }
 
-  Status CopyFile(const std::string &from, const std::string &to) override {
+  Status CopyFile(const std::string& from, const std::string& to) override {
     Fd in(::open(from.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
     if (in.get() < 0) return Errno("open", from, errno);
     struct stat st {};
@@ -158,18 +158,18 @@ class PosixEnv final : public Env {
     return Status::OK();
   }
 
-  Status Link(const std::string &target, const std::string &at) override {
+  Status Link(const std::string& target, const std::string& at) override {
     if (::link(target.c_str(), at.c_str()) != 0) return Errno("hard-link to " + target, at, errno);
     return Status::OK();
   }
 
-  Status Symlink(const std::string &target, const std::string &at) override {
+  Status Symlink(const std::string& target, const std::string& at) override {
     if (::symlink(target.c_str(), at.c_str()) != 0)
       return Errno("make a symbolic link to " + target, at, errno);
     return Status::OK();
   }
 
-  Status Remove(const std::string &path) override {
+  Status Remove(const std::string& path) override {
     if (::unlink(path.c_str()) == 0) return Status::OK();
     if (errno == EISDIR || errno == EPERM) {
       if (::rmdir(path.c_str()) == 0) return Status::OK();
@@ -177,7 +177,7 @@ class PosixEnv final : public Env {
     return Errno("remove", path, errno);
   }
 
-  Status SetMtime(const std::string &path, int64_t mtime_ns) override {
+  Status SetMtime(const std::string& path, int64_t mtime_ns) override {
     struct timespec ts[2];
     ts[0].tv_sec = 0;
     ts[0].tv_nsec = UTIME_OMIT;
@@ -188,7 +188,7 @@ class PosixEnv final : public Env {
     return Status::OK();
   }
 
-  Status CreateDirs(const std::string &path) override {
+  Status CreateDirs(const std::string& path) override {
     if (path.empty()) return Status::OK();
     std::string cur;
     size_t pos = 0;
@@ -202,14 +202,14 @@ class PosixEnv final : public Env {
     return Status::OK();
   }
 
-  Status SyncDir(const std::string &dir) override {
+  Status SyncDir(const std::string& dir) override {
     Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (fd.get() < 0) return Errno("open the folder", dir, errno);
     if (::fsync(fd.get()) != 0) return Errno("fsync the folder", dir, errno);
     return Status::OK();
   }
 
-  Status AppendDurably(const std::string &path, const std::string &bytes) override {
+  Status AppendDurably(const std::string& path, const std::string& bytes) override {
     Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
     if (fd.get() < 0) return Errno("open", path, errno);
     DOPPEL_RETURN_IF_ERROR(WriteAll(fd.get(), bytes.data(), bytes.size(), path));
@@ -226,7 +226,7 @@ class PosixEnv final : public Env {
     int fd_;
   };
 
-  Result<std::unique_ptr<Lock>> LockFile(const std::string &path) override {
+  Result<std::unique_ptr<Lock>> LockFile(const std::string& path) override {
     Fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
     if (fd.get() < 0) return Errno("open the lock file", path, errno);
     if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
@@ -239,7 +239,7 @@ class PosixEnv final : public Env {
     return std::unique_ptr<Lock>(new PosixLock(fd.release()));
   }
 
-  Status WriteFileDurably(const std::string &path, const std::string &bytes) override {
+  Status WriteFileDurably(const std::string& path, const std::string& bytes) override {
     const std::string tmp = path + ".doppel-part";
     {
       Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
@@ -253,8 +253,8 @@ class PosixEnv final : public Env {
 
 }  // namespace
 
-Env *Env::Default() {
-  static Env *env = new PosixEnv();
+Env* Env::Default() {
+  static Env* env = new PosixEnv();
   return env;
 }
 

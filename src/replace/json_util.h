@@ -10,9 +10,9 @@
 namespace doppel {
 
 // A raw path as JSON: a string when it is valid UTF-8, else {"hex": "..."}.
-inline nlohmann::json PathJson(const std::string &raw) {
+inline nlohmann::json PathJson(const std::string& raw) {
   if (IsValidUtf8(raw)) return raw;
-  static const char *kHex = "0123456789abcdef";
+  static const char* kHex = "0123456789abcdef";
   std::string h;
   for (unsigned char c : raw) {
     h += kHex[c >> 4];
@@ -22,7 +22,7 @@ inline nlohmann::json PathJson(const std::string &raw) {
 }
 
 // Inverse of PathJson; throws nlohmann::json::exception on a malformed value.
-inline std::string PathFromJson(const nlohmann::json &j) {
+inline std::string PathFromJson(const nlohmann::json& j) {
   if (j.is_string()) return j.get<std::string>();
   const std::string h = j.at("hex").get<std::string>();
   std::string raw;
@@ -30,7 +30,7 @@ inline std::string PathFromJson(const nlohmann::json &j) {
   return raw;
 }
 
-inline std::string DumpJson(const nlohmann::json &j, int indent = -1) {
+inline std::string DumpJson(const nlohmann::json& j, int indent = -1) {
   return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 

@@ -14,7 +14,7 @@
 
 namespace doppel {
 
-const char *ActionKindName(ActionKind k) {
+const char* ActionKindName(ActionKind k) {
   switch (k) {
     case ActionKind::kQuarantine:
       return "quarantine";
@@ -30,14 +30,14 @@ const char *ActionKindName(ActionKind k) {
   return "?";
 }
 
-std::optional<ActionKind> ParseActionKind(const std::string &s) {
+std::optional<ActionKind> ParseActionKind(const std::string& s) {
   for (ActionKind k : {ActionKind::kQuarantine, ActionKind::kHardlink, ActionKind::kSymlink,
                        ActionKind::kDelete, ActionKind::kRedirectOnly})
     if (s == ActionKindName(k)) return k;
   return std::nullopt;
 }
 
-std::string NewOperationId(const std::string &prefix) {
+std::string NewOperationId(const std::string& prefix) {
   std::time_t t = std::time(nullptr);
   std::tm tm{};
   gmtime_r(&t, &tm);
@@ -51,13 +51,13 @@ std::string NewOperationId(const std::string &prefix) {
 
 namespace {
 
-const char *Article(const std::string &word) {
+const char* Article(const std::string& word) {
   return !word.empty() && std::string("aeiou").find(word[0]) != std::string::npos ? "an" : "a";
 }
 
 }  // namespace
 
-Result<Plan> MakePlan(Catalogue &cat, const PlanOptions &options) {
+Result<Plan> MakePlan(Catalogue& cat, const PlanOptions& options) {
   Plan plan;
   plan.plan_id = NewOperationId("plan");
   plan.created_at = UtcNow();
@@ -70,17 +70,17 @@ Result<Plan> MakePlan(Catalogue &cat, const PlanOptions &options) {
   DOPPEL_ASSIGN_OR_RETURN(std::vector<Source> sources, cat.ListSources());
   DOPPEL_ASSIGN_OR_RETURN(std::vector<ReviewDecision> decisions, cat.ListDecisions(std::nullopt));
   DOPPEL_ASSIGN_OR_RETURN(std::vector<RetiredFile> retired_list, RetiredFiles(cat));
-  std::map<int64_t, const MatchInput *> by_id;
-  for (const MatchInput &m : inputs) by_id[m.file_id] = &m;
+  std::map<int64_t, const MatchInput*> by_id;
+  for (const MatchInput& m : inputs) by_id[m.file_id] = &m;
   std::map<std::string, std::string> root_of;
-  for (const Source &s : sources) root_of[s.name] = s.root;
+  for (const Source& s : sources) root_of[s.name] = s.root;
   std::set<int64_t> retired;
-  for (const RetiredFile &r : retired_list) retired.insert(r.file_id);
+  for (const RetiredFile& r : retired_list) retired.insert(r.file_id);
   // The latest decision per (cluster, file) is in force; decisions come oldest
   // first.
-  std::map<int64_t, const ReviewDecision *> cluster_decision;
-  std::map<std::pair<int64_t, int64_t>, const ReviewDecision *> member_decision;
-  for (const ReviewDecision &d : decisions) {
+  std::map<int64_t, const ReviewDecision*> cluster_decision;
+  std::map<std::pair<int64_t, int64_t>, const ReviewDecision*> member_decision;
+  for (const ReviewDecision& d : decisions) {
     if (d.file_id)
       member_decision[{d.cluster_id, *d.file_id}] = &d;
     else
@@ -88,15 +88,15 @@ Result<Plan> MakePlan(Catalogue &cat, const PlanOptions &options) {
   }
 
   std::vector<StoredMetadata> docs;
-  for (const Cluster &c : clusters) {
-    const ReviewDecision *d = cluster_decision.count(c.id) ? cluster_decision[c.id] : nullptr;
+  for (const Cluster& c : clusters) {
+    const ReviewDecision* d = cluster_decision.count(c.id) ? cluster_decision[c.id] : nullptr;
     if (d && d->decision == "reject") {
       plan.skipped.push_back({c.id, "rejected by " + d->reviewer + " in review: not duplicates"});
       continue;
     }
     const bool confirmed = d && (d->decision == "confirm" || d->decision == "choose_master");
     const bool all_exact =
-        std::all_of(c.members.begin(), c.members.end(), [](const ClusterMember &m) {
+        std::all_of(c.members.begin(), c.members.end(), [](const ClusterMember& m) {
           return m.master || m.relation == MatchKind::kExact || m.relation == MatchKind::kMetadata;
         });
     if (!confirmed && !all_exact && !options.include_unconfirmed) {
@@ -114,14 +114,14 @@ Result<Plan> MakePlan(Catalogue &cat, const PlanOptions &options) {
                            : "automatic matches (unconfirmed)";
     std::vector<Candidate> cands;
     std::vector<std::string> relations;
-    for (const ClusterMember &m : c.members) {
+    for (const ClusterMember& m : c.members) {
       auto it = by_id.find(m.file_id);
       if (it == by_id.end()) {
         pc.notes.push_back("file " + std::to_string(m.file_id) +
                            " is no longer readable in the catalogue");
         continue;
       }
-      const MatchInput &in = *it->second;
+      const MatchInput& in = *it->second;
       const std::string name = in.source + "/" + DisplayPath(in.path);
       if (retired.count(m.file_id)) {
         pc.notes.push_back(name + " is already retired");
@@ -147,7 +147,7 @@ Result<Plan> MakePlan(Catalogue &cat, const PlanOptions &options) {
     bool by_person = false;
     if (d && d->decision == "choose_master") {
       auto it = std::find_if(cands.begin(), cands.end(),
-                             [&](const Candidate &x) { return x.file_id == d->master_file_id; });
+                             [&](const Candidate& x) { return x.file_id == d->master_file_id; });
       if (it != cands.end()) {
         choice.index = size_t(it - cands.begin());
         choice.reason = "kept " + CandidateName(*it) + ": chosen by " + d->reviewer + " in review";
@@ -158,7 +158,7 @@ Result<Plan> MakePlan(Catalogue &cat, const PlanOptions &options) {
                            ") is no longer available; the policy chose");
       }
     }
-    const Candidate &master = cands[choice.index];
+    const Candidate& master = cands[choice.index];
     pc.master_file_id = master.file_id;
     pc.master = CandidateName(master);
     pc.reason = choice.reason;
@@ -171,7 +171,7 @@ Result<Plan> MakePlan(Catalogue &cat, const PlanOptions &options) {
       if (i == choice.index) master_relation = relations[i];
     for (size_t i = 0; i < cands.size(); ++i) {
       if (i == choice.index) continue;
-      const Candidate &x = cands[i];
+      const Candidate& x = cands[i];
       PlannedAction a;
       a.cluster_id = c.id;
       a.file_id = x.file_id;
@@ -211,7 +211,7 @@ Result<Plan> MakePlan(Catalogue &cat, const PlanOptions &options) {
   return plan;
 }
 
-std::string PlanToJson(const Plan &p) {
+std::string PlanToJson(const Plan& p) {
   nlohmann::json j;
   j["format"] = "doppel-plan";
   j["version"] = p.version;
@@ -225,7 +225,7 @@ std::string PlanToJson(const Plan &p) {
                   {"bytes_to_reclaim", p.bytes_to_reclaim},
                   {"skipped_clusters", p.skipped.size()}};
   j["clusters"] = nlohmann::json::array();
-  for (const PlannedCluster &c : p.clusters)
+  for (const PlannedCluster& c : p.clusters)
     j["clusters"].push_back({{"cluster_id", c.cluster_id},
                              {"master_file_id", c.master_file_id},
                              {"master", c.master},
@@ -234,7 +234,7 @@ std::string PlanToJson(const Plan &p) {
                              {"notes", c.notes},
                              {"metadata", nlohmann::json::parse(ConsolidatedToJson(c.metadata))}});
   j["actions"] = nlohmann::json::array();
-  for (const PlannedAction &a : p.actions)
+  for (const PlannedAction& a : p.actions)
     j["actions"].push_back({{"cluster_id", a.cluster_id},
                             {"file_id", a.file_id},
                             {"source", a.source},
@@ -251,12 +251,12 @@ std::string PlanToJson(const Plan &p) {
                             {"master_sha256", a.master_sha256},
                             {"reason", a.reason}});
   j["skipped"] = nlohmann::json::array();
-  for (const SkippedCluster &s : p.skipped)
+  for (const SkippedCluster& s : p.skipped)
     j["skipped"].push_back({{"cluster_id", s.cluster_id}, {"reason", s.reason}});
   return DumpJson(j, 2) + "\n";
 }
 
-Result<Plan> PlanFromJson(const std::string &text, const std::string &name) {
+Result<Plan> PlanFromJson(const std::string& text, const std::string& name) {
   nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object())
     return Corruption(name + ": not a JSON plan file (docs/plan.md)");
@@ -276,7 +276,7 @@ Result<Plan> PlanFromJson(const std::string &text, const std::string &name) {
     p.catalogue = j.value("catalogue", "");
     p.policy = j.value("policy", "");
     p.include_unconfirmed = j.value("include_unconfirmed", false);
-    for (const auto &c : j.at("clusters")) {
+    for (const auto& c : j.at("clusters")) {
       PlannedCluster pc;
       pc.cluster_id = c.at("cluster_id").get<int64_t>();
       pc.master_file_id = c.at("master_file_id").get<int64_t>();
@@ -290,7 +290,7 @@ Result<Plan> PlanFromJson(const std::string &text, const std::string &name) {
       }
       p.clusters.push_back(std::move(pc));
     }
-    for (const auto &a : j.at("actions")) {
+    for (const auto& a : j.at("actions")) {
       PlannedAction x;
       x.cluster_id = a.at("cluster_id").get<int64_t>();
       x.file_id = a.at("file_id").get<int64_t>();
@@ -311,10 +311,10 @@ Result<Plan> PlanFromJson(const std::string &text, const std::string &name) {
       p.actions.push_back(std::move(x));
     }
     if (j.contains("skipped"))
-      for (const auto &s : j["skipped"])
+      for (const auto& s : j["skipped"])
         p.skipped.push_back({s.at("cluster_id").get<int64_t>(), s.value("reason", "")});
     return p;
-  } catch (const std::exception &e) {
+  } catch (const std::exception& e) {
     return Corruption(name + ": malformed plan: " + e.what());
   }
 }

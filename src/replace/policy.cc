@@ -19,7 +19,7 @@
 
 namespace doppel {
 
-const char *PolicyRuleName(PolicyRule r) {
+const char* PolicyRuleName(PolicyRule r) {
   switch (r) {
     case PolicyRule::kSource:
       return "source";
@@ -46,11 +46,11 @@ std::optional<PolicyRule> ParseRule(std::string_view s) {
 
 }  // namespace
 
-Result<MasterPolicy> ParsePolicy(const std::string &text, const std::string &name) {
+Result<MasterPolicy> ParsePolicy(const std::string& text, const std::string& name) {
   toml::table t;
   try {
     t = toml::parse(text, name);
-  } catch (const toml::parse_error &e) {
+  } catch (const toml::parse_error& e) {
     std::ostringstream msg;
     msg << name << ": line " << e.source().begin.line << ": " << e.description()
         << "; fix the policy file (docs/policy.md)";
@@ -58,7 +58,7 @@ Result<MasterPolicy> ParsePolicy(const std::string &text, const std::string &nam
   }
   MasterPolicy p;
   p.origin = name;
-  for (const auto &[key, node] : t) {
+  for (const auto& [key, node] : t) {
     const std::string k(key.str());
     if (k != "version" && k != "rules" && k != "sources")
       return InvalidArgument(name + ": unknown key '" + k + "' (known: version, rules, sources)");
@@ -69,9 +69,9 @@ Result<MasterPolicy> ParsePolicy(const std::string &text, const std::string &nam
     return Unsupported(name + ": policy version " + std::to_string(version) +
                        " is newer than this doppel (" + std::to_string(kPolicyVersion) +
                        "); upgrade doppel");
-  if (const toml::array *rules = t["rules"].as_array()) {
+  if (const toml::array* rules = t["rules"].as_array()) {
     p.rules.clear();
-    for (const auto &r : *rules) {
+    for (const auto& r : *rules) {
       auto s = r.value<std::string>();
       auto rule = s ? ParseRule(*s) : std::nullopt;
       if (!rule)
@@ -86,13 +86,13 @@ Result<MasterPolicy> ParsePolicy(const std::string &text, const std::string &nam
   }
   if (std::find(p.rules.begin(), p.rules.end(), PolicyRule::kFileId) == p.rules.end())
     p.rules.push_back(PolicyRule::kFileId);
-  if (const toml::table *sources = t["sources"].as_table()) {
-    for (const auto &[key, node] : *sources)
+  if (const toml::table* sources = t["sources"].as_table()) {
+    for (const auto& [key, node] : *sources)
       if (key.str() != "order")
         return InvalidArgument(name + ": unknown key 'sources." + std::string(key.str()) +
                                "' (known: order)");
-    if (const toml::array *order = (*sources)["order"].as_array()) {
-      for (const auto &s : *order) {
+    if (const toml::array* order = (*sources)["order"].as_array()) {
+      for (const auto& s : *order) {
         auto v = s.value<std::string>();
         if (!v) return InvalidArgument(name + ": sources.order must list source names");
         p.source_order.push_back(*v);
@@ -102,7 +102,7 @@ Result<MasterPolicy> ParsePolicy(const std::string &text, const std::string &nam
   return p;
 }
 
-Result<MasterPolicy> LoadPolicy(const std::string &path) {
+Result<MasterPolicy> LoadPolicy(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return NotFound(path + ": cannot read the policy file");
   std::stringstream ss;
@@ -110,17 +110,17 @@ Result<MasterPolicy> LoadPolicy(const std::string &path) {
   return ParsePolicy(ss.str(), path);
 }
 
-std::string CandidateName(const Candidate &c) { return c.source + "/" + DisplayPath(c.path); }
+std::string CandidateName(const Candidate& c) { return c.source + "/" + DisplayPath(c.path); }
 
 namespace {
 
-bool IsLossless(const std::string &format) {
+bool IsLossless(const std::string& format) {
   return format == "png" || format == "tiff" || format == "bmp" || format == "pnm";
 }
 
-int MetadataFields(const ImageMetadata &m) {
+int MetadataFields(const ImageMetadata& m) {
   int n = 0;
-  for (const std::string *s :
+  for (const std::string* s :
        {&m.capture_time, &m.make, &m.model, &m.artist, &m.copyright, &m.title})
     n += !s->empty();
   n += m.gps_latitude.has_value();
@@ -129,12 +129,12 @@ int MetadataFields(const ImageMetadata &m) {
 }
 
 // Source rank: position in the policy's list, then unlisted by priority.
-std::pair<size_t, int> SourceRank(const Candidate &c, const MasterPolicy &p) {
+std::pair<size_t, int> SourceRank(const Candidate& c, const MasterPolicy& p) {
   auto it = std::find(p.source_order.begin(), p.source_order.end(), c.source);
   return {size_t(it - p.source_order.begin()), -c.source_priority};
 }
 
-std::string Dim(const ImageInfo &i) {
+std::string Dim(const ImageInfo& i) {
   return std::to_string(i.width) + "×" + std::to_string(i.height);
 }
 
@@ -143,17 +143,17 @@ Verdict Decide(PolicyRule rule, int order, std::string reason) {
 }
 
 // order < 0: a wins; reason written from the winner's side.
-Verdict ApplyRule(PolicyRule rule, const Candidate &a, const Candidate &b, const MasterPolicy &p) {
-  const ImageInfo &ia = a.record.info;
-  const ImageInfo &ib = b.record.info;
+Verdict ApplyRule(PolicyRule rule, const Candidate& a, const Candidate& b, const MasterPolicy& p) {
+  const ImageInfo& ia = a.record.info;
+  const ImageInfo& ib = b.record.info;
   switch (rule) {
     case PolicyRule::kSource: {
       if (a.source == b.source) return {};
       auto ra = SourceRank(a, p), rb = SourceRank(b, p);
       if (ra == rb) return {};
       const bool a_wins = ra < rb;
-      const Candidate &w = a_wins ? a : b;
-      const Candidate &l = a_wins ? b : a;
+      const Candidate& w = a_wins ? a : b;
+      const Candidate& l = a_wins ? b : a;
       auto rw = a_wins ? ra : rb;
       auto rl = a_wins ? rb : ra;
       std::string why;
@@ -224,7 +224,7 @@ Verdict ApplyRule(PolicyRule rule, const Candidate &a, const Candidate &b, const
 
 }  // namespace
 
-Verdict CompareCandidates(const Candidate &a, const Candidate &b, const MasterPolicy &policy) {
+Verdict CompareCandidates(const Candidate& a, const Candidate& b, const MasterPolicy& policy) {
   for (PolicyRule r : policy.rules) {
     Verdict v = ApplyRule(r, a, b, policy);
     if (v.order != 0) return v;
@@ -232,7 +232,7 @@ Verdict CompareCandidates(const Candidate &a, const Candidate &b, const MasterPo
   return ApplyRule(PolicyRule::kFileId, a, b, policy);
 }
 
-MasterChoice ChooseMaster(const std::vector<Candidate> &c, const MasterPolicy &policy) {
+MasterChoice ChooseMaster(const std::vector<Candidate>& c, const MasterPolicy& policy) {
   MasterChoice out;
   for (size_t i = 1; i < c.size(); ++i)
     if (CompareCandidates(c[i], c[out.index], policy).order < 0) out.index = i;
@@ -254,7 +254,7 @@ MasterChoice ChooseMaster(const std::vector<Candidate> &c, const MasterPolicy &p
 
 namespace {
 
-std::string GpsText(const ImageMetadata &m) {
+std::string GpsText(const ImageMetadata& m) {
   if (!m.gps_latitude || !m.gps_longitude) return "";
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.6f,%.6f", *m.gps_latitude, *m.gps_longitude);
@@ -263,7 +263,7 @@ std::string GpsText(const ImageMetadata &m) {
 
 }  // namespace
 
-ConsolidatedMetadata Consolidate(int64_t cluster_id, const std::vector<Candidate> &c,
+ConsolidatedMetadata Consolidate(int64_t cluster_id, const std::vector<Candidate>& c,
                                  size_t master) {
   ConsolidatedMetadata m;
   m.cluster_id = cluster_id;
@@ -277,15 +277,15 @@ ConsolidatedMetadata Consolidate(int64_t cluster_id, const std::vector<Candidate
 
   // Plain text fields: the master's value, else the first copy that has one;
   // distinct values are a conflict.
-  using Getter = std::string (*)(const ImageMetadata &);
-  const std::pair<const char *, Getter> text_fields[] = {
-      {"title", [](const ImageMetadata &x) { return x.title; }},
-      {"artist", [](const ImageMetadata &x) { return x.artist; }},
-      {"copyright", [](const ImageMetadata &x) { return x.copyright; }},
-      {"make", [](const ImageMetadata &x) { return x.make; }},
-      {"model", [](const ImageMetadata &x) { return x.model; }},
+  using Getter = std::string (*)(const ImageMetadata&);
+  const std::pair<const char*, Getter> text_fields[] = {
+      {"title", [](const ImageMetadata& x) { return x.title; }},
+      {"artist", [](const ImageMetadata& x) { return x.artist; }},
+      {"copyright", [](const ImageMetadata& x) { return x.copyright; }},
+      {"make", [](const ImageMetadata& x) { return x.make; }},
+      {"model", [](const ImageMetadata& x) { return x.model; }},
   };
-  for (const auto &[field, get] : text_fields) {
+  for (const auto& [field, get] : text_fields) {
     MetadataConflict conflict{field, {}};
     std::set<std::string> seen;
     for (size_t i : order) {
@@ -302,7 +302,7 @@ ConsolidatedMetadata Consolidate(int64_t cluster_id, const std::vector<Candidate
     std::optional<double> best;
     std::vector<double> distinct;
     for (size_t i : order) {
-      const std::string &v = c[i].record.metadata.capture_time;
+      const std::string& v = c[i].record.metadata.capture_time;
       auto t = CaptureTimeSeconds(v);
       if (!t) continue;
       if (!best || *t < *best) {
@@ -323,10 +323,10 @@ ConsolidatedMetadata Consolidate(int64_t cluster_id, const std::vector<Candidate
     MetadataConflict conflict{"gps", {}};
     std::vector<std::pair<double, double>> distinct;
     for (size_t i : order) {
-      const ImageMetadata &md = c[i].record.metadata;
+      const ImageMetadata& md = c[i].record.metadata;
       if (!md.gps_latitude || !md.gps_longitude) continue;
       if (!m.fields.count("gps")) m.fields["gps"] = MetadataValue{GpsText(md), c[i].file_id};
-      auto close_by = [&](const std::pair<double, double> &p) {
+      auto close_by = [&](const std::pair<double, double>& p) {
         return std::abs(p.first - *md.gps_latitude) < 0.0005 &&
                std::abs(p.second - *md.gps_longitude) < 0.0005;
       };
@@ -338,67 +338,67 @@ ConsolidatedMetadata Consolidate(int64_t cluster_id, const std::vector<Candidate
     if (conflict.values.size() > 1) m.conflicts.push_back(std::move(conflict));
   }
   for (size_t i : order)
-    for (const std::string &k : c[i].record.metadata.keywords) {
-      auto &from = m.keyword_from[k];
+    for (const std::string& k : c[i].record.metadata.keywords) {
+      auto& from = m.keyword_from[k];
       if (from.empty()) m.keywords.push_back(k);
       from.push_back(c[i].file_id);
     }
   return m;
 }
 
-std::string ConsolidatedToJson(const ConsolidatedMetadata &m) {
+std::string ConsolidatedToJson(const ConsolidatedMetadata& m) {
   nlohmann::json j;
   j["version"] = 1;
   j["cluster_id"] = m.cluster_id;
   j["master_file_id"] = m.master_file_id;
   j["held_by"] = nlohmann::json::array();
-  for (const HeldBy &h : m.held_by)
+  for (const HeldBy& h : m.held_by)
     j["held_by"].push_back({{"file_id", h.file_id},
                             {"source", h.source},
                             {"path", PathJson(h.path)},
                             {"master", h.master}});
   j["fields"] = nlohmann::json::object();
-  for (const auto &[k, v] : m.fields)
+  for (const auto& [k, v] : m.fields)
     j["fields"][k] = {{"value", v.value}, {"from_file_id", v.from_file_id}};
   j["keywords"] = m.keywords;
   j["keyword_from"] = m.keyword_from;
   j["conflicts"] = nlohmann::json::array();
-  for (const MetadataConflict &c : m.conflicts) {
+  for (const MetadataConflict& c : m.conflicts) {
     nlohmann::json values = nlohmann::json::array();
-    for (const auto &[id, v] : c.values) values.push_back({{"file_id", id}, {"value", v}});
+    for (const auto& [id, v] : c.values) values.push_back({{"file_id", id}, {"value", v}});
     j["conflicts"].push_back({{"field", c.field}, {"values", values}});
   }
   return DumpJson(j);
 }
 
-Result<ConsolidatedMetadata> ConsolidatedFromJson(const std::string &text) {
+Result<ConsolidatedMetadata> ConsolidatedFromJson(const std::string& text) {
   try {
     nlohmann::json j = nlohmann::json::parse(text);
     ConsolidatedMetadata m;
     m.cluster_id = j.at("cluster_id").get<int64_t>();
     m.master_file_id = j.at("master_file_id").get<int64_t>();
-    for (const auto &h : j.at("held_by"))
+    for (const auto& h : j.at("held_by"))
       m.held_by.push_back(HeldBy{h.at("file_id").get<int64_t>(), h.at("source").get<std::string>(),
                                  PathFromJson(h.at("path")), h.value("master", false)});
-    for (const auto &[k, v] : j.at("fields").items())
+    for (const auto& [k, v] : j.at("fields").items())
       m.fields[k] =
           MetadataValue{v.at("value").get<std::string>(), v.at("from_file_id").get<int64_t>()};
     m.keywords = j.at("keywords").get<std::vector<std::string>>();
     m.keyword_from = j.value("keyword_from", std::map<std::string, std::vector<int64_t>>{});
-    for (const auto &c : j.at("conflicts")) {
+    for (const auto& c : j.at("conflicts")) {
       MetadataConflict mc{c.at("field").get<std::string>(), {}};
-      for (const auto &v : c.at("values"))
+      for (const auto& v : c.at("values"))
         mc.values.emplace_back(v.at("file_id").get<int64_t>(), v.at("value").get<std::string>());
       m.conflicts.push_back(std::move(mc));
     }
     return m;
-  } catch (const nlohmann::json::exception &e) {
+  } catch (const nlohmann::json::exception& e) {
     return Corruption(std::string("consolidated metadata: ") + e.what());
   }
 }
 
 namespace {
-std::string XmlEscape(const std::string &s) {
+std::string XmlEscape(const std::string& s) {
   std::string o;
   for (char ch : s) {
     switch (ch) {
@@ -422,9 +422,9 @@ std::string XmlEscape(const std::string &s) {
 }
 }  // namespace
 
-std::string ConsolidatedToXmp(const ConsolidatedMetadata &m) {
+std::string ConsolidatedToXmp(const ConsolidatedMetadata& m) {
   std::ostringstream x;
-  auto field = [&](const char *k) -> std::string {
+  auto field = [&](const char* k) -> std::string {
     auto it = m.fields.find(k);
     return it == m.fields.end() ? std::string() : it->second.value;
   };
@@ -453,18 +453,18 @@ std::string ConsolidatedToXmp(const ConsolidatedMetadata &m) {
       << "</rdf:li></rdf:Alt></dc:rights>\n";
   if (!m.keywords.empty()) {
     x << "   <dc:subject><rdf:Bag>\n";
-    for (const std::string &k : m.keywords) x << "    <rdf:li>" << XmlEscape(k) << "</rdf:li>\n";
+    for (const std::string& k : m.keywords) x << "    <rdf:li>" << XmlEscape(k) << "</rdf:li>\n";
     x << "   </rdf:Bag></dc:subject>\n";
   }
   x << "   <doppel:HeldBy><rdf:Bag>\n";
-  for (const HeldBy &h : m.held_by)
+  for (const HeldBy& h : m.held_by)
     x << "    <rdf:li>" << XmlEscape(h.source + "/" + DisplayPath(h.path)) << "</rdf:li>\n";
   x << "   </rdf:Bag></doppel:HeldBy>\n";
   if (!m.conflicts.empty()) {
     x << "   <doppel:Conflicts><rdf:Bag>\n";
-    for (const MetadataConflict &c : m.conflicts) {
+    for (const MetadataConflict& c : m.conflicts) {
       std::string v;
-      for (const auto &[id, val] : c.values)
+      for (const auto& [id, val] : c.values)
         v += (v.empty() ? "" : " | ") + ("file " + std::to_string(id) + ": " + val);
       x << "    <rdf:li>" << XmlEscape(c.field + ": " + v) << "</rdf:li>\n";
     }

@@ -13,7 +13,7 @@
 namespace doppel {
 namespace {
 
-std::string Csv(const std::string &s) {
+std::string Csv(const std::string& s) {
   if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
   std::string o = "\"";
   for (char c : s) o += c == '"' ? std::string("\"\"") : std::string(1, c);
@@ -29,12 +29,12 @@ std::string Mb(int64_t bytes) {
 
 }  // namespace
 
-Result<ReleaseFiles> MakeRelease(Catalogue &cat, const std::string &version) {
+Result<ReleaseFiles> MakeRelease(Catalogue& cat, const std::string& version) {
   if (version.empty() || version.find_first_of(" /\\\n") != std::string::npos)
     return InvalidArgument("release version '" + version +
                            "' must be a word such as 1.0 (no spaces or slashes)");
   DOPPEL_ASSIGN_OR_RETURN(std::vector<ReleaseRecord> releases, cat.ListReleases());
-  for (const ReleaseRecord &r : releases)
+  for (const ReleaseRecord& r : releases)
     if (r.version == version)
       return AlreadyExists("release " + version + " was published on " + r.created_at +
                            "; releases are immutable, choose a new version");
@@ -44,13 +44,13 @@ Result<ReleaseFiles> MakeRelease(Catalogue &cat, const std::string &version) {
     previous = releases.back().version;
     auto j = nlohmann::json::parse(releases.back().manifest, nullptr, false);
     if (j.is_object() && j.contains("state"))
-      for (const auto &id : j["state"].value("retired_file_ids", nlohmann::json::array()))
+      for (const auto& id : j["state"].value("retired_file_ids", nlohmann::json::array()))
         previous_retired.insert(id.get<int64_t>());
   }
   DOPPEL_ASSIGN_OR_RETURN(std::vector<RetiredFile> retired, RetiredFiles(cat));
   DOPPEL_ASSIGN_OR_RETURN(std::vector<StoredMetadata> docs, cat.LoadConsolidatedMetadata());
-  std::map<int64_t, const StoredMetadata *> doc_of;
-  for (const StoredMetadata &d : docs) doc_of[d.master_file_id] = &d;
+  std::map<int64_t, const StoredMetadata*> doc_of;
+  for (const StoredMetadata& d : docs) doc_of[d.master_file_id] = &d;
 
   nlohmann::json j;
   j["format"] = "doppel-release";
@@ -63,7 +63,7 @@ Result<ReleaseFiles> MakeRelease(Catalogue &cat, const std::string &version) {
   std::set<int64_t> now_retired, masters;
   int64_t retired_bytes = 0, newly_bytes = 0;
   std::string csv = "old_path,new_path\n";
-  for (const RetiredFile &r : retired) {
+  for (const RetiredFile& r : retired) {
     now_retired.insert(r.file_id);
     auto d = nlohmann::json::parse(r.detail, nullptr, false);
     if (!d.is_object()) continue;
@@ -119,7 +119,7 @@ Result<ReleaseFiles> MakeRelease(Catalogue &cat, const std::string &version) {
       auto md = nlohmann::json::parse(it->second->document, nullptr, false);
       if (!md.is_discarded()) entry["metadata"] = md;
     }
-    for (const RetiredFile &r : retired) {
+    for (const RetiredFile& r : retired) {
       auto d = nlohmann::json::parse(r.detail, nullptr, false);
       if (d.is_object() && d.value("master_file_id", int64_t(0)) == m) {
         entry["source"] = d.value("master_source", "");
@@ -157,9 +157,9 @@ Result<ReleaseFiles> MakeRelease(Catalogue &cat, const std::string &version) {
   if (!newly.empty()) {
     md << "## Retired files\n\n| Retired file | Use instead | Why "
           "|\n|---|---|---|\n";
-    for (const auto &r : newly) {
+    for (const auto& r : newly) {
       std::string why = r.value("reason", "");
-      for (char &c : why)
+      for (char& c : why)
         if (c == '|' || c == '\n') c = ' ';
       md << "| " << r["source"].get<std::string>() << "/" << r["path"].get<std::string>() << " | "
          << r["redirect_to"]["source"].get<std::string>() << "/"
@@ -169,7 +169,7 @@ Result<ReleaseFiles> MakeRelease(Catalogue &cat, const std::string &version) {
   }
   if (!restored_names.empty()) {
     md << "## Restored files\n\n";
-    for (const std::string &n : restored_names) md << "- " << n << "\n";
+    for (const std::string& n : restored_names) md << "- " << n << "\n";
     md << "\n";
   }
   out.changes_md = md.str();

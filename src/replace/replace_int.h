@@ -16,13 +16,13 @@ inline constexpr int kJournalVersion = 1;
 
 // "PREFIX-20261201T213000Z-1a2b": ids of plans and operations, sortable by
 // time.
-std::string NewOperationId(const std::string &prefix);
+std::string NewOperationId(const std::string& prefix);
 
-uint32_t Crc32(const std::string &bytes);
+uint32_t Crc32(const std::string& bytes);
 
 // One journal line: 8 hex digits of the CRC-32 of the JSON text, a space, the
 // JSON text, a newline.
-std::string JournalLine(const nlohmann::json &record);
+std::string JournalLine(const nlohmann::json& record);
 
 // What a journal says happened, replayed from its records.
 struct JournalState {
@@ -43,10 +43,10 @@ struct JournalState {
 };
 
 // Cuts a torn last record off the journal so new records can follow.
-Status RepairJournal(Env &env, const std::string &path, const JournalState &state);
+Status RepairJournal(Env& env, const std::string& path, const JournalState& state);
 
 // Reads and replays a journal. A torn last line (the process died while
 // appending it) is ignored; a bad record followed by good ones is corruption.
-Result<JournalState> ReadJournal(Env &env, const std::string &path);
+Result<JournalState> ReadJournal(Env& env, const std::string& path);
 
 }  // namespace doppel
