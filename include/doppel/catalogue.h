@@ -150,6 +150,22 @@ struct ReviewDecision {
   std::string note;
 };
 
+// --- Replacement (docs/plan.md, docs/release.md) ---
+// A master's consolidated metadata, as a JSON document (docs/plan.md).
+struct StoredMetadata {
+  int64_t master_file_id = 0;
+  int64_t cluster_id = 0;
+  std::string document;    // JSON object
+  std::string updated_at;  // filled in when empty
+};
+// A published release: immutable once stored; versions are unique.
+struct ReleaseRecord {
+  int64_t id = 0;
+  std::string version;     // "1.0", as the archivist names it
+  std::string created_at;  // filled in when empty
+  std::string manifest;    // the JSON manifest (docs/release.md)
+};
+
 class Catalogue {
  public:
   virtual ~Catalogue() = default;
@@ -223,6 +239,18 @@ class Catalogue {
   virtual Result<int64_t> RecordDecision(const ReviewDecision& d) = 0;
   // Every decision (of one cluster if given), oldest first.
   virtual Result<std::vector<ReviewDecision>> ListDecisions(std::optional<int64_t> cluster_id) = 0;
+
+  // --- Replacement (docs/plan.md, docs/release.md) ---
+  // Stores consolidated metadata documents, replacing any earlier one of the
+  // same cluster or the same master.
+  virtual Status SaveConsolidatedMetadata(const std::vector<StoredMetadata>& docs) = 0;
+  // Every stored document, by master file id.
+  virtual Result<std::vector<StoredMetadata>> LoadConsolidatedMetadata() = 0;
+  // Stores a release and its audit event in one transaction; kAlreadyExists
+  // if the version is taken (releases are never replaced). Returns its id.
+  virtual Result<int64_t> AddRelease(const ReleaseRecord& release, const Event& event) = 0;
+  // Every release, oldest first.
+  virtual Result<std::vector<ReleaseRecord>> ListReleases() = 0;
 };
 
 struct CatalogueOptions {

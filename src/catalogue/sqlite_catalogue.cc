@@ -142,6 +142,24 @@ CREATE TABLE review_decisions(
   note TEXT NOT NULL);
 CREATE INDEX review_decisions_cluster ON review_decisions(cluster_id, id);
 )sql",
+    // --- Replacement (docs/plan.md, docs/release.md) ---
+    // 3 -> 4: masters' consolidated metadata and immutable releases.
+    R"sql(
+CREATE TABLE consolidated_metadata(
+  master_file_id INTEGER PRIMARY KEY,
+  cluster_id INTEGER NOT NULL,
+  document TEXT NOT NULL,
+  updated_at TEXT NOT NULL);
+CREATE TABLE releases(
+  id INTEGER PRIMARY KEY,
+  version TEXT NOT NULL UNIQUE,
+  created_at TEXT NOT NULL,
+  manifest TEXT NOT NULL);
+CREATE TRIGGER releases_immutable_update BEFORE UPDATE ON releases
+  BEGIN SELECT RAISE(ABORT, 'releases are immutable'); END;
+CREATE TRIGGER releases_immutable_delete BEFORE DELETE ON releases
+  BEGIN SELECT RAISE(ABORT, 'releases are immutable'); END;
+)sql",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kCatalogueSchemaVersion);
 
@@ -226,6 +244,11 @@ class SqliteCatalogue final : public Catalogue {
   Result<std::vector<Event>> ListEvents(const EventFilter& filter) override;
   Result<int64_t> RecordDecision(const ReviewDecision& d) override;
   Result<std::vector<ReviewDecision>> ListDecisions(std::optional<int64_t> cluster_id) override;
+  // --- Replacement ---
+  Status SaveConsolidatedMetadata(const std::vector<StoredMetadata>& docs) override;
+  Result<std::vector<StoredMetadata>> LoadConsolidatedMetadata() override;
+  Result<int64_t> AddRelease(const ReleaseRecord& release, const Event& event) override;
+  Result<std::vector<ReleaseRecord>> ListReleases() override;
 
  private:
   Status Error(int rc, const std::string& what) const {
@@ -1271,6 +1294,74 @@ Result<std::vector<ReviewDecision>> SqliteCatalogue::ListDecisions(std::optional
     d.decided_at = s->Text(7);
     d.note = s->Text(8);
     out.push_back(std::move(d));
+  }
+  return out;
+}
+
+// --- Replacement (docs/plan.md, docs/release.md) ---
+
+Status SqliteCatalogue::SaveConsolidatedMetadata(const std::vector<StoredMetadata>& docs) {
+  Txn txn(this);
+  DOPPEL_RETURN_IF_ERROR(txn.Begin());
+  const std::string now = UtcNow();
+  for (const StoredMetadata& d : docs) {
+    // One document per cluster: a new master replaces the previous one's.
+    DOPPEL_ASSIGN_OR_RETURN(Stmt * del, Prepare("DELETE FROM consolidated_metadata WHERE cluster_id = ?"));
+    del->Bind(1, d.cluster_id);
+    DOPPEL_RETURN_IF_ERROR(Run(del, "cannot replace consolidated metadata"));
+    DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(
+        "INSERT OR REPLACE INTO consolidated_metadata(master_file_id, cluster_id, document, updated_at) "
+        "VALUES (?, ?, ?, ?)"));
+    s->Bind(1, d.master_file_id);
+    s->Bind(2, d.cluster_id);
+    s->Bind(3, d.document);
+    s->Bind(4, d.updated_at.empty() ? now : d.updated_at);
+    DOPPEL_RETURN_IF_ERROR(Run(s, "cannot store consolidated metadata"));
+  }
+  return txn.Commit();
+}
+
+Result<std::vector<StoredMetadata>> SqliteCatalogue::LoadConsolidatedMetadata() {
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(
+      "SELECT master_file_id, cluster_id, document, updated_at FROM consolidated_metadata "
+      "ORDER BY master_file_id"));
+  std::vector<StoredMetadata> out;
+  for (;;) {
+    DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot read consolidated metadata"));
+    if (!row) break;
+    out.push_back(StoredMetadata{s->Int(0), s->Int(1), s->Text(2), s->Text(3)});
+  }
+  return out;
+}
+
+Result<int64_t> SqliteCatalogue::AddRelease(const ReleaseRecord& r, const Event& e) {
+  if (r.version.empty()) return InvalidArgument("a release needs a version");
+  Txn txn(this);
+  DOPPEL_RETURN_IF_ERROR(txn.Begin());
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(
+      "INSERT INTO releases(version, created_at, manifest) VALUES (?, ?, ?)"));
+  s->Bind(1, r.version);
+  s->Bind(2, r.created_at.empty() ? UtcNow() : r.created_at);
+  s->Bind(3, r.manifest);
+  int rc = sqlite3_step(s->s_);
+  if ((rc & 0xFF) == SQLITE_CONSTRAINT)
+    return AlreadyExists("release " + r.version + " already exists in catalogue " + path_ +
+                         " (releases are immutable; choose a new version)");
+  if (rc != SQLITE_DONE) return Error(rc, "cannot store the release");
+  const int64_t id = sqlite3_last_insert_rowid(db_);
+  DOPPEL_RETURN_IF_ERROR(InsertEvent(e).status());
+  DOPPEL_RETURN_IF_ERROR(txn.Commit());
+  return id;
+}
+
+Result<std::vector<ReleaseRecord>> SqliteCatalogue::ListReleases() {
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(
+      "SELECT id, version, created_at, manifest FROM releases ORDER BY id"));
+  std::vector<ReleaseRecord> out;
+  for (;;) {
+    DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot read releases"));
+    if (!row) break;
+    out.push_back(ReleaseRecord{s->Int(0), s->Text(1), s->Text(2), s->Text(3)});
   }
   return out;
 }

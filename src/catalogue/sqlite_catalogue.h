@@ -9,7 +9,7 @@
 
 namespace doppel {
 
-inline constexpr int kCatalogueSchemaVersion = 3;
+inline constexpr int kCatalogueSchemaVersion = 4;
 
 Result<std::unique_ptr<Catalogue>> OpenSqliteCatalogue(const std::string& path,
                                                        const CatalogueOptions& options);

@@ -1,12 +1,473 @@
-// The replace commands (see docs/cli.md).
+// The replace commands: plan, apply, undo, audit, metadata, release
+// (docs/cli.md). Parsing and printing only: the work is in src/replace.
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
 #include "cli/common.h"
+#include "cli/output.h"
+#include "doppel/policy.h"
+#include "doppel/release.h"
+#include "doppel/replace.h"
+#include "util/paths.h"
 
 namespace doppel::cli {
+namespace {
+
+using nlohmann::json;
+
+Status WriteText(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  out.close();
+  if (!out) return IOError(path + ": cannot write");
+  return Status::OK();
+}
+
+Result<std::string> ReadText(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFound(path + ": cannot read (does it exist?)");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// ---------------------------------------------------------------- plan
+
+int CmdPlan(const Globals& g, const std::string& policy_path, bool include_unconfirmed,
+            const std::string& out, bool json_out) {
+  PlanOptions o;
+  if (!policy_path.empty()) {
+    auto p = LoadPolicy(policy_path);
+    if (!p.ok()) return Fail(p.status());
+    o.policy = *p;
+  }
+  o.include_unconfirmed = include_unconfirmed;
+  auto cat = Open(g);
+  if (!cat.ok()) return Fail(cat.status());
+  auto plan = MakePlan(**cat, o);
+  if (!plan.ok()) return Fail(plan.status());
+  const std::string text = PlanToJson(*plan);
+  if (Status s = WriteText(out, text); !s.ok()) return Fail(s);
+  if (json_out) {
+    std::cout << text;
+    return kExitOk;
+  }
+  if (g.quiet) return kExitOk;
+  std::printf(
+      "plan %s: %zu clusters, %zu files to retire, %s to reclaim "
+      "(written to %s)\n",
+      plan->plan_id.c_str(), plan->clusters.size(), plan->actions.size(),
+      HumanBytes(plan->bytes_to_reclaim).c_str(), out.c_str());
+  std::map<int64_t, std::vector<const PlannedAction*>> by_cluster;
+  for (const PlannedAction& a : plan->actions) by_cluster[a.cluster_id].push_back(&a);
+  for (const PlannedCluster& c : plan->clusters) {
+    std::printf("\ncluster %lld (%s)\n  %s\n", (long long)c.cluster_id, c.basis.c_str(),
+                c.reason.c_str());
+    for (const PlannedAction* a : by_cluster[c.cluster_id])
+      std::printf("  retire %s/%s (%s, %s)\n", a->source.c_str(), DisplayPath(a->path).c_str(),
+                  a->relation.c_str(), HumanBytes(a->bytes).c_str());
+    for (const std::string& n : c.notes) std::printf("  note: %s\n", n.c_str());
+    if (!c.metadata.conflicts.empty()) {
+      std::printf("  %zu metadata conflicts to resolve:", c.metadata.conflicts.size());
+      for (const MetadataConflict& m : c.metadata.conflicts) std::printf(" %s", m.field.c_str());
+      std::printf(" (see doppel metadata)\n");
+    }
+  }
+  if (!plan->skipped.empty()) {
+    std::printf("\n%zu clusters not planned:\n", plan->skipped.size());
+    for (const SkippedCluster& s : plan->skipped)
+      std::printf("  cluster %lld: %s\n", (long long)s.cluster_id, s.reason.c_str());
+  }
+  std::printf(
+      "\nnext: doppel apply %s --action quarantine   (or hardlink, "
+      "symlink, delete, redirect-only)\n",
+      out.c_str());
+  return kExitOk;
+}
+
+// ---------------------------------------------------------------- apply / undo
+
+int PrintReport(const Globals& g, const Result<ApplyReport>& r, bool json_out, const char* what) {
+  if (!r.ok()) {
+    int rc = Fail(r.status());
+    if (std::string(what) == "done")
+      std::fprintf(stderr,
+                   "doppel: the journal keeps every step taken; run "
+                   "`doppel apply --resume` to finish, "
+                   "then `doppel undo ID` to reverse\n");
+    return rc;
+  }
+  if (json_out) {
+    json a = json::array();
+    for (const ActionOutcome& o : r->outcomes)
+      a.push_back({{"file_id", o.file_id},
+                   {"file", o.name},
+                   {"outcome", o.outcome},
+                   {"message", o.message},
+                   {"reclaimed_bytes", o.reclaimed_bytes}});
+    std::cout << json{{"operation", r->operation_id},
+                      {"complete", r->complete},
+                      {"done", r->applied},
+                      {"skipped", r->skipped},
+                      {"reclaimed_bytes", r->reclaimed_bytes},
+                      {"files", a}}
+                     .dump(2)
+              << "\n";
+  } else if (!g.quiet) {
+    for (const ActionOutcome& o : r->outcomes)
+      if (o.outcome != "applied" && o.outcome != "undone")
+        std::printf("%s: %s\n", o.outcome.c_str(), o.message.c_str());
+    std::printf("operation %s: %lld files %s, %lld skipped, %s\n", r->operation_id.c_str(),
+                (long long)r->applied, what, (long long)r->skipped,
+                HumanBytes(r->reclaimed_bytes).c_str());
+  }
+  if (!r->complete) {
+    if (g_cancel)
+      std::fprintf(stderr, "doppel: operation %s stopped before the end; %s\n",
+                   r->operation_id.c_str(),
+                   std::string(what) == "done" ? "finish it with `doppel apply --resume`"
+                                               : "run the same `doppel undo` again to finish");
+    else
+      std::fprintf(stderr,
+                   "doppel: some files were left alone (listed above); "
+                   "the journal is kept: run "
+                   "`doppel undo` again once their places are free\n");
+    return g_cancel ? kExitInterrupted : kExitPartial;
+  }
+  return r->skipped > 0 ? kExitPartial : kExitOk;
+}
+
+ApplyOptions MakeApplyOptions(const Globals& g, const std::string& action,
+                              const std::string& quarantine_dir) {
+  ApplyOptions o;
+  o.action = ParseActionKind(action).value_or(ActionKind::kQuarantine);
+  if (!quarantine_dir.empty())
+    o.quarantine_dir = std::filesystem::absolute(quarantine_dir).string();
+  o.cancel = &g_cancel;
+  if (const char* p = std::getenv("DOPPEL_TEST_APPLY_PAUSE_MS"))
+    o.test_step_pause_ms = std::atoi(p);
+  if (!g.quiet)
+    o.progress = [](int64_t done, int64_t total, const std::string& line) {
+      std::fprintf(stderr, "[%lld/%lld] %s\n", (long long)done, (long long)total, line.c_str());
+    };
+  return o;
+}
+
+int CmdApply(const Globals& g, const std::string& plan_path, const std::string& action,
+             const std::string& quarantine_dir, bool resume, const std::string& resume_op,
+             bool json_out) {
+  InstallSigint();
+  auto cat = Open(g);
+  if (!cat.ok()) return Fail(cat.status());
+  ApplyOptions o = MakeApplyOptions(g, action, quarantine_dir);
+  if (resume) return PrintReport(g, ResumeApply(**cat, resume_op, o), json_out, "done");
+  if (plan_path.empty())
+    return Fail(InvalidArgument("apply needs a PLAN file (from `doppel plan`) or --resume"));
+  if (action.empty())
+    return Fail(
+        InvalidArgument("apply needs --action "
+                        "quarantine|hardlink|symlink|delete|redirect-only"));
+  auto text = ReadText(plan_path);
+  if (!text.ok()) return Fail(text.status());
+  auto plan = PlanFromJson(*text, plan_path);
+  if (!plan.ok()) return Fail(plan.status());
+  if (!plan->catalogue.empty() && plan->catalogue != (*cat)->Location())
+    std::fprintf(stderr, "doppel: note: %s was made from catalogue %s; applying with %s\n",
+                 plan_path.c_str(), plan->catalogue.c_str(), (*cat)->Location().c_str());
+  return PrintReport(g, ApplyPlan(**cat, *plan, o), json_out, "done");
+}
+
+int CmdUndo(const Globals& g, const std::string& op, bool json_out) {
+  InstallSigint();
+  auto cat = Open(g);
+  if (!cat.ok()) return Fail(cat.status());
+  ApplyOptions o = MakeApplyOptions(g, "", "");
+  auto r = Undo(**cat, op, o);
+  if (!r.ok()) return Fail(r.status());
+  int rc = PrintReport(g, r, json_out, "restored");
+  if (r->complete && !g.quiet && !json_out)
+    std::printf("operation %s is undone; its journal is consumed\n", op.c_str());
+  return rc;
+}
+
+// ---------------------------------------------------------------- audit
+
+int CmdAudit(const Globals& g, const std::string& format, const std::string& type,
+             const std::string& op) {
+  auto cat = Open(g);
+  if (!cat.ok()) return Fail(cat.status());
+  EventFilter f;
+  f.type = type;
+  f.operation = op;
+  auto ev = (*cat)->ListEvents(f);
+  if (!ev.ok()) return Fail(ev.status());
+  if (format == "json") {
+    json a = json::array();
+    for (const Event& e : *ev) {
+      json d = json::parse(e.detail, nullptr, false);
+      a.push_back({{"id", e.id},
+                   {"type", e.type},
+                   {"time", e.time},
+                   {"agent", e.agent},
+                   {"object", e.object},
+                   {"outcome", e.outcome},
+                   {"operation", e.operation},
+                   {"detail", d.is_discarded() ? json(e.detail) : d}});
+    }
+    std::cout << a.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+  } else if (format == "csv") {
+    std::cout << CsvRow(
+        {"id", "time", "type", "object", "outcome", "operation", "agent", "detail"});
+    for (const Event& e : *ev)
+      std::cout << CsvRow({std::to_string(e.id), e.time, e.type, e.object, e.outcome, e.operation,
+                           e.agent, e.detail});
+  } else {
+    std::vector<std::vector<std::string>> rows{
+        {"ID", "TIME", "TYPE", "OBJECT", "OUTCOME", "OPERATION", "WHAT"}};
+    for (const Event& e : *ev) {
+      json d = json::parse(e.detail, nullptr, false);
+      std::string what = e.detail;
+      if (d.is_object()) {
+        if (d.contains("reason"))
+          what = d["reason"].get<std::string>();
+        else if (d.contains("undoes"))
+          what = "undoes " + d["undoes"].get<std::string>();
+        else if (e.type == "plan")
+          what = std::to_string(d.value("actions", 0)) + " actions";
+      }
+      if (what.size() > 100) what = what.substr(0, 97) + "...";
+      rows.push_back(
+          {std::to_string(e.id), e.time, e.type, e.object, e.outcome, e.operation, what});
+    }
+    if (ev->empty())
+      std::printf("no events\n");
+    else
+      std::cout << Table(rows);
+  }
+  return kExitOk;
+}
+
+// ---------------------------------------------------------------- metadata
+
+int CmdMetadata(const Globals& g, const std::string& format, bool write_xmp) {
+  auto cat = Open(g);
+  if (!cat.ok()) return Fail(cat.status());
+  auto docs = (*cat)->LoadConsolidatedMetadata();
+  if (!docs.ok()) return Fail(docs.status());
+  auto sources = (*cat)->ListSources();
+  if (!sources.ok()) return Fail(sources.status());
+  std::map<std::string, std::string> root_of;
+  for (const Source& s : *sources) root_of[s.name] = s.root;
+  std::vector<ConsolidatedMetadata> all;
+  for (const StoredMetadata& d : *docs) {
+    auto m = ConsolidatedFromJson(d.document);
+    if (!m.ok())
+      return Fail(m.status().WithContext("master file " + std::to_string(d.master_file_id)));
+    all.push_back(*m);
+  }
+  if (all.empty() && format != "json") {
+    std::fprintf(stderr, "doppel: no consolidated metadata yet; run `doppel plan` first\n");
+    return kExitOk;
+  }
+  int rc = kExitOk;
+  if (write_xmp) {
+    for (const ConsolidatedMetadata& m : all) {
+      const HeldBy* master = nullptr;
+      for (const HeldBy& h : m.held_by)
+        if (h.master) master = &h;
+      if (!master) continue;
+      const std::string path = JoinPath(root_of[master->source], master->path) + ".xmp";
+      struct stat st {};
+      if (::stat(path.c_str(), &st) == 0) {
+        auto old = ReadText(path);
+        // Never overwrite a sidecar someone else wrote.
+        if (!old.ok() || old->find("xmlns:doppel=") == std::string::npos) {
+          std::fprintf(stderr, "doppel: %s exists and was not written by doppel; left alone\n",
+                       DisplayPath(path).c_str());
+          rc = kExitPartial;
+          continue;
+        }
+      }
+      if (Status s = WriteText(path, ConsolidatedToXmp(m)); !s.ok()) {
+        std::fprintf(stderr, "doppel: %s\n", s.message().c_str());
+        rc = kExitPartial;
+      } else if (!g.quiet) {
+        std::fprintf(stderr, "wrote %s\n", DisplayPath(path).c_str());
+      }
+    }
+  }
+  auto field = [](const ConsolidatedMetadata& m, const char* k) {
+    auto it = m.fields.find(k);
+    return it == m.fields.end() ? std::string() : it->second.value;
+  };
+  if (format == "json") {
+    json a = json::array();
+    for (const StoredMetadata& d : *docs) a.push_back(json::parse(d.document, nullptr, false));
+    std::cout << a.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+  } else {
+    std::cout << CsvRow({"master_file_id", "cluster_id", "master", "capture_time", "title",
+                         "artist", "copyright", "gps", "keywords", "held_by", "conflicts"});
+    for (const ConsolidatedMetadata& m : all) {
+      std::string master, held, kw, conflicts;
+      for (const HeldBy& h : m.held_by) {
+        const std::string n = h.source + "/" + DisplayPath(h.path);
+        if (h.master) master = n;
+        held += (held.empty() ? "" : "; ") + n;
+      }
+      for (const std::string& k : m.keywords) kw += (kw.empty() ? "" : "; ") + k;
+      for (const MetadataConflict& c : m.conflicts) {
+        std::string v;
+        for (const auto& [id, val] : c.values)
+          v += (v.empty() ? "" : " | ") + ("file " + std::to_string(id) + ": " + val);
+        conflicts += (conflicts.empty() ? "" : "; ") + c.field + " (" + v + ")";
+      }
+      std::cout << CsvRow({std::to_string(m.master_file_id), std::to_string(m.cluster_id), master,
+                           field(m, "capture_time"), field(m, "title"), field(m, "artist"),
+                           field(m, "copyright"), field(m, "gps"), kw, held, conflicts});
+    }
+  }
+  return rc;
+}
+
+// ---------------------------------------------------------------- release
+
+int CmdRelease(const Globals& g, const std::string& version, std::string dir) {
+  auto cat = Open(g);
+  if (!cat.ok()) return Fail(cat.status());
+  if (dir.empty()) dir = "release-" + version;
+  // Refuse before storing anything if the folder cannot hold the files.
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Fail(IOError(dir + ": cannot create the release folder: " + ec.message()));
+  if (std::filesystem::exists(std::filesystem::path(dir) / "manifest.json"))
+    return Fail(AlreadyExists(dir + "/manifest.json exists; choose another folder with -o"));
+  auto r = MakeRelease(**cat, version);
+  if (!r.ok()) return Fail(r.status());
+  for (const auto& [name, text] :
+       {std::pair<std::string, const std::string*>{"manifest.json", &r->manifest_json},
+        {"redirects.csv", &r->redirects_csv},
+        {"CHANGES.md", &r->changes_md}}) {
+    if (Status s = WriteText(dir + "/" + name, *text); !s.ok())
+      return Fail(s.WithContext("release " + version +
+                                " is stored in the catalogue but its files are incomplete"));
+  }
+  if (!g.quiet)
+    std::printf(
+        "release %s: %lld files newly retired, %lld restored; written "
+        "to %s/ (manifest.json, redirects.csv, "
+        "CHANGES.md)\n",
+        version.c_str(), (long long)r->newly_retired, (long long)r->restored, dir.c_str());
+  return kExitOk;
+}
+
+}  // namespace
 
 CommandRunner RegisterReplaceCommands(CLI::App& app, const Globals& g) {
-  (void)app;
-  (void)g;
-  return [] { return std::optional<int>(); };
+  struct Args {
+    std::string policy, out = "plan.json", plan, action, quarantine_dir, resume_op, op,
+                        format = "table", type, version, dir;
+    bool include_unconfirmed = false, json_out = false, resume = false, write_xmp = false;
+  };
+  auto a = std::make_shared<Args>();
+
+  auto* plan = app.add_subcommand(
+      "plan", "decide which copy of each picture to keep and which to retire, and why");
+  plan->add_option("--policy", a->policy,
+                   "master policy (TOML, docs/policy.md; default: built-in rules)")
+      ->check(CLI::ExistingFile);
+  plan->add_flag("--include-unconfirmed", a->include_unconfirmed,
+                 "also plan clusters of near copies nobody has confirmed in review");
+  plan->add_option("-o,--output", a->out, "plan file to write (default plan.json)");
+  plan->add_flag("--json", a->json_out, "print the plan as JSON instead of the summary");
+  plan->footer(
+      "By default only clusters a person confirmed, and clusters of "
+      "exact copies, are planned.\n\n"
+      "Examples:\n  doppel plan\n  doppel plan --policy policy.toml "
+      "-o plan.json\n"
+      "  doppel plan --include-unconfirmed --json");
+
+  auto* apply =
+      app.add_subcommand("apply", "carry out a plan under a journal (resumable, reversible)");
+  apply->add_option("PLAN", a->plan, "plan file from `doppel plan`");
+  apply->add_option("--action", a->action, "quarantine, hardlink, symlink, delete or redirect-only")
+      ->check(CLI::IsMember({"quarantine", "hardlink", "symlink", "delete", "redirect-only"}));
+  apply->add_option("--quarantine-dir", a->quarantine_dir,
+                    "where quarantined files go (default: CATALOGUE.replace/quarantine)");
+  apply->add_flag("--resume", a->resume, "finish an interrupted apply from its journal");
+  apply->add_option("--operation", a->resume_op,
+                    "with --resume: which operation (default: the interrupted one)");
+  apply->add_flag("--json", a->json_out, "JSON output");
+  apply->footer(
+      "Each file and its master are checked against the catalogue's SHA-256 "
+      "right before acting;\n"
+      "a changed file is skipped. delete keeps a copy in "
+      "CATALOGUE.replace/trash so undo can restore it.\n\n"
+      "Examples:\n  doppel apply plan.json --action quarantine "
+      "--quarantine-dir /srv/quarantine\n"
+      "  doppel apply plan.json --action hardlink\n  doppel apply --resume\n"
+      "Exit codes: 0 done, 3 some files skipped, 130 interrupted (resume it), "
+      "1 failed (resume it).");
+
+  auto* undo =
+      app.add_subcommand("undo", "reverse an applied operation: bytes, path and mtime restored");
+  undo->add_option("OPERATION", a->op,
+                   "operation id printed by apply (see doppel audit --type apply)")
+      ->required();
+  undo->add_flag("--json", a->json_out, "JSON output");
+  undo->footer("Example:\n  doppel undo op-20261201T213000Z-1a2b");
+
+  auto* audit = app.add_subcommand(
+      "audit", "export the audit trail: plans, applied and undone actions, decisions");
+  audit->add_option("--format", a->format, "table, csv or json")
+      ->check(CLI::IsMember({"table", "csv", "json"}));
+  audit->add_option("--type", a->type,
+                    "only events of this type (plan, apply, undo, release, "
+                    "review decision...)");
+  audit->add_option("--operation", a->op, "only events of this operation");
+  audit->footer(
+      "Examples:\n  doppel audit\n  doppel audit --type apply --format csv > "
+      "applied.csv\n"
+      "  doppel audit --operation op-20261201T213000Z-1a2b --format json");
+
+  auto* metadata = app.add_subcommand(
+      "metadata", "export each master's consolidated metadata (from doppel plan)");
+  metadata->add_option("--format", a->format, "csv (default) or json")
+      ->check(CLI::IsMember({"csv", "json", "table"}));
+  metadata->add_flag("--write-xmp", a->write_xmp,
+                     "also write MASTER.xmp sidecars (the master is never changed)");
+  metadata->footer(
+      "Examples:\n  doppel metadata --format json\n  doppel "
+      "metadata --write-xmp > metadata.csv");
+
+  auto* release = app.add_subcommand(
+      "release", "publish a numbered release: manifest, redirect list, change notice");
+  release->add_option("VERSION", a->version, "release number, e.g. 1.0 (never reused)")->required();
+  release->add_option("-o,--output", a->dir,
+                      "folder for manifest.json, redirects.csv, CHANGES.md "
+                      "(default release-VERSION)");
+  release->footer(
+      "Examples:\n  doppel release 1.0\n  doppel release 1.1 -o "
+      "/srv/portal/releases/1.1");
+
+  return [=, &g]() -> std::optional<int> {
+    if (*plan) return CmdPlan(g, a->policy, a->include_unconfirmed, a->out, a->json_out);
+    if (*apply)
+      return CmdApply(g, a->plan, a->action, a->quarantine_dir, a->resume, a->resume_op,
+                      a->json_out);
+    if (*undo) return CmdUndo(g, a->op, a->json_out);
+    if (*audit) return CmdAudit(g, a->format, a->type, a->op);
+    if (*metadata) return CmdMetadata(g, a->format == "json" ? "json" : "csv", a->write_xmp);
+    if (*release) return CmdRelease(g, a->version, a->dir);
+    return std::nullopt;
+  };
 }
 
 }  // namespace doppel::cli
