@@ -9,7 +9,7 @@
 
 namespace doppel {
 
-inline constexpr int kCatalogueSchemaVersion = 3;
+inline constexpr int kCatalogueSchemaVersion = 5;  // 4: replacement (renumbered at merge), 5: upload gate
 
 Result<std::unique_ptr<Catalogue>> OpenSqliteCatalogue(const std::string& path,
                                                        const CatalogueOptions& options);
