@@ -274,6 +274,10 @@ class Catalogue {
                                           const std::string& event_detail) = 0;
   // Records an alias or a held upload and its `upload` event; returns its id.
   virtual Result<int64_t> AddUpload(const UploadRecord& u, const std::string& event_detail) = 0;
+  // Ends the read snapshot that finished queries may still hold, so a
+  // long-lived connection (the server's) sees other processes' writes and
+  // can start a write transaction. Cheap; call between requests.
+  virtual void ReleaseSnapshot() = 0;
   // Aliases and held uploads of a source (all if empty), newest first; outcome "" = both.
   virtual Result<std::vector<UploadRecord>> ListUploads(const std::string& source, const std::string& outcome,
                                                         int limit) = 0;

@@ -273,6 +273,9 @@ class SqliteCatalogue final : public Catalogue {
   Result<int64_t> AddUpload(const UploadRecord& u, const std::string& event_detail) override;
   Result<std::vector<UploadRecord>> ListUploads(const std::string& source, const std::string& outcome,
                                                 int limit) override;
+  void ReleaseSnapshot() override {
+    for (auto& [sql, st] : stmts_) sqlite3_reset(st->s_);
+  }
 
  private:
   Status Error(int rc, const std::string& what) const {

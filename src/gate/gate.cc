@@ -259,6 +259,7 @@ Result<std::unique_ptr<Gate>> Gate::Open(const std::string& catalogue, const Gat
   }
   DOPPEL_ASSIGN_OR_RETURN(impl->cat, OpenCatalogue(catalogue, CatalogueOptions{}));
   DOPPEL_ASSIGN_OR_RETURN(std::vector<MatchInput> files, impl->cat->LoadMatchInputs());
+  impl->cat->ReleaseSnapshot();
   {
     std::unique_lock lk(impl->mu);
     impl->files.reserve(files.size());
@@ -322,6 +323,7 @@ Result<UploadResult> Gate::Ingest(const UploadRequest& req, const uint8_t* data,
                                   const ImageRecord& record_in) {
   Impl& g = *impl_;
   std::lock_guard ingest(g.ingest_mu);
+  g.cat->ReleaseSnapshot();
   DOPPEL_ASSIGN_OR_RETURN(Source src, g.cat->GetSource(req.source));
   ImageRecord record = record_in;
   record.file_size = int64_t(size);
@@ -432,6 +434,7 @@ Result<UploadResult> Gate::Ingest(const UploadRequest& req, const uint8_t* data,
 Result<int64_t> Gate::Refresh() {
   Impl& g = *impl_;
   std::lock_guard ingest(g.ingest_mu);
+  g.cat->ReleaseSnapshot();
   DOPPEL_ASSIGN_OR_RETURN(std::vector<MatchInput> files, g.cat->LoadMatchInputs());
   std::unique_lock lk(g.mu);
   int64_t added = 0;

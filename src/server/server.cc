@@ -174,6 +174,7 @@ class CataloguePool {
 
  private:
   void Return(std::unique_ptr<Catalogue> c) {
+    c->ReleaseSnapshot();
     std::lock_guard lk(mu_);
     free_.push_back(std::move(c));
   }
