@@ -739,6 +739,7 @@ void Server::Impl::Routes() {
     res.set_content(ReviewPageHtml(), "text/html; charset=utf-8");
   });
   http.Get("/", [](const httplib::Request&, httplib::Response& res) { res.set_redirect("/review"); });
+  http.Get("/favicon.ico", [](const httplib::Request&, httplib::Response& res) { res.status = 204; });
   using R = const httplib::Request&;
   using W = httplib::Response&;
   http.Post("/api/v1/uploads", [this](R q, W s) { Uploads(q, s); });
