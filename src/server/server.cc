@@ -328,12 +328,14 @@ struct Server::Impl {
   }
 
   // --- Decoding under the limits ---
-  Result<ImageRecord> Analyse(const std::string& bytes) {
+  // Lookups skip the metadata (exiv2): matching does not use it.
+  Result<ImageRecord> Analyse(const std::string& bytes, bool metadata = true) {
     if (!decode_slots.try_acquire_for(std::chrono::milliseconds(opt.decode_wait_ms)))
       return Busy("all " + std::to_string(opt.decode_slots) + " decode slots are busy; try again shortly");
     ++decodes_in_flight;
     AnalyseOptions ao;
     ao.max_pixels = opt.max_pixels;
+    ao.read_metadata = metadata;
     const auto deadline = Clock::now() + std::chrono::milliseconds(opt.decode_timeout_ms);
     ao.cancelled = [deadline] { return Clock::now() > deadline; };
     auto r = AnalyseBuffer(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), ao);
@@ -458,7 +460,7 @@ void Server::Impl::Lookup(const httplib::Request& req, httplib::Response& res) {
   if (radius < 0 || radius > 128) return SendError(res, 400, "invalid_argument", "radius must be 0..128");
   json matches = json::array();
   if (image && !image->content.empty()) {
-    auto record = Analyse(image->content);
+    auto record = Analyse(image->content, /*metadata=*/false);
     if (!record.ok()) return SendStatus(res, record.status().WithContext("the picture"));
     auto found = gate->Lookup(*record);
     if (!found.ok()) return SendStatus(res, found.status());
