@@ -3,6 +3,7 @@
 #include "doppel/gate.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <deque>
 #include <filesystem>
 #include <mutex>
 #include <shared_mutex>
@@ -132,7 +134,9 @@ struct Gate::Impl {
 
   // Guarded by mu: readers share it, Add takes it exclusively.
   mutable std::shared_mutex mu;
-  std::vector<MatchInput> files;
+  // A deque: appending never moves the (large) records already there, so an
+  // accepted upload does not briefly double the memory.
+  std::deque<MatchInput> files;
   std::unordered_map<int64_t, uint32_t> by_id;
   std::unordered_map<Digest, std::vector<uint32_t>, DigestKey> by_sha, by_content;
   PdqIndex index;
@@ -262,9 +266,11 @@ Result<std::unique_ptr<Gate>> Gate::Open(const std::string& catalogue, const Gat
   impl->cat->ReleaseSnapshot();
   {
     std::unique_lock lk(impl->mu);
-    impl->files.reserve(files.size());
+    impl->by_id.reserve(files.size());
     for (auto& m : files) impl->AddLocked(std::move(m));
   }
+  files = {};
+  malloc_trim(0);  // give the loading copy back to the system
   return std::unique_ptr<Gate>(new Gate(std::move(impl)));
 }
 
