@@ -2,6 +2,7 @@
 // httplib's exceptions and nlohmann::json's are caught here and become JSON
 // errors; nothing from a request is ever used as a file-system path.
 #include "server/server.h"
+#include "server/requests.h"
 
 #include <httplib.h>
 
@@ -122,24 +123,6 @@ class Metrics {
   std::map<std::string, Histogram> latency_;
 };
 
-// The route a path belongs to, for metric labels (bounded cardinality).
-std::string RouteOf(const std::string& path) {
-  static const char* const kFixed[] = {"/healthz", "/metrics", "/review", "/api/v1/uploads", "/api/v1/lookup",
-                                       "/api/v1/clusters", "/api/v1/sources"};
-  for (const char* f : kFixed)
-    if (path == f) return f;
-  auto starts = [&](const char* p) { return path.rfind(p, 0) == 0; };
-  if (starts("/api/v1/images/")) {
-    return path.size() > 10 && path.substr(path.size() - 10) == "/thumbnail" ? "/api/v1/images/{id}/thumbnail"
-                                                                              : "/api/v1/images/{id}";
-  }
-  if (starts("/api/v1/clusters/")) {
-    return path.size() > 10 && path.substr(path.size() - 10) == "/decisions" ? "/api/v1/clusters/{id}/decisions"
-                                                                              : "/api/v1/clusters/{id}";
-  }
-  return "other";
-}
-
 // --- Catalogue connections: one per thread that needs one, reused ---
 
 class CataloguePool {
@@ -257,16 +240,6 @@ json FileJson(const MatchInput& f, const ImageRecord* record) {
             {"pdq_quality", f.fingerprints.pdq.quality}};
   j["metadata"] = MetadataJson(record ? record->metadata : f.metadata);
   return j;
-}
-
-std::optional<int64_t> ParseId(const std::string& s) {
-  if (s.empty() || s.size() > 18) return std::nullopt;
-  int64_t v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return std::nullopt;
-    v = v * 10 + (c - '0');
-  }
-  return v;
 }
 
 }  // namespace
@@ -404,15 +377,12 @@ void Server::Impl::Uploads(const httplib::Request& req, httplib::Response& res) 
   ur.source = source;
   ur.client_name = image->filename;
   ur.key_id = key->id;
-  for (const auto& [name, part] : req.files) {
-    if (name == "image" || name == "source" || !part.filename.empty()) continue;
-    if (name.size() > 64 || part.content.size() > 4096) {
-      SendError(res, 400, "field_too_long", "metadata field '" + DisplayPath(name.substr(0, 64)) +
-                                                "' is too long (names up to 64 bytes, values up to 4096)");
-      return;
-    }
-    ur.fields[name] = part.content;
-  }
+  std::vector<std::pair<std::string, std::string>> text_parts;
+  for (const auto& [name, part] : req.files)
+    if (part.filename.empty()) text_parts.emplace_back(name, part.content);
+  auto fields = UploadFields(text_parts);
+  if (!fields.ok()) return SendError(res, 400, "invalid_field", fields.status().message());
+  ur.fields = std::move(*fields);
   auto record = Analyse(image->content);
   if (!record.ok()) return SendStatus(res, record.status().WithContext("the uploaded picture"));
   auto r = gate->Ingest(ur, reinterpret_cast<const uint8_t*>(image->content.data()), image->content.size(),
@@ -441,25 +411,27 @@ void Server::Impl::Uploads(const httplib::Request& req, httplib::Response& res) 
 void Server::Impl::Lookup(const httplib::Request& req, httplib::Response& res) {
   auto key = Authenticate(req, res, Need::kAny);
   if (!key) return;
-  std::string pdq;
+  std::optional<HashLookupRequest> by_hash;
   const httplib::MultipartFormData* image = nullptr;
-  int radius = opt.gate.match.threshold;
   if (req.is_multipart_form_data()) {
     image = ImagePart(req);
-    if (req.has_file("pdq")) pdq = req.get_file_value("pdq").content;
+    if (!image || image->content.empty()) {
+      if (!req.has_file("pdq"))
+        return SendError(res, 400, "missing_image", "send a picture in a field 'image' or a hash in 'pdq'");
+      auto h = ParseHashLookup(req.get_file_value("pdq").content, std::nullopt, opt.gate.match.threshold);
+      if (!h.ok()) return SendError(res, 400, "invalid_pdq", h.status().message());
+      by_hash = *h;
+    }
   } else if (req.get_header_value("Content-Type").rfind("application/json", 0) == 0) {
-    auto j = json::parse(req.body, nullptr, false);
-    if (j.is_discarded() || !j.is_object() || !j.contains("pdq") || !j["pdq"].is_string())
-      return SendError(res, 400, "invalid_json", "send {\"pdq\": \"64 hex digits\"} or a multipart picture");
-    pdq = j["pdq"].get<std::string>();
-    if (j.contains("radius") && j["radius"].is_number_integer()) radius = j["radius"].get<int>();
+    auto h = ParseHashLookupJson(req.body, opt.gate.match.threshold);
+    if (!h.ok()) return SendError(res, 400, "invalid_pdq", h.status().message());
+    by_hash = *h;
   } else {
     return SendError(res, 415, "unsupported_media_type",
                      "send multipart/form-data with a field 'image' (or 'pdq'), or JSON {\"pdq\": ...}");
   }
-  if (radius < 0 || radius > 128) return SendError(res, 400, "invalid_argument", "radius must be 0..128");
   json matches = json::array();
-  if (image && !image->content.empty()) {
+  if (!by_hash) {
     auto record = Analyse(image->content, /*metadata=*/false);
     if (!record.ok()) return SendStatus(res, record.status().WithContext("the picture"));
     auto found = gate->Lookup(*record);
@@ -471,16 +443,14 @@ void Server::Impl::Lookup(const httplib::Request& req, httplib::Response& res) {
                                {"pdq", record->fingerprints.pdq.hash.ToHex()},
                                {"matches", matches}});
   }
-  auto h = PdqHash::FromHex(pdq);
-  if (!h) return SendError(res, 400, "invalid_pdq", "'pdq' must be 64 hex digits (or send a picture as 'image')");
-  for (const auto& m : gate->LookupHash(*h, radius)) matches.push_back(MatchJson(m));
-  SendJson(res, 200, {{"duplicate", false}, {"pdq", h->ToHex()}, {"matches", matches}});
+  for (const auto& m : gate->LookupHash(by_hash->hash, by_hash->radius)) matches.push_back(MatchJson(m));
+  SendJson(res, 200, {{"duplicate", false}, {"pdq", by_hash->hash.ToHex()}, {"matches", matches}});
 }
 
 void Server::Impl::Image(const httplib::Request& req, httplib::Response& res) {
   auto key = Authenticate(req, res, Need::kAny);
   if (!key) return;
-  auto id = ParseId(req.matches[1]);
+  auto id = ParseId(req.matches[1].str());
   auto f = id ? gate->File(*id) : std::nullopt;
   if (!f) return SendError(res, 404, "not_found", "no catalogued picture with id " + std::string(req.matches[1]));
   auto cat = pool.Get();
@@ -493,7 +463,7 @@ void Server::Impl::Image(const httplib::Request& req, httplib::Response& res) {
 void Server::Impl::Thumbnail(const httplib::Request& req, httplib::Response& res) {
   auto key = Authenticate(req, res, Need::kAny);
   if (!key) return;
-  auto id = ParseId(req.matches[1]);
+  auto id = ParseId(req.matches[1].str());
   auto f = id ? gate->File(*id) : std::nullopt;
   if (!f) return SendError(res, 404, "not_found", "no catalogued picture with id " + std::string(req.matches[1]));
   if (auto hit = thumbs.Get(*id)) {
@@ -600,7 +570,7 @@ void Server::Impl::Clusters(const httplib::Request& req, httplib::Response& res)
 void Server::Impl::ClusterOne(const httplib::Request& req, httplib::Response& res) {
   auto key = Authenticate(req, res, Need::kReviewer);
   if (!key) return;
-  auto id = ParseId(req.matches[1]);
+  auto id = ParseId(req.matches[1].str());
   auto cat = pool.Get();
   if (!cat.ok()) return SendStatus(res, cat.status());
   auto clusters = (*cat)->LoadClusters();
@@ -613,12 +583,9 @@ void Server::Impl::ClusterOne(const httplib::Request& req, httplib::Response& re
 void Server::Impl::Decision(const httplib::Request& req, httplib::Response& res) {
   auto key = Authenticate(req, res, Need::kReviewer);
   if (!key) return;
-  auto id = ParseId(req.matches[1]);
-  auto body = json::parse(req.body, nullptr, false);
-  if (body.is_discarded() || !body.is_object() || !body.contains("decision") || !body["decision"].is_string())
-    return SendError(res, 400, "invalid_json",
-                     "send JSON {\"decision\": \"confirm\" | \"reject\" | \"choose_master\", "
-                     "\"master_id\": N (choose_master), \"file_id\": N (optional), \"note\": \"...\"}");
+  auto id = ParseId(req.matches[1].str());
+  auto body = ParseDecisionBody(req.body);
+  if (!body.ok()) return SendError(res, 400, "invalid_argument", body.status().message());
   auto cat = pool.Get();
   if (!cat.ok()) return SendStatus(res, cat.status());
   auto clusters = (*cat)->LoadClusters();
@@ -629,27 +596,15 @@ void Server::Impl::Decision(const httplib::Request& req, httplib::Response& res)
   if (!cluster) return SendError(res, 404, "not_found", "no cluster with id " + std::string(req.matches[1]));
   ReviewDecision d;
   d.cluster_id = cluster->id;
-  d.decision = body["decision"].get<std::string>();
+  d.decision = body->decision;
   for (const auto& m : cluster->members) d.members.push_back(m.file_id);
-  auto member = [&](int64_t f) { return std::find(d.members.begin(), d.members.end(), f) != d.members.end(); };
-  d.master_file_id = cluster->master_file_id;
-  if (body.contains("master_id")) {
-    if (!body["master_id"].is_number_integer()) return SendError(res, 400, "invalid_argument", "master_id: a number");
-    d.master_file_id = body["master_id"].get<int64_t>();
-    if (!member(d.master_file_id))
+  for (std::optional<int64_t> f : {body->master_id, body->file_id})
+    if (f && std::find(d.members.begin(), d.members.end(), *f) == d.members.end())
       return SendError(res, 422, "not_a_member",
-                       "file " + std::to_string(d.master_file_id) + " is not in cluster " + std::to_string(d.cluster_id));
-  } else if (d.decision == "choose_master") {
-    return SendError(res, 400, "invalid_argument", "choose_master needs master_id, the chosen member's id");
-  }
-  if (body.contains("file_id")) {
-    if (!body["file_id"].is_number_integer()) return SendError(res, 400, "invalid_argument", "file_id: a number");
-    d.file_id = body["file_id"].get<int64_t>();
-    if (!member(*d.file_id))
-      return SendError(res, 422, "not_a_member",
-                       "file " + std::to_string(*d.file_id) + " is not in cluster " + std::to_string(d.cluster_id));
-  }
-  if (body.contains("note") && body["note"].is_string()) d.note = body["note"].get<std::string>().substr(0, 2000);
+                       "file " + std::to_string(*f) + " is not in cluster " + std::to_string(d.cluster_id));
+  d.master_file_id = body->master_id.value_or(cluster->master_file_id);
+  d.file_id = body->file_id;
+  d.note = body->note;
   d.reviewer = "key " + std::to_string(key->id) + (key->label.empty() ? "" : " (" + key->label + ")");
   auto did = (*cat)->RecordDecision(d);
   if (!did.ok()) return SendStatus(res, did.status());
@@ -684,6 +639,9 @@ void Server::Impl::Routes() {
   http.set_read_timeout(opt.read_timeout_s, 0);
   http.set_write_timeout(opt.read_timeout_s, 0);
   http.set_keep_alive_max_count(1000);
+  // Headers and body go out in separate writes: without TCP_NODELAY, Nagle and
+  // delayed ACKs add ~40 ms to every keep-alive response.
+  http.set_tcp_nodelay(true);
   const int threads = std::max(1, opt.http_threads);
   http.new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
 
