@@ -1,14 +1,15 @@
 // The upload gate over HTTP: a real server on a loopback port, a real SQLite
 // catalogue filled by the real `doppel` binary, real pictures, httplib's
 // client and raw sockets for the misbehaving clients.
+#include "server/server.h"
+
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <zlib.h>
-
-#include <gtest/gtest.h>
-#include <httplib.h>
 
 #include <atomic>
 #include <filesystem>
@@ -19,7 +20,6 @@
 #include "doppel/fingerprint.h"
 #include "doppel/gate.h"
 #include "doppel/rendition.h"
-#include "server/server.h"
 #include "test_util.h"
 
 namespace doppel {
@@ -54,8 +54,9 @@ std::string PngHeaderOnly(uint32_t width, uint32_t height) {
     return be32(uint32_t(data.size())) + td + be32(uint32_t(crc));
   };
   std::string ihdr = be32(width) + be32(height) + std::string{8, 2, 0, 0, 0};  // 8-bit RGB
-  const std::string idat("\x78\x9c\x63\x00\x00\x00\x01\x00\x01", 9);  // a few zlib bytes
-  return std::string("\x89PNG\r\n\x1a\n", 8) + chunk("IHDR", ihdr) + chunk("IDAT", idat) + chunk("IEND", "");
+  const std::string idat("\x78\x9c\x63\x00\x00\x00\x01\x00\x01", 9);           // a few zlib bytes
+  return std::string("\x89PNG\r\n\x1a\n", 8) + chunk("IHDR", ihdr) + chunk("IDAT", idat) +
+         chunk("IEND", "");
 }
 
 class ServerTest : public ::testing::Test {
@@ -69,14 +70,18 @@ class ServerTest : public ::testing::Test {
     MakeImage(tmp_ / "apur" / "facade.jpg", 1200, 900, 1, "[Q=92]");
     MakeImage(tmp_ / "urb" / "bridge.png", 800, 600, 2);
     ASSERT_EQ(RunDoppel({"--db", db_, "init"}).exit_code, 0);
-    ASSERT_EQ(RunDoppel({"--db", db_, "source", "add", "apur", (tmp_ / "apur").string()}).exit_code, 0);
-    ASSERT_EQ(RunDoppel({"--db", db_, "source", "add", "urb", (tmp_ / "urb").string()}).exit_code, 0);
+    ASSERT_EQ(RunDoppel({"--db", db_, "source", "add", "apur", (tmp_ / "apur").string()}).exit_code,
+              0);
+    ASSERT_EQ(RunDoppel({"--db", db_, "source", "add", "urb", (tmp_ / "urb").string()}).exit_code,
+              0);
     auto scan = RunDoppel({"--db", db_, "scan"});
     ASSERT_EQ(scan.exit_code, 0) << scan.err;
     auto cat = OpenCatalogue(db_, {});
     ASSERT_TRUE(cat.ok());
-    for (auto [source, role, slot] : {std::tuple{"apur", "uploader", &uploader_}, {"urb", "uploader", &urb_uploader_},
-                                      {"apur", "reviewer", &reviewer_}, {"apur", "admin", &admin_}}) {
+    for (auto [source, role, slot] : {std::tuple{"apur", "uploader", &uploader_},
+                                      {"urb", "uploader", &urb_uploader_},
+                                      {"apur", "reviewer", &reviewer_},
+                                      {"apur", "admin", &admin_}}) {
       auto k = CreateApiKey(**cat, source, role, std::string(role) + " in test");
       ASSERT_TRUE(k.ok()) << k.status().ToString();
       *slot = k->token;
@@ -113,10 +118,12 @@ class ServerTest : public ::testing::Test {
     c.set_read_timeout(30, 0);
     return c;
   }
-  httplib::Result Upload(const std::string& token, const std::string& bytes, const std::string& source = "apur",
+  httplib::Result Upload(const std::string& token, const std::string& bytes,
+                         const std::string& source = "apur",
                          const std::string& name = "photo.jpg") {
     auto c = Client();
-    httplib::MultipartFormDataItems items = {{"image", bytes, name, "image/jpeg"}, {"source", source, "", ""},
+    httplib::MultipartFormDataItems items = {{"image", bytes, name, "image/jpeg"},
+                                             {"source", source, "", ""},
                                              {"title", "Quai de la Tournelle", "", ""}};
     httplib::Headers h;
     if (!token.empty()) h.emplace("Authorization", "Bearer " + token);
@@ -202,10 +209,12 @@ TEST_F(ServerTest, AcceptsANewPhotoAndRefusesItsResizedCopyAtOnce) {
   EXPECT_EQ(Body(again)["kind"], "exact");
   // The image resource and its thumbnail.
   auto c = Client();
-  auto img = c.Get("/api/v1/images/" + std::to_string(id), {{"Authorization", "Bearer " + uploader_}});
+  auto img =
+      c.Get("/api/v1/images/" + std::to_string(id), {{"Authorization", "Bearer " + uploader_}});
   ASSERT_EQ(img->status, 200) << img->body;
   EXPECT_EQ(Body(img)["width"], 1000);
-  auto th = c.Get("/api/v1/images/" + std::to_string(id) + "/thumbnail", {{"Authorization", "Bearer " + reviewer_}});
+  auto th = c.Get("/api/v1/images/" + std::to_string(id) + "/thumbnail",
+                  {{"Authorization", "Bearer " + reviewer_}});
   ASSERT_EQ(th->status, 200);
   EXPECT_EQ(th->get_header_value("Content-Type"), "image/jpeg");
   EXPECT_EQ(th->body.substr(0, 2), "\xff\xd8");
@@ -225,10 +234,16 @@ TEST_F(ServerTest, KeysAndRolesAreChecked) {
   const std::string bytes = ReadFile(tmp_ / "p.jpg");
   ExpectError(Upload("", bytes), 401, "unauthenticated");
   ExpectError(Upload("dpl_0000", bytes), 401, "unauthenticated");
-  ExpectError(Upload(reviewer_, bytes), 403, "forbidden");           // wrong role
+  ExpectError(Upload(reviewer_, bytes), 403, "forbidden");              // wrong role
   ExpectError(Upload(urb_uploader_, bytes, "apur"), 403, "forbidden");  // other source
+  // Without a key the body is never read: the answer comes before it is sent.
+  std::string reply = RawExchange(
+      "POST /api/v1/uploads HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; "
+      "boundary=B\r\nContent-Length: 100000000\r\n\r\n");
+  EXPECT_EQ(reply.rfind("HTTP/1.1 401", 0), 0u) << reply;
   auto c = Client();
-  ExpectError(c.Get("/api/v1/clusters", {{"Authorization", "Bearer " + uploader_}}), 403, "forbidden");
+  ExpectError(c.Get("/api/v1/clusters", {{"Authorization", "Bearer " + uploader_}}), 403,
+              "forbidden");
   auto ok = c.Get("/api/v1/clusters", {{"Authorization", "Bearer " + reviewer_}});
   EXPECT_EQ(ok->status, 200);
   // Admins may upload anywhere; a revoked key stops working at once.
@@ -247,10 +262,12 @@ TEST_F(ServerTest, MalformedRequestsGetJsonErrorsAndTheServerStaysUp) {
   auto c = Client();
   const httplib::Headers auth = {{"Authorization", "Bearer " + uploader_}};
   // Wrong content type.
-  ExpectError(c.Post("/api/v1/uploads", auth, "hello", "application/octet-stream"), 415, "unsupported_media_type");
+  ExpectError(c.Post("/api/v1/uploads", auth, "hello", "application/octet-stream"), 415,
+              "unsupported_media_type");
   ExpectHealthy();
   // Malformed multipart: a boundary that never appears.
-  ExpectError(c.Post("/api/v1/uploads", auth, "garbage without boundaries", "multipart/form-data; boundary=XYZ"),
+  ExpectError(c.Post("/api/v1/uploads", auth, "garbage without boundaries",
+                     "multipart/form-data; boundary=XYZ"),
               400, "bad_request");
   ExpectHealthy();
   // No picture in the form.
@@ -266,8 +283,9 @@ TEST_F(ServerTest, MalformedRequestsGetJsonErrorsAndTheServerStaysUp) {
   EXPECT_EQ(trunc->status, 422) << trunc->body;
   ExpectHealthy();
   // A body cut off before its announced length: the connection ends, no crash.
-  std::string head = "POST /api/v1/uploads HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + uploader_ +
-                     "\r\nContent-Type: multipart/form-data; boundary=B\r\nContent-Length: 100000\r\n\r\n--B\r\n";
+  std::string head =
+      "POST /api/v1/uploads HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + uploader_ +
+      "\r\nContent-Type: multipart/form-data; boundary=B\r\nContent-Length: 100000\r\n\r\n--B\r\n";
   std::string reply = RawExchange(head);
   EXPECT_EQ(reply.find("201"), std::string::npos) << reply;
   ExpectHealthy();
@@ -318,9 +336,12 @@ TEST_F(ServerTest, ConcurrentUploadsOfOnePictureAcceptExactlyOne) {
   for (int i = 0; i < kThreads; ++i)
     ts.emplace_back([&] {
       auto r = Upload(uploader_, bytes);
-      if (r && r->status == 201) ++created;
-      else if (r && r->status == 409) ++conflicts;
-      else ++other;
+      if (r && r->status == 201)
+        ++created;
+      else if (r && r->status == 409)
+        ++conflicts;
+      else
+        ++other;
     });
   for (auto& t : ts) t.join();
   EXPECT_EQ(created.load(), 1);
@@ -358,7 +379,8 @@ TEST_F(ServerTest, LookupFindsWithoutStoringAndRestartReloads) {
   StartServer();
   auto c = Client();
   const httplib::Headers auth = {{"Authorization", "Bearer " + uploader_}};
-  httplib::MultipartFormDataItems items = {{"image", ResizedJpeg(tmp_ / "urb" / "bridge.png", 400), "b.jpg", "image/jpeg"}};
+  httplib::MultipartFormDataItems items = {
+      {"image", ResizedJpeg(tmp_ / "urb" / "bridge.png", 400), "b.jpg", "image/jpeg"}};
   auto r = c.Post("/api/v1/lookup", auth, items);
   ASSERT_EQ(r->status, 200) << r->body;
   json b = Body(r);
@@ -369,7 +391,8 @@ TEST_F(ServerTest, LookupFindsWithoutStoringAndRestartReloads) {
   auto by_hash = c.Post("/api/v1/lookup", auth, json{{"pdq", b["pdq"]}}.dump(), "application/json");
   ASSERT_EQ(by_hash->status, 200) << by_hash->body;
   EXPECT_EQ(Body(by_hash)["matches"][0]["path"], "bridge.png");
-  ExpectError(c.Post("/api/v1/lookup", auth, R"({"pdq":"xyz"})", "application/json"), 400, "invalid_pdq");
+  ExpectError(c.Post("/api/v1/lookup", auth, R"({"pdq":"xyz"})", "application/json"), 400,
+              "invalid_pdq");
   EXPECT_EQ(FileCount(), 2);
   // An accepted upload is there after a restart (reloaded from the catalogue).
   MakeImage(tmp_ / "late.jpg", 800, 800, 33);
@@ -383,7 +406,8 @@ TEST_F(ServerTest, LookupFindsWithoutStoringAndRestartReloads) {
 
 TEST_F(ServerTest, ReviewDecisionsPersistAndMetricsCount) {
   // A cluster: the bridge copied into apur, then matched by the CLI.
-  testing::WriteFile(tmp_ / "apur" / "bridge-copy.jpg", ResizedJpeg(tmp_ / "urb" / "bridge.png", 640));
+  testing::WriteFile(tmp_ / "apur" / "bridge-copy.jpg",
+                     ResizedJpeg(tmp_ / "urb" / "bridge.png", 640));
   ASSERT_EQ(RunDoppel({"--db", db_, "scan"}).exit_code, 0);
   auto m = RunDoppel({"--db", db_, "match"});
   ASSERT_EQ(m.exit_code, 0) << m.err;
@@ -399,11 +423,12 @@ TEST_F(ServerTest, ReviewDecisionsPersistAndMetricsCount) {
   ASSERT_EQ(one->status, 200);
   ASSERT_EQ(Body(one)["members"].size(), 2u);
   const int64_t other = Body(one)["members"][1]["id"];
-  auto dec = c.Post("/api/v1/clusters/" + std::to_string(cid) + "/decisions", auth,
-                    json{{"decision", "choose_master"}, {"master_id", other}}.dump(), "application/json");
+  auto dec =
+      c.Post("/api/v1/clusters/" + std::to_string(cid) + "/decisions", auth,
+             json{{"decision", "choose_master"}, {"master_id", other}}.dump(), "application/json");
   ASSERT_EQ(dec->status, 201) << dec->body;
-  ExpectError(c.Post("/api/v1/clusters/" + std::to_string(cid) + "/decisions", auth, R"({"decision":"maybe"})",
-                     "application/json"),
+  ExpectError(c.Post("/api/v1/clusters/" + std::to_string(cid) + "/decisions", auth,
+                     R"({"decision":"maybe"})", "application/json"),
               400, "invalid_argument");
   ExpectError(c.Post("/api/v1/clusters/" + std::to_string(cid) + "/decisions", auth,
                      R"({"decision":"choose_master","master_id":999})", "application/json"),
@@ -418,15 +443,18 @@ TEST_F(ServerTest, ReviewDecisionsPersistAndMetricsCount) {
   EXPECT_NE(html->body.find("sessionStorage"), std::string::npos);
   auto metrics = c.Get("/metrics");
   ASSERT_EQ(metrics->status, 200);
-  EXPECT_NE(metrics->body.find(R"(doppel_http_requests_total{route="/api/v1/clusters/{id}/decisions",method="POST",code="201"} 1)"),
-            std::string::npos)
+  EXPECT_NE(
+      metrics->body.find(
+          R"(doppel_http_requests_total{route="/api/v1/clusters/{id}/decisions",method="POST",code="201"} 1)"),
+      std::string::npos)
       << metrics->body;
   EXPECT_NE(metrics->body.find("doppel_index_files 3"), std::string::npos);
   EXPECT_NE(metrics->body.find("doppel_http_request_duration_seconds_bucket"), std::string::npos);
 }
 
 TEST_F(ServerTest, KeyCommandsPrintTheTokenOnceAndListWithoutIt) {
-  auto add = RunDoppel({"--db", db_, "key", "add", "urb", "--role", "reviewer", "--label", "desk 2"});
+  auto add =
+      RunDoppel({"--db", db_, "key", "add", "urb", "--role", "reviewer", "--label", "desk 2"});
   ASSERT_EQ(add.exit_code, 0) << add.err;
   const std::string token = add.out.substr(0, add.out.find('\n'));
   EXPECT_EQ(token.rfind("dpl_", 0), 0u);

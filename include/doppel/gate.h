@@ -41,12 +41,12 @@ struct GateOptions {
 struct GateMatch {
   int64_t file_id = 0;
   std::string source;
-  std::string path;            // relative to the source root, raw bytes
+  std::string path;  // relative to the source root, raw bytes
   MatchKind kind = MatchKind::kSimilar;
-  int distance = 0;            // PDQ bits
+  int distance = 0;  // PDQ bits
   std::string transform;
   double correlation = 0;
-  std::string reason;          // in plain words
+  std::string reason;  // in plain words
 };
 
 enum class UploadOutcome { kAccepted, kRejected, kAlias, kHeld };
@@ -54,21 +54,21 @@ const char* UploadOutcomeName(UploadOutcome o);  // "accepted", "rejected", "ali
 
 struct UploadRequest {
   std::string source;
-  std::string client_name;   // informative only: never used as a path
+  std::string client_name;                    // informative only: never used as a path
   std::map<std::string, std::string> fields;  // client metadata, stored as JSON
-  int64_t key_id = 0;        // the API key that sent it (0: none, e.g. tests)
-  std::string agent;         // who, for the audit trail ("key 3 (apur uploader)")
+  int64_t key_id = 0;                         // the API key that sent it (0: none, e.g. tests)
+  std::string agent;                          // who, for the audit trail ("key 3 (apur uploader)")
 };
 
 struct UploadResult {
   UploadOutcome outcome = UploadOutcome::kAccepted;
-  int64_t file_id = 0;        // accepted: the new file
-  int64_t upload_id = 0;      // alias / held: the upload record
-  std::string path;           // accepted: where the bytes are, relative to the source root
-  std::string sha256;         // hex
+  int64_t file_id = 0;    // accepted: the new file
+  int64_t upload_id = 0;  // alias / held: the upload record
+  std::string path;       // accepted: where the bytes are, relative to the source root
+  std::string sha256;     // hex
   std::optional<GateMatch> duplicate_of;  // the master it duplicates (not for accepted)
   std::vector<GateMatch> similar;         // accepted: pictures a person might want to compare
-  std::string reason;         // plain words
+  std::string reason;                     // plain words
 };
 
 // API keys (docs/api.md): a token is "dpl_" and 64 hex digits (32 random
@@ -77,14 +77,15 @@ struct NewApiKey {
   ApiKey key;
   std::string token;  // shown once
 };
-Result<NewApiKey> CreateApiKey(Catalogue& catalogue, const std::string& source, const std::string& role,
-                               const std::string& label);
+Result<NewApiKey> CreateApiKey(Catalogue& catalogue, const std::string& source,
+                               const std::string& role, const std::string& label);
 Digest ApiTokenDigest(const std::string& token);
 
 class Gate {
  public:
   // Opens the catalogue and loads every fingerprinted file into the index.
-  static Result<std::unique_ptr<Gate>> Open(const std::string& catalogue, const GateOptions& options);
+  static Result<std::unique_ptr<Gate>> Open(const std::string& catalogue,
+                                            const GateOptions& options);
   ~Gate();
 
   // Catalogued files related to a fingerprinted picture, duplicates first

@@ -6,9 +6,8 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
-#include <thread>
-
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "cli/common.h"
 #include "cli/output.h"
@@ -37,14 +36,16 @@ int CmdServe(const Globals& g, const ServeArgs& a) {
   o.catalogue = g.db;
   const auto colon = a.listen.rfind(':');
   if (colon == std::string::npos)
-    return Fail(InvalidArgument("--listen " + a.listen + ": expected HOST:PORT, e.g. 127.0.0.1:8080"));
+    return Fail(
+        InvalidArgument("--listen " + a.listen + ": expected HOST:PORT, e.g. 127.0.0.1:8080"));
   o.host = a.listen.substr(0, colon);
   try {
     o.port = std::stoi(a.listen.substr(colon + 1));
   } catch (...) {
     return Fail(InvalidArgument("--listen " + a.listen + ": the port is not a number"));
   }
-  if (o.port < 0 || o.port > 65535) return Fail(InvalidArgument("--listen " + a.listen + ": port out of range"));
+  if (o.port < 0 || o.port > 65535)
+    return Fail(InvalidArgument("--listen " + a.listen + ": port out of range"));
   o.max_body_bytes = a.max_body_mb << 20;
   o.max_pixels = a.max_pixels;
   o.decode_slots = a.decode_threads;
@@ -54,7 +55,8 @@ int CmdServe(const Globals& g, const ServeArgs& a) {
   o.gate.policy_override = a.policy;
   o.gate.held_dir = a.held_dir;
   o.gate.match.threshold = a.threshold;
-  if (a.access_log) o.log = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
+  if (a.access_log)
+    o.log = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
 
   // The catalogue must exist (and is migrated) before the server opens its own connections.
   {
@@ -70,8 +72,11 @@ int CmdServe(const Globals& g, const ServeArgs& a) {
   if (!bound.ok()) return Fail(bound);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!g.quiet)
-    std::fprintf(stderr, "doppel: serving %s on http://%s:%d (%zu pictures indexed in %s); review page at /review\n",
-                 g.db.c_str(), o.host.c_str(), (*srv)->port(), (*srv)->gate().size(), HumanDuration(secs).c_str());
+    std::fprintf(
+        stderr,
+        "doppel: serving %s on http://%s:%d (%zu pictures indexed in %s); review page at /review\n",
+        g.db.c_str(), o.host.c_str(), (*srv)->port(), (*srv)->gate().size(),
+        HumanDuration(secs).c_str());
   InstallSigint();
   std::thread watcher([&] {
     while (!g_cancel.load()) std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -85,24 +90,28 @@ int CmdServe(const Globals& g, const ServeArgs& a) {
   return kExitOk;
 }
 
-int CmdKeyAdd(const Globals& g, const std::string& source, const std::string& role, const std::string& label,
-              bool json_out) {
+int CmdKeyAdd(const Globals& g, const std::string& source, const std::string& role,
+              const std::string& label, bool json_out) {
   auto cat = Open(g);
   if (!cat.ok()) return Fail(cat.status());
   auto k = CreateApiKey(**cat, source, role, label);
   if (!k.ok()) return Fail(k.status());
   if (json_out) {
-    std::cout << nlohmann::json{{"id", k->key.id}, {"source", k->key.source}, {"role", k->key.role},
-                                {"label", k->key.label}, {"token", k->token}}
+    std::cout << nlohmann::json{{"id", k->key.id},
+                                {"source", k->key.source},
+                                {"role", k->key.role},
+                                {"label", k->key.label},
+                                {"token", k->token}}
                      .dump()
               << "\n";
   } else {
     std::printf("%s\n", k->token.c_str());
     if (!g.quiet)
-      std::fprintf(stderr,
-                   "doppel: key %lld (%s for source %s) created; the token above is shown only now: "
-                   "store it safely\n",
-                   static_cast<long long>(k->key.id), k->key.role.c_str(), k->key.source.c_str());
+      std::fprintf(
+          stderr,
+          "doppel: key %lld (%s for source %s) created; the token above is shown only now: "
+          "store it safely\n",
+          static_cast<long long>(k->key.id), k->key.role.c_str(), k->key.source.c_str());
   }
   return kExitOk;
 }
@@ -115,8 +124,12 @@ int CmdKeyList(const Globals& g, bool json_out) {
   if (json_out) {
     nlohmann::json a = nlohmann::json::array();
     for (const auto& k : *keys)
-      a.push_back({{"id", k.id}, {"source", k.source}, {"role", k.role}, {"label", k.label},
-                   {"created_at", k.created_at}, {"revoked_at", k.revoked_at.empty() ? nullptr : nlohmann::json(k.revoked_at)}});
+      a.push_back({{"id", k.id},
+                   {"source", k.source},
+                   {"role", k.role},
+                   {"label", k.label},
+                   {"created_at", k.created_at},
+                   {"revoked_at", k.revoked_at.empty() ? nullptr : nlohmann::json(k.revoked_at)}});
     std::cout << a.dump(2) << "\n";
     return kExitOk;
   }
@@ -124,9 +137,11 @@ int CmdKeyList(const Globals& g, bool json_out) {
     std::printf("no API keys yet; make one with: doppel key add SOURCE --role uploader\n");
     return kExitOk;
   }
-  std::vector<std::vector<std::string>> rows = {{"ID", "SOURCE", "ROLE", "LABEL", "CREATED", "REVOKED"}};
+  std::vector<std::vector<std::string>> rows = {
+      {"ID", "SOURCE", "ROLE", "LABEL", "CREATED", "REVOKED"}};
   for (const auto& k : *keys)
-    rows.push_back({std::to_string(k.id), k.source, k.role, k.label, k.created_at, k.revoked_at.empty() ? "-" : k.revoked_at});
+    rows.push_back({std::to_string(k.id), k.source, k.role, k.label, k.created_at,
+                    k.revoked_at.empty() ? "-" : k.revoked_at});
   std::cout << Table(rows);
   return kExitOk;
 }
@@ -136,7 +151,8 @@ int CmdKeyRevoke(const Globals& g, int64_t id) {
   if (!cat.ok()) return Fail(cat.status());
   Status s = (*cat)->RevokeApiKey(id);
   if (!s.ok()) return Fail(s);
-  if (!g.quiet) std::printf("key %lld revoked; requests with it now get 401\n", static_cast<long long>(id));
+  if (!g.quiet)
+    std::printf("key %lld revoked; requests with it now get 401\n", static_cast<long long>(id));
   return kExitOk;
 }
 
@@ -152,9 +168,13 @@ int CmdSourcePolicy(const Globals& g, const std::string& source, const std::stri
   Status s = (*cat)->SetUploadPolicy(source, policy);
   if (!s.ok()) return Fail(s);
   if (!g.quiet)
-    std::printf("source %s: duplicates uploaded from now on are %s (a running server reads this per upload)\n",
-                source.c_str(),
-                policy == "reject" ? "rejected" : policy == "alias" ? "recorded as aliases" : "held for review");
+    std::printf(
+        "source %s: duplicates uploaded from now on are %s (a running server reads this per "
+        "upload)\n",
+        source.c_str(),
+        policy == "reject"  ? "rejected"
+        : policy == "alias" ? "recorded as aliases"
+                            : "held for review");
   return kExitOk;
 }
 
@@ -163,25 +183,40 @@ int CmdSourcePolicy(const Globals& g, const std::string& source, const std::stri
 CommandRunner RegisterServeCommands(CLI::App& app, const Globals& g) {
   auto a = std::make_shared<ServeArgs>();
   auto* serve = app.add_subcommand("serve", "run the upload gate (HTTP API) and the review page");
-  serve->add_option("--listen", a->listen, "HOST:PORT to listen on (default 127.0.0.1:8080; port 0 = any)");
+  serve->add_option("--listen", a->listen,
+                    "HOST:PORT to listen on (default 127.0.0.1:8080; port 0 = any)");
   serve->add_option("--max-body-mb", a->max_body_mb, "refuse larger requests with 413 (default 64)")
       ->check(CLI::Range(int64_t(1), int64_t(4096)));
-  serve->add_option("--max-pixels", a->max_pixels, "refuse larger pictures with 422 before decoding (default 1e8)")
+  serve
+      ->add_option("--max-pixels", a->max_pixels,
+                   "refuse larger pictures with 422 before decoding (default 1e8)")
       ->check(CLI::PositiveNumber);
-  serve->add_option("--decode-threads", a->decode_threads, "pictures decoded at once; others wait, then 503 (default 2)")
+  serve
+      ->add_option("--decode-threads", a->decode_threads,
+                   "pictures decoded at once; others wait, then 503 (default 2)")
       ->check(CLI::Range(1, 256));
-  serve->add_option("--decode-timeout-ms", a->decode_timeout_ms, "abandon longer decodes with 422 (default 20000)")
+  serve
+      ->add_option("--decode-timeout-ms", a->decode_timeout_ms,
+                   "abandon longer decodes with 422 (default 20000)")
       ->check(CLI::Range(100, 600000));
-  serve->add_option("--read-timeout", a->read_timeout_s, "seconds a client may stall while sending (default 10)")
+  serve
+      ->add_option("--read-timeout", a->read_timeout_s,
+                   "seconds a client may stall while sending (default 10)")
       ->check(CLI::Range(1, 3600));
-  serve->add_option("--http-threads", a->http_threads, "request workers (default 8)")->check(CLI::Range(1, 1024));
-  serve->add_option("--policy", a->policy, "override every source's upload policy: reject, alias or hold")
+  serve->add_option("--http-threads", a->http_threads, "request workers (default 8)")
+      ->check(CLI::Range(1, 1024));
+  serve
+      ->add_option("--policy", a->policy,
+                   "override every source's upload policy: reject, alias or hold")
       ->check(CLI::IsMember({"reject", "alias", "hold"}));
-  serve->add_option("--held-dir", a->held_dir, "where held uploads go (default: doppel-held beside the catalogue)");
-  serve->add_option("--threshold", a->threshold, "PDQ bits for a near copy (default 31)")->check(CLI::Range(0, 128));
+  serve->add_option("--held-dir", a->held_dir,
+                    "where held uploads go (default: doppel-held beside the catalogue)");
+  serve->add_option("--threshold", a->threshold, "PDQ bits for a near copy (default 31)")
+      ->check(CLI::Range(0, 128));
   serve->add_flag("--access-log", a->access_log, "print one line per request on stderr");
   serve->footer(
-      "Examples:\n  doppel serve\n  doppel serve --listen 0.0.0.0:8080 --max-body-mb 100 --decode-threads 4\n"
+      "Examples:\n  doppel serve\n  doppel serve --listen 0.0.0.0:8080 --max-body-mb 100 "
+      "--decode-threads 4\n"
       "  curl -H 'Authorization: Bearer dpl_...' -F source=apur -F image=@photo.jpg \\\n"
       "       http://127.0.0.1:8080/api/v1/uploads\n\n"
       "Accepted pictures go to SOURCE_ROOT/uploads/YYYY/MM/DD/SHA256.EXT. API: docs/api.md.\n"
@@ -198,8 +233,9 @@ CommandRunner RegisterServeCommands(CLI::App& app, const Globals& g) {
       ->check(CLI::IsMember({"uploader", "reviewer", "admin"}));
   kadd->add_option("--label", k_label, "who or what uses it, e.g. 'scanner room 2'");
   kadd->add_flag("--json", k_json, "print id, role and token as JSON");
-  kadd->footer("Examples:\n  doppel key add apur --role uploader --label 'scan station'\n"
-               "  TOKEN=$(doppel key add urbanisme --role reviewer)");
+  kadd->footer(
+      "Examples:\n  doppel key add apur --role uploader --label 'scan station'\n"
+      "  TOKEN=$(doppel key add urbanisme --role reviewer)");
   auto* klist = key->add_subcommand("list", "list keys (never their tokens)");
   klist->add_flag("--json", k_json, "JSON output");
   klist->footer("Example:\n  doppel key list");
@@ -211,14 +247,18 @@ CommandRunner RegisterServeCommands(CLI::App& app, const Globals& g) {
   auto pa = std::make_shared<std::pair<std::string, std::string>>();
   CLI::App* spol = nullptr;
   CLI::App* source = nullptr;
-  for (CLI::App* sub : app.get_subcommands([](CLI::App* s) { return s->get_name() == "source"; })) source = sub;
+  for (CLI::App* sub : app.get_subcommands([](CLI::App* s) { return s->get_name() == "source"; }))
+    source = sub;
   if (source) {
-    spol = source->add_subcommand("policy", "show or set what the upload gate does with a source's duplicates");
+    spol = source->add_subcommand(
+        "policy", "show or set what the upload gate does with a source's duplicates");
     spol->add_option("NAME", pa->first, "the source")->required();
-    spol->add_option("POLICY", pa->second, "reject (default), alias or hold; omit to show the current one")
+    spol->add_option("POLICY", pa->second,
+                     "reject (default), alias or hold; omit to show the current one")
         ->check(CLI::IsMember({"reject", "alias", "hold"}));
     spol->footer(
-        "reject: answer 409 and store nothing; alias: record the upload as an alias of the catalogued\n"
+        "reject: answer 409 and store nothing; alias: record the upload as an alias of the "
+        "catalogued\n"
         "file (bytes not stored); hold: keep the bytes aside and list them for review.\n\n"
         "Examples:\n  doppel source policy apur hold\n  doppel source policy apur");
   }

@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <malloc.h>
+#include <openssl/rand.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,11 +16,9 @@
 #include <deque>
 #include <filesystem>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <shared_mutex>
 #include <unordered_map>
-
-#include <nlohmann/json.hpp>
-#include <openssl/rand.h>
 
 #include "doppel/index.h"
 #include "util/paths.h"
@@ -59,9 +58,12 @@ int KindRank(MatchKind k) { return int(k); }
 Status WriteFileAtomically(const std::string& path, const uint8_t* data, size_t size) {
   std::error_code ec;
   std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
-  if (ec) return IOError(std::filesystem::path(path).parent_path().string() + ": cannot create folder: " + ec.message());
+  if (ec)
+    return IOError(std::filesystem::path(path).parent_path().string() +
+                   ": cannot create folder: " + ec.message());
   static std::atomic<uint64_t> counter{0};
-  const std::string tmp = path + ".tmp-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
+  const std::string tmp =
+      path + ".tmp-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return IOError(tmp + ": cannot create: " + std::strerror(errno));
   size_t done = 0;
@@ -104,27 +106,33 @@ bool IsZero(const PdqHash& h) { return h == PdqHash{}; }
 
 const char* UploadOutcomeName(UploadOutcome o) {
   switch (o) {
-    case UploadOutcome::kAccepted: return "accepted";
-    case UploadOutcome::kRejected: return "rejected";
-    case UploadOutcome::kAlias: return "alias";
-    case UploadOutcome::kHeld: return "held";
+    case UploadOutcome::kAccepted:
+      return "accepted";
+    case UploadOutcome::kRejected:
+      return "rejected";
+    case UploadOutcome::kAlias:
+      return "alias";
+    case UploadOutcome::kHeld:
+      return "held";
   }
   return "?";
 }
 
 Digest ApiTokenDigest(const std::string& token) { return Sha256::Of(token.data(), token.size()); }
 
-Result<NewApiKey> CreateApiKey(Catalogue& catalogue, const std::string& source, const std::string& role,
-                               const std::string& label) {
+Result<NewApiKey> CreateApiKey(Catalogue& catalogue, const std::string& source,
+                               const std::string& role, const std::string& label) {
   uint8_t raw[32];
-  if (RAND_bytes(raw, sizeof raw) != 1) return Internal("cannot draw random bytes for an API key (OpenSSL)");
+  if (RAND_bytes(raw, sizeof raw) != 1)
+    return Internal("cannot draw random bytes for an API key (OpenSSL)");
   static const char* const kHex = "0123456789abcdef";
   std::string token = "dpl_";
   for (uint8_t b : raw) {
     token += kHex[b >> 4];
     token += kHex[b & 15];
   }
-  DOPPEL_ASSIGN_OR_RETURN(ApiKey key, catalogue.AddApiKey(source, role, ApiTokenDigest(token), label));
+  DOPPEL_ASSIGN_OR_RETURN(ApiKey key,
+                          catalogue.AddApiKey(source, role, ApiTokenDigest(token), label));
   return NewApiKey{std::move(key), std::move(token)};
 }
 
@@ -206,7 +214,8 @@ std::vector<GateMatch> Gate::Impl::LookupLocked(const MatchInput& probe) const {
     if (!fresh && d < it->second) it->second = d;
   };
   for (const auto* map : {&by_sha, &by_content}) {
-    auto it = map->find(map == &by_sha ? probe.fingerprints.sha256 : probe.fingerprints.content_hash);
+    auto it =
+        map->find(map == &by_sha ? probe.fingerprints.sha256 : probe.fingerprints.content_hash);
     if (it != map->end())
       for (uint32_t i : it->second) note(i, -1);
   }
@@ -220,7 +229,8 @@ std::vector<GateMatch> Gate::Impl::LookupLocked(const MatchInput& probe) const {
   const Fingerprints& f = probe.fingerprints;
   for (int d = 0; d < (o.dihedral ? 8 : 1); ++d) {
     collect(f.pdq.dihedral[d], o.threshold);
-    if (!IsZero(f.signature.smooth.dihedral[d])) collect(f.signature.smooth.dihedral[d], o.threshold);
+    if (!IsZero(f.signature.smooth.dihedral[d]))
+      collect(f.signature.smooth.dihedral[d], o.threshold);
   }
   if (f.signature.trimmed) collect(f.signature.trimmed->hash, o.threshold);
   if (files.size() <= kWideSearchLimit && o.similar_radius > o.threshold) {
@@ -259,7 +269,8 @@ Result<std::unique_ptr<Gate>> Gate::Open(const std::string& catalogue, const Gat
   impl->catalogue_path = catalogue;
   if (impl->options.held_dir.empty()) {
     std::filesystem::path p(catalogue);
-    impl->options.held_dir = (p.has_parent_path() ? p.parent_path() : std::filesystem::path(".")) / "doppel-held";
+    impl->options.held_dir =
+        (p.has_parent_path() ? p.parent_path() : std::filesystem::path(".")) / "doppel-held";
   }
   DOPPEL_ASSIGN_OR_RETURN(impl->cat, OpenCatalogue(catalogue, CatalogueOptions{}));
   DOPPEL_ASSIGN_OR_RETURN(std::vector<MatchInput> files, impl->cat->LoadMatchInputs());
@@ -316,7 +327,8 @@ std::vector<GateMatch> Gate::LookupHash(const PdqHash& hash, int radius) const {
     g.transform = "original";
     g.kind = d <= impl_->options.match.threshold ? MatchKind::kNear : MatchKind::kSimilar;
     g.reason = "PDQ " + std::to_string(d) + " bits apart (threshold " +
-               std::to_string(impl_->options.match.threshold) + "); a hash alone is not checked further";
+               std::to_string(impl_->options.match.threshold) +
+               "); a hash alone is not checked further";
     out.push_back(std::move(g));
   }
   std::sort(out.begin(), out.end(), [](const GateMatch& x, const GateMatch& y) {
@@ -343,21 +355,22 @@ Result<UploadResult> Gate::Ingest(const UploadRequest& req, const uint8_t* data,
   }
   UploadResult res;
   res.sha256 = DigestHex(record.fingerprints.sha256);
-  auto dup = std::find_if(matches.begin(), matches.end(), [](const GateMatch& m) { return IsAutomatic(m.kind); });
+  auto dup = std::find_if(matches.begin(), matches.end(),
+                          [](const GateMatch& m) { return IsAutomatic(m.kind); });
   nlohmann::json fields = nlohmann::json::object();
   for (const auto& [k, v] : req.fields) fields[k] = IsValidUtf8(v) ? v : DisplayPath(v);
 
   if (dup == matches.end()) {
     // Accept: a path that depends only on the day and the bytes.
-    const std::string rel = "uploads/" + Today("%Y/%m/%d") + "/" + res.sha256 + "." +
-                            ExtensionFor(record.info.format);
+    const std::string rel =
+        "uploads/" + Today("%Y/%m/%d") + "/" + res.sha256 + "." + ExtensionFor(record.info.format);
     const std::string abs = JoinPath(src.root, rel);
     DOPPEL_RETURN_IF_ERROR(WriteFileAtomically(abs, data, size));
     struct stat st {};
     if (::stat(abs.c_str(), &st) == 0)
       record.mtime_ns = int64_t(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
-    nlohmann::json detail = {{"source", src.name}, {"outcome", "accepted"}, {"path", rel},
-                             {"sha256", res.sha256}, {"bytes", size}, {"fields", fields}};
+    nlohmann::json detail = {{"source", src.name},   {"outcome", "accepted"}, {"path", rel},
+                             {"sha256", res.sha256}, {"bytes", size},         {"fields", fields}};
     if (!req.client_name.empty()) detail["client_name"] = DisplayPath(req.client_name);
     if (req.key_id) detail["key_id"] = req.key_id;
     auto id = g.cat->AddUploadedFile(src.id, rel, record, detail.dump());
@@ -376,8 +389,9 @@ Result<UploadResult> Gate::Ingest(const UploadRequest& req, const uint8_t* data,
     res.file_id = *id;
     res.path = rel;
     res.similar = std::move(matches);
-    res.reason = res.similar.empty() ? "no copy of this picture is catalogued"
-                                     : "no copy of this picture is catalogued; similar pictures are listed";
+    res.reason = res.similar.empty()
+                     ? "no copy of this picture is catalogued"
+                     : "no copy of this picture is catalogued; similar pictures are listed";
     return res;
   }
 
@@ -387,8 +401,9 @@ Result<UploadResult> Gate::Ingest(const UploadRequest& req, const uint8_t* data,
   if (policy.empty()) {
     DOPPEL_ASSIGN_OR_RETURN(policy, g.cat->GetUploadPolicy(src.name));
   }
-  nlohmann::json detail = {{"source", src.name}, {"master_file_id", dup->file_id}, {"kind", kind},
-                           {"distance", dup->distance}, {"sha256", res.sha256}, {"reason", dup->reason}};
+  nlohmann::json detail = {{"source", src.name},   {"master_file_id", dup->file_id},
+                           {"kind", kind},         {"distance", dup->distance},
+                           {"sha256", res.sha256}, {"reason", dup->reason}};
   if (req.key_id) detail["key_id"] = req.key_id;
   const std::string where = dup->source + ":" + DisplayPath(dup->path);
   if (policy == "alias" || policy == "hold") {
@@ -419,10 +434,10 @@ Result<UploadResult> Gate::Ingest(const UploadRequest& req, const uint8_t* data,
     res.outcome = policy == "alias" ? UploadOutcome::kAlias : UploadOutcome::kHeld;
     res.upload_id = *id;
     res.reason = policy == "alias"
-                     ? "recorded as an alias of file " + std::to_string(dup->file_id) + " (" + where +
-                           "): " + dup->reason + "; the bytes were not stored again"
-                     : "held for review: it looks like file " + std::to_string(dup->file_id) + " (" + where +
-                           "): " + dup->reason;
+                     ? "recorded as an alias of file " + std::to_string(dup->file_id) + " (" +
+                           where + "): " + dup->reason + "; the bytes were not stored again"
+                     : "held for review: it looks like file " + std::to_string(dup->file_id) +
+                           " (" + where + "): " + dup->reason;
     return res;
   }
   detail["outcome"] = "rejected";
@@ -432,8 +447,8 @@ Result<UploadResult> Gate::Ingest(const UploadRequest& req, const uint8_t* data,
   e.detail = detail.dump();
   DOPPEL_RETURN_IF_ERROR(g.cat->AppendEvent(e).status());
   res.outcome = UploadOutcome::kRejected;
-  res.reason = "a copy is already catalogued as file " + std::to_string(dup->file_id) + " (" + where + "): " +
-               dup->reason;
+  res.reason = "a copy is already catalogued as file " + std::to_string(dup->file_id) + " (" +
+               where + "): " + dup->reason;
   return res;
 }
 

@@ -19,12 +19,13 @@ std::optional<int64_t> ParseId(std::string_view s) {
 }
 
 std::string RouteOf(const std::string& path) {
-  static const char* const kFixed[] = {"/healthz", "/metrics", "/review", "/api/v1/uploads", "/api/v1/lookup",
-                                       "/api/v1/clusters"};
+  static const char* const kFixed[] = {"/healthz",        "/metrics",       "/review",
+                                       "/api/v1/uploads", "/api/v1/lookup", "/api/v1/clusters"};
   for (const char* f : kFixed)
     if (path == f) return f;
   auto ends = [&](std::string_view suffix) {
-    return path.size() >= suffix.size() && path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
+    return path.size() >= suffix.size() &&
+           path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
   };
   if (path.rfind("/api/v1/images/", 0) == 0)
     return ends("/thumbnail") ? "/api/v1/images/{id}/thumbnail" : "/api/v1/images/{id}";
@@ -37,13 +38,15 @@ Result<DecisionRequest> ParseDecisionBody(const std::string& body) {
   const json j = json::parse(body, nullptr, false);
   if (j.is_discarded() || !j.is_object() || !j.contains("decision") || !j["decision"].is_string())
     return InvalidArgument(
-        "send JSON {\"decision\": \"confirm\" | \"reject\" | \"choose_master\", \"master_id\": N (choose_master), "
+        "send JSON {\"decision\": \"confirm\" | \"reject\" | \"choose_master\", \"master_id\": N "
+        "(choose_master), "
         "\"file_id\": N (optional), \"note\": \"...\"}");
   DecisionRequest d;
   d.decision = j["decision"].get<std::string>();
   for (auto [name, slot] : {std::pair{"master_id", &d.master_id}, {"file_id", &d.file_id}}) {
     if (!j.contains(name)) continue;
-    if (!j[name].is_number_integer()) return InvalidArgument(std::string(name) + " must be a file id (a number)");
+    if (!j[name].is_number_integer())
+      return InvalidArgument(std::string(name) + " must be a file id (a number)");
     *slot = j[name].get<int64_t>();
   }
   if (d.decision == "choose_master" && !d.master_id)
@@ -56,7 +59,8 @@ Result<DecisionRequest> ParseDecisionBody(const std::string& body) {
   return d;
 }
 
-Result<HashLookupRequest> ParseHashLookup(const std::string& pdq_hex, std::optional<int> radius, int default_radius) {
+Result<HashLookupRequest> ParseHashLookup(const std::string& pdq_hex, std::optional<int> radius,
+                                          int default_radius) {
   auto h = PdqHash::FromHex(pdq_hex);
   if (!h) return InvalidArgument("'pdq' must be 64 hex digits (or send a picture as 'image')");
   HashLookupRequest r{*h, radius.value_or(default_radius)};

@@ -25,10 +25,10 @@ std::string RouteOf(const std::string& path);
 
 // POST /api/v1/clusters/{id}/decisions.
 struct DecisionRequest {
-  std::string decision;              // not checked here: RecordDecision refuses unknown ones
+  std::string decision;  // not checked here: RecordDecision refuses unknown ones
   std::optional<int64_t> master_id;
   std::optional<int64_t> file_id;
-  std::string note;                  // at most 2000 bytes
+  std::string note;  // at most 2000 bytes
 };
 Result<DecisionRequest> ParseDecisionBody(const std::string& body);
 
@@ -37,7 +37,8 @@ struct HashLookupRequest {
   PdqHash hash;
   int radius = 31;
 };
-Result<HashLookupRequest> ParseHashLookup(const std::string& pdq_hex, std::optional<int> radius, int default_radius);
+Result<HashLookupRequest> ParseHashLookup(const std::string& pdq_hex, std::optional<int> radius,
+                                          int default_radius);
 Result<HashLookupRequest> ParseHashLookupJson(const std::string& body, int default_radius);
 
 // The metadata fields of an upload form: every text part except `image` and

@@ -2,7 +2,6 @@
 // httplib's exceptions and nlohmann::json's are caught here and become JSON
 // errors; nothing from a request is ever used as a file-system path.
 #include "server/server.h"
-#include "server/requests.h"
 
 #include <httplib.h>
 
@@ -13,15 +12,15 @@
 #include <list>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <semaphore>
 #include <unordered_map>
 
-#include <nlohmann/json.hpp>
-
 #include "doppel/catalogue.h"
 #include "doppel/fingerprint.h"
 #include "doppel/rendition.h"
+#include "server/requests.h"
 #include "util/paths.h"
 
 namespace doppel::server {
@@ -34,7 +33,8 @@ constexpr const char* kJson = "application/json";
 
 // --- Errors ---
 
-void SendError(httplib::Response& res, int http, const std::string& code, const std::string& message) {
+void SendError(httplib::Response& res, int http, const std::string& code,
+               const std::string& message) {
   res.status = http;
   res.set_content(json{{"error", {{"code", code}, {"message", message}}}}.dump(), kJson);
 }
@@ -47,22 +47,33 @@ void SendJson(httplib::Response& res, int http, const json& body) {
 // A library Status as an HTTP error.
 void SendStatus(httplib::Response& res, const Status& s) {
   switch (s.code()) {
-    case StatusCode::kNotFound: return SendError(res, 404, "not_found", s.message());
-    case StatusCode::kInvalidArgument: return SendError(res, 400, "invalid_argument", s.message());
-    case StatusCode::kCorruption: return SendError(res, 422, "unreadable_image", s.message());
-    case StatusCode::kUnsupported: return SendError(res, 422, "unsupported_format", s.message());
-    case StatusCode::kTooLarge: return SendError(res, 422, "too_many_pixels", s.message());
-    case StatusCode::kCancelled: return SendError(res, 422, "decode_too_slow", s.message());
-    case StatusCode::kBusy: return SendError(res, 503, "busy", s.message());
-    case StatusCode::kDiskFull: return SendError(res, 507, "disk_full", s.message());
-    case StatusCode::kAlreadyExists: return SendError(res, 409, "already_exists", s.message());
-    default: return SendError(res, 500, "internal", s.message());
+    case StatusCode::kNotFound:
+      return SendError(res, 404, "not_found", s.message());
+    case StatusCode::kInvalidArgument:
+      return SendError(res, 400, "invalid_argument", s.message());
+    case StatusCode::kCorruption:
+      return SendError(res, 422, "unreadable_image", s.message());
+    case StatusCode::kUnsupported:
+      return SendError(res, 422, "unsupported_format", s.message());
+    case StatusCode::kTooLarge:
+      return SendError(res, 422, "too_many_pixels", s.message());
+    case StatusCode::kCancelled:
+      return SendError(res, 422, "decode_too_slow", s.message());
+    case StatusCode::kBusy:
+      return SendError(res, 503, "busy", s.message());
+    case StatusCode::kDiskFull:
+      return SendError(res, 507, "disk_full", s.message());
+    case StatusCode::kAlreadyExists:
+      return SendError(res, 409, "already_exists", s.message());
+    default:
+      return SendError(res, 500, "internal", s.message());
   }
 }
 
 // --- Metrics (Prometheus text format 0.0.4) ---
 
-constexpr double kBuckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+constexpr double kBuckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                               0.25,  0.5,    1,     2.5,  5,     10};
 constexpr size_t kNumBuckets = sizeof(kBuckets) / sizeof(kBuckets[0]);
 
 struct Histogram {
@@ -89,9 +100,12 @@ class Metrics {
     out += "# TYPE doppel_http_requests_total counter\n";
     std::lock_guard lk(mu_);
     for (const auto& [k, v] : requests_)
-      out += "doppel_http_requests_total{route=\"" + std::get<0>(k) + "\",method=\"" + std::get<1>(k) +
-             "\",code=\"" + std::to_string(std::get<2>(k)) + "\"} " + std::to_string(v) + "\n";
-    out += "# HELP doppel_http_request_duration_seconds Time from request start to response, by route.\n";
+      out += "doppel_http_requests_total{route=\"" + std::get<0>(k) + "\",method=\"" +
+             std::get<1>(k) + "\",code=\"" + std::to_string(std::get<2>(k)) + "\"} " +
+             std::to_string(v) + "\n";
+    out +=
+        "# HELP doppel_http_request_duration_seconds Time from request start to response, by "
+        "route.\n";
     out += "# TYPE doppel_http_request_duration_seconds histogram\n";
     for (const auto& [route, h] : latency_) {
       uint64_t cum = 0;
@@ -102,17 +116,21 @@ class Metrics {
           std::snprintf(le, sizeof le, "%g", kBuckets[b]);
         else
           std::snprintf(le, sizeof le, "+Inf");
-        out += "doppel_http_request_duration_seconds_bucket{route=\"" + route + "\",le=\"" + le + "\"} " +
-               std::to_string(cum) + "\n";
+        out += "doppel_http_request_duration_seconds_bucket{route=\"" + route + "\",le=\"" + le +
+               "\"} " + std::to_string(cum) + "\n";
       }
       char sum[64];
       std::snprintf(sum, sizeof sum, "%.6f", h.sum);
       out += "doppel_http_request_duration_seconds_sum{route=\"" + route + "\"} " + sum + "\n";
-      out += "doppel_http_request_duration_seconds_count{route=\"" + route + "\"} " + std::to_string(h.n) + "\n";
+      out += "doppel_http_request_duration_seconds_count{route=\"" + route + "\"} " +
+             std::to_string(h.n) + "\n";
     }
-    out += "# HELP doppel_index_files Files in the live PDQ index.\n# TYPE doppel_index_files gauge\n";
+    out +=
+        "# HELP doppel_index_files Files in the live PDQ index.\n# TYPE doppel_index_files gauge\n";
     out += "doppel_index_files " + std::to_string(index_size) + "\n";
-    out += "# HELP doppel_decodes_in_flight Pictures being decoded now.\n# TYPE doppel_decodes_in_flight gauge\n";
+    out +=
+        "# HELP doppel_decodes_in_flight Pictures being decoded now.\n# TYPE "
+        "doppel_decodes_in_flight gauge\n";
     out += "doppel_decodes_in_flight " + std::to_string(decodes_in_flight) + "\n";
     return out;
   }
@@ -199,9 +217,14 @@ class ThumbnailCache {
 // --- JSON views ---
 
 json MatchJson(const GateMatch& m) {
-  return {{"id", m.file_id},     {"source", m.source},         {"path", DisplayPath(m.path)},
-          {"kind", MatchKindName(m.kind)}, {"distance", m.distance}, {"transform", m.transform},
-          {"correlation", std::round(m.correlation * 1000) / 1000}, {"reason", m.reason}};
+  return {{"id", m.file_id},
+          {"source", m.source},
+          {"path", DisplayPath(m.path)},
+          {"kind", MatchKindName(m.kind)},
+          {"distance", m.distance},
+          {"transform", m.transform},
+          {"correlation", std::round(m.correlation * 1000) / 1000},
+          {"reason", m.reason}};
 }
 
 json MetadataJson(const ImageMetadata& m) {
@@ -257,13 +280,16 @@ struct Server::Impl {
   static thread_local Clock::time_point request_start;
 
   explicit Impl(const ServerOptions& o)
-      : opt(o), pool(o.catalogue), thumbs(size_t(std::max(1, o.thumbnail_cache))),
+      : opt(o),
+        pool(o.catalogue),
+        thumbs(size_t(std::max(1, o.thumbnail_cache))),
         decode_slots(std::clamp(o.decode_slots, 1, 1024)) {}
 
   // --- Authentication ---
   enum class Need { kAny, kUploader, kReviewer };
   // The caller's key, or nullopt after answering 401/403.
-  std::optional<ApiKey> Authenticate(const httplib::Request& req, httplib::Response& res, Need need) {
+  std::optional<ApiKey> Authenticate(const httplib::Request& req, httplib::Response& res,
+                                     Need need) {
     std::string token = req.get_header_value("X-Api-Key");
     const std::string auth = req.get_header_value("Authorization");
     if (token.empty() && auth.rfind("Bearer ", 0) == 0) token = auth.substr(7);
@@ -304,7 +330,8 @@ struct Server::Impl {
   // Lookups skip the metadata (exiv2): matching does not use it.
   Result<ImageRecord> Analyse(const std::string& bytes, bool metadata = true) {
     if (!decode_slots.try_acquire_for(std::chrono::milliseconds(opt.decode_wait_ms)))
-      return Busy("all " + std::to_string(opt.decode_slots) + " decode slots are busy; try again shortly");
+      return Busy("all " + std::to_string(opt.decode_slots) +
+                  " decode slots are busy; try again shortly");
     ++decodes_in_flight;
     AnalyseOptions ao;
     ao.max_pixels = opt.max_pixels;
@@ -318,8 +345,8 @@ struct Server::Impl {
       return Cancelled("decoding took longer than " + std::to_string(opt.decode_timeout_ms) +
                        " ms (the server's --decode-timeout-ms); the picture was not stored");
     if (!r.ok() && r.status().code() == StatusCode::kTooLarge)
-      return TooLarge(r.status().message() + " (the server's --max-pixels is " + std::to_string(opt.max_pixels) +
-                      ")");
+      return TooLarge(r.status().message() + " (the server's --max-pixels is " +
+                      std::to_string(opt.max_pixels) + ")");
     return r;
   }
 
@@ -363,14 +390,15 @@ void Server::Impl::Uploads(const httplib::Request& req, httplib::Response& res) 
   const auto* image = ImagePart(req);
   std::string source = req.has_file("source") ? req.get_file_value("source").content : "";
   if (!image || image->content.empty()) {
-    SendError(res, 400, "missing_image", "no picture in the request (a multipart field named 'image')");
+    SendError(res, 400, "missing_image",
+              "no picture in the request (a multipart field named 'image')");
     return;
   }
   if (source.empty()) source = key->source;
   if (key->role != "admin" && source != key->source) {
     SendError(res, 403, "forbidden",
-              "key " + std::to_string(key->id) + " may upload to source '" + key->source + "' only, not '" +
-                  DisplayPath(source) + "'");
+              "key " + std::to_string(key->id) + " may upload to source '" + key->source +
+                  "' only, not '" + DisplayPath(source) + "'");
     return;
   }
   UploadRequest ur;
@@ -385,10 +413,11 @@ void Server::Impl::Uploads(const httplib::Request& req, httplib::Response& res) 
   ur.fields = std::move(*fields);
   auto record = Analyse(image->content);
   if (!record.ok()) return SendStatus(res, record.status().WithContext("the uploaded picture"));
-  auto r = gate->Ingest(ur, reinterpret_cast<const uint8_t*>(image->content.data()), image->content.size(),
-                        *record);
+  auto r = gate->Ingest(ur, reinterpret_cast<const uint8_t*>(image->content.data()),
+                        image->content.size(), *record);
   if (!r.ok()) return SendStatus(res, r.status());
-  json body = {{"outcome", UploadOutcomeName(r->outcome)}, {"sha256", r->sha256}, {"reason", r->reason}};
+  json body = {
+      {"outcome", UploadOutcomeName(r->outcome)}, {"sha256", r->sha256}, {"reason", r->reason}};
   if (r->outcome == UploadOutcome::kAccepted) {
     body["id"] = r->file_id;
     body["source"] = source;
@@ -417,8 +446,10 @@ void Server::Impl::Lookup(const httplib::Request& req, httplib::Response& res) {
     image = ImagePart(req);
     if (!image || image->content.empty()) {
       if (!req.has_file("pdq"))
-        return SendError(res, 400, "missing_image", "send a picture in a field 'image' or a hash in 'pdq'");
-      auto h = ParseHashLookup(req.get_file_value("pdq").content, std::nullopt, opt.gate.match.threshold);
+        return SendError(res, 400, "missing_image",
+                         "send a picture in a field 'image' or a hash in 'pdq'");
+      auto h = ParseHashLookup(req.get_file_value("pdq").content, std::nullopt,
+                               opt.gate.match.threshold);
       if (!h.ok()) return SendError(res, 400, "invalid_pdq", h.status().message());
       by_hash = *h;
     }
@@ -427,8 +458,9 @@ void Server::Impl::Lookup(const httplib::Request& req, httplib::Response& res) {
     if (!h.ok()) return SendError(res, 400, "invalid_pdq", h.status().message());
     by_hash = *h;
   } else {
-    return SendError(res, 415, "unsupported_media_type",
-                     "send multipart/form-data with a field 'image' (or 'pdq'), or JSON {\"pdq\": ...}");
+    return SendError(
+        res, 415, "unsupported_media_type",
+        "send multipart/form-data with a field 'image' (or 'pdq'), or JSON {\"pdq\": ...}");
   }
   json matches = json::array();
   if (!by_hash) {
@@ -438,12 +470,14 @@ void Server::Impl::Lookup(const httplib::Request& req, httplib::Response& res) {
     if (!found.ok()) return SendStatus(res, found.status());
     for (const auto& m : *found) matches.push_back(MatchJson(m));
     bool dup = !found->empty() && IsAutomatic(found->front().kind);
-    return SendJson(res, 200, {{"duplicate", dup},
-                               {"sha256", DigestHex(record->fingerprints.sha256)},
-                               {"pdq", record->fingerprints.pdq.hash.ToHex()},
-                               {"matches", matches}});
+    return SendJson(res, 200,
+                    {{"duplicate", dup},
+                     {"sha256", DigestHex(record->fingerprints.sha256)},
+                     {"pdq", record->fingerprints.pdq.hash.ToHex()},
+                     {"matches", matches}});
   }
-  for (const auto& m : gate->LookupHash(by_hash->hash, by_hash->radius)) matches.push_back(MatchJson(m));
+  for (const auto& m : gate->LookupHash(by_hash->hash, by_hash->radius))
+    matches.push_back(MatchJson(m));
   SendJson(res, 200, {{"duplicate", false}, {"pdq", by_hash->hash.ToHex()}, {"matches", matches}});
 }
 
@@ -452,7 +486,9 @@ void Server::Impl::Image(const httplib::Request& req, httplib::Response& res) {
   if (!key) return;
   auto id = ParseId(req.matches[1].str());
   auto f = id ? gate->File(*id) : std::nullopt;
-  if (!f) return SendError(res, 404, "not_found", "no catalogued picture with id " + std::string(req.matches[1]));
+  if (!f)
+    return SendError(res, 404, "not_found",
+                     "no catalogued picture with id " + std::string(req.matches[1]));
   auto cat = pool.Get();
   if (!cat.ok()) return SendStatus(res, cat.status());
   auto rec = (*cat)->GetRecord(*id);
@@ -465,7 +501,9 @@ void Server::Impl::Thumbnail(const httplib::Request& req, httplib::Response& res
   if (!key) return;
   auto id = ParseId(req.matches[1].str());
   auto f = id ? gate->File(*id) : std::nullopt;
-  if (!f) return SendError(res, 404, "not_found", "no catalogued picture with id " + std::string(req.matches[1]));
+  if (!f)
+    return SendError(res, 404, "not_found",
+                     "no catalogued picture with id " + std::string(req.matches[1]));
   if (auto hit = thumbs.Get(*id)) {
     res.set_header("Cache-Control", "private, max-age=3600");
     return res.set_content(*hit, "image/jpeg");
@@ -488,7 +526,8 @@ void Server::Impl::Thumbnail(const httplib::Request& req, httplib::Response& res
   auto r = RenderFile(JoinPath(root, f->path), ro);
   --decodes_in_flight;
   decode_slots.release();
-  if (!r.ok()) return SendStatus(res, r.status().WithContext(f->source + ":" + DisplayPath(f->path)));
+  if (!r.ok())
+    return SendStatus(res, r.status().WithContext(f->source + ":" + DisplayPath(f->path)));
   auto jpeg = EncodeJpeg(*r, 80);
   if (!jpeg.ok()) return SendStatus(res, jpeg.status());
   thumbs.Put(*id, *jpeg);
@@ -516,12 +555,18 @@ json Server::Impl::ClusterJson(Catalogue& cat, const Cluster& c, bool full) {
     j["distance"] = m.distance;
     members.push_back(std::move(j));
   }
-  json out = {{"id", c.id}, {"master_id", c.master_file_id}, {"size", c.members.size()}, {"members", members}};
+  json out = {{"id", c.id},
+              {"master_id", c.master_file_id},
+              {"size", c.members.size()},
+              {"members", members}};
   auto decisions = cat.ListDecisions(c.id);
   if (decisions.ok()) {
     json ds = json::array();
     for (const auto& d : *decisions) {
-      json x = {{"id", d.id}, {"decision", d.decision}, {"reviewer", d.reviewer}, {"decided_at", d.decided_at}};
+      json x = {{"id", d.id},
+                {"decision", d.decision},
+                {"reviewer", d.reviewer},
+                {"decided_at", d.decided_at}};
       if (d.file_id) x["file_id"] = *d.file_id;
       if (d.master_file_id) x["master_file_id"] = d.master_file_id;
       if (!d.note.empty()) x["note"] = d.note;
@@ -544,12 +589,14 @@ void Server::Impl::Clusters(const httplib::Request& req, httplib::Response& res)
   int64_t page = 1, per_page = 20;
   if (req.has_param("page")) {
     auto p = ParseId(req.get_param_value("page"));
-    if (!p || *p < 1) return SendError(res, 400, "invalid_argument", "page must be a number from 1");
+    if (!p || *p < 1)
+      return SendError(res, 400, "invalid_argument", "page must be a number from 1");
     page = *p;
   }
   if (req.has_param("per_page")) {
     auto p = ParseId(req.get_param_value("per_page"));
-    if (!p || *p < 1 || *p > 100) return SendError(res, 400, "invalid_argument", "per_page must be 1..100");
+    if (!p || *p < 1 || *p > 100)
+      return SendError(res, 400, "invalid_argument", "per_page must be 1..100");
     per_page = *p;
   }
   auto cat = pool.Get();
@@ -560,11 +607,12 @@ void Server::Impl::Clusters(const httplib::Request& req, httplib::Response& res)
   json items = json::array();
   for (int64_t i = (page - 1) * per_page; i < std::min(total, page * per_page); ++i)
     items.push_back(ClusterJson(**cat, (*clusters)[size_t(i)], false));
-  SendJson(res, 200, {{"page", page},
-                      {"per_page", per_page},
-                      {"total", total},
-                      {"pages", (total + per_page - 1) / per_page},
-                      {"clusters", items}});
+  SendJson(res, 200,
+           {{"page", page},
+            {"per_page", per_page},
+            {"total", total},
+            {"pages", (total + per_page - 1) / per_page},
+            {"clusters", items}});
 }
 
 void Server::Impl::ClusterOne(const httplib::Request& req, httplib::Response& res) {
@@ -577,7 +625,9 @@ void Server::Impl::ClusterOne(const httplib::Request& req, httplib::Response& re
   if (!clusters.ok()) return SendStatus(res, clusters.status());
   for (const auto& c : *clusters)
     if (id && c.id == *id) return SendJson(res, 200, ClusterJson(**cat, c, true));
-  SendError(res, 404, "not_found", "no cluster with id " + std::string(req.matches[1]) + " (clusters change with `doppel match`)");
+  SendError(res, 404, "not_found",
+            "no cluster with id " + std::string(req.matches[1]) +
+                " (clusters change with `doppel match`)");
 }
 
 void Server::Impl::Decision(const httplib::Request& req, httplib::Response& res) {
@@ -593,23 +643,29 @@ void Server::Impl::Decision(const httplib::Request& req, httplib::Response& res)
   const Cluster* cluster = nullptr;
   for (const auto& c : *clusters)
     if (id && c.id == *id) cluster = &c;
-  if (!cluster) return SendError(res, 404, "not_found", "no cluster with id " + std::string(req.matches[1]));
+  if (!cluster)
+    return SendError(res, 404, "not_found", "no cluster with id " + std::string(req.matches[1]));
   ReviewDecision d;
   d.cluster_id = cluster->id;
   d.decision = body->decision;
   for (const auto& m : cluster->members) d.members.push_back(m.file_id);
   for (std::optional<int64_t> f : {body->master_id, body->file_id})
     if (f && std::find(d.members.begin(), d.members.end(), *f) == d.members.end())
-      return SendError(res, 422, "not_a_member",
-                       "file " + std::to_string(*f) + " is not in cluster " + std::to_string(d.cluster_id));
+      return SendError(
+          res, 422, "not_a_member",
+          "file " + std::to_string(*f) + " is not in cluster " + std::to_string(d.cluster_id));
   d.master_file_id = body->master_id.value_or(cluster->master_file_id);
   d.file_id = body->file_id;
   d.note = body->note;
-  d.reviewer = "key " + std::to_string(key->id) + (key->label.empty() ? "" : " (" + key->label + ")");
+  d.reviewer =
+      "key " + std::to_string(key->id) + (key->label.empty() ? "" : " (" + key->label + ")");
   auto did = (*cat)->RecordDecision(d);
   if (!did.ok()) return SendStatus(res, did.status());
-  json out = {{"id", *did}, {"cluster_id", d.cluster_id}, {"decision", d.decision},
-              {"master_id", d.master_file_id}, {"reviewer", d.reviewer}};
+  json out = {{"id", *did},
+              {"cluster_id", d.cluster_id},
+              {"decision", d.decision},
+              {"master_id", d.master_file_id},
+              {"reviewer", d.reviewer}};
   if (d.file_id) out["file_id"] = *d.file_id;
   SendJson(res, 201, out);
 }
@@ -627,10 +683,17 @@ void Server::Impl::HeldUploads(const httplib::Request& req, httplib::Response& r
   if (!ups.ok()) return SendStatus(res, ups.status());
   json items = json::array();
   for (const auto& u : *ups)
-    items.push_back({{"id", u.id}, {"source", u.source}, {"outcome", u.outcome}, {"sha256", DigestHex(u.sha256)},
-                     {"master_id", u.master_file_id}, {"kind", u.kind}, {"distance", u.distance},
-                     {"reason", u.reason}, {"client_name", u.client_name},
-                     {"fields", json::parse(u.fields, nullptr, false)}, {"created_at", u.created_at}});
+    items.push_back({{"id", u.id},
+                     {"source", u.source},
+                     {"outcome", u.outcome},
+                     {"sha256", DigestHex(u.sha256)},
+                     {"master_id", u.master_file_id},
+                     {"kind", u.kind},
+                     {"distance", u.distance},
+                     {"reason", u.reason},
+                     {"client_name", u.client_name},
+                     {"fields", json::parse(u.fields, nullptr, false)},
+                     {"created_at", u.created_at}});
   SendJson(res, 200, {{"uploads", items}});
 }
 
@@ -645,8 +708,15 @@ void Server::Impl::Routes() {
   const int threads = std::max(1, opt.http_threads);
   http.new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
 
-  http.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
+  // Runs before httplib reads the body: a request without a working key is
+  // answered 401 at once, so strangers cannot make the server read (and
+  // hold) large bodies. The handlers check the role afterwards.
+  http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     request_start = Clock::now();
+    if (req.path.rfind("/api/", 0) == 0 && !Authenticate(req, res, Need::kAny)) {
+      res.set_header("Connection", "close");  // the unread body must not be taken for a request
+      return httplib::Server::HandlerResponse::Handled;
+    }
     return httplib::Server::HandlerResponse::Unhandled;
   });
   http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
@@ -660,46 +730,57 @@ void Server::Impl::Routes() {
   });
   // Errors httplib answers itself (413 body too large, 400 malformed, 404 no
   // route) get the same JSON shape as ours.
-  http.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request&,
-                                                                       httplib::Response& res) {
-    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    switch (res.status) {
-      case 413:
-        SendError(res, 413, "body_too_large",
-                  "the request is larger than the server's limit of " + std::to_string(opt.max_body_bytes) +
-                      " bytes (--max-body-mb)");
-        break;
-      case 404: SendError(res, 404, "not_found", "no such endpoint (see docs/api.md)"); break;
-      case 405: SendError(res, 405, "method_not_allowed", "this endpoint does not take that method"); break;
-      default: SendError(res, res.status, "bad_request", "the request could not be read (malformed or truncated)");
-    }
-    return httplib::Server::HandlerResponse::Handled;
-  }));
-  http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-    std::string what = "unexpected error";
-    try {
-      if (ep) std::rethrow_exception(ep);
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-    }
-    SendError(res, 500, "internal", what);
-  });
+  http.set_error_handler(
+      httplib::Server::HandlerWithResponse([this](const httplib::Request&, httplib::Response& res) {
+        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+        switch (res.status) {
+          case 413:
+            SendError(res, 413, "body_too_large",
+                      "the request is larger than the server's limit of " +
+                          std::to_string(opt.max_body_bytes) + " bytes (--max-body-mb)");
+            break;
+          case 404:
+            SendError(res, 404, "not_found", "no such endpoint (see docs/api.md)");
+            break;
+          case 405:
+            SendError(res, 405, "method_not_allowed", "this endpoint does not take that method");
+            break;
+          default:
+            SendError(res, res.status, "bad_request",
+                      "the request could not be read (malformed or truncated)");
+        }
+        return httplib::Server::HandlerResponse::Handled;
+      }));
+  http.set_exception_handler(
+      [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+        std::string what = "unexpected error";
+        try {
+          if (ep) std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {
+        }
+        SendError(res, 500, "internal", what);
+      });
 
   http.Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
     SendJson(res, 200, {{"status", "ok"}, {"index_files", gate->size()}});
   });
   http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    res.set_content(metrics.Render(gate->size(), decodes_in_flight.load()), "text/plain; version=0.0.4");
+    res.set_content(metrics.Render(gate->size(), decodes_in_flight.load()),
+                    "text/plain; version=0.0.4");
   });
   http.Get("/review", [](const httplib::Request&, httplib::Response& res) {
     res.set_header("Content-Security-Policy",
-                   "default-src 'self'; img-src 'self' blob:; style-src 'unsafe-inline'; script-src 'unsafe-inline'");
+                   "default-src 'self'; img-src 'self' blob:; style-src 'unsafe-inline'; "
+                   "script-src 'unsafe-inline'");
     res.set_header("X-Content-Type-Options", "nosniff");
     res.set_content(ReviewPageHtml(), "text/html; charset=utf-8");
   });
-  http.Get("/", [](const httplib::Request&, httplib::Response& res) { res.set_redirect("/review"); });
-  http.Get("/favicon.ico", [](const httplib::Request&, httplib::Response& res) { res.status = 204; });
+  http.Get("/",
+           [](const httplib::Request&, httplib::Response& res) { res.set_redirect("/review"); });
+  http.Get("/favicon.ico",
+           [](const httplib::Request&, httplib::Response& res) { res.status = 204; });
   using R = const httplib::Request&;
   using W = httplib::Response&;
   http.Post("/api/v1/uploads", [this](R q, W s) { Uploads(q, s); });

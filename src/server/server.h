@@ -14,17 +14,17 @@
 namespace doppel::server {
 
 struct ServerOptions {
-  std::string catalogue;                  // path of the SQLite catalogue
+  std::string catalogue;  // path of the SQLite catalogue
   std::string host = "127.0.0.1";
-  int port = 8080;                        // 0: any free port (see Server::port)
-  int64_t max_body_bytes = 64ll << 20;    // larger requests: 413
-  int64_t max_pixels = 100'000'000;       // larger pictures: 422 (before decoding)
-  int decode_slots = 2;                   // concurrent decodes; more wait, then 503
-  int decode_wait_ms = 2000;              // how long a request waits for a decode slot
-  int decode_timeout_ms = 20000;          // longer decodes are abandoned: 422
-  int read_timeout_s = 10;                // slow clients are cut off
+  int port = 8080;                      // 0: any free port (see Server::port)
+  int64_t max_body_bytes = 64ll << 20;  // larger requests: 413
+  int64_t max_pixels = 100'000'000;     // larger pictures: 422 (before decoding)
+  int decode_slots = 2;                 // concurrent decodes; more wait, then 503
+  int decode_wait_ms = 2000;            // how long a request waits for a decode slot
+  int decode_timeout_ms = 20000;        // longer decodes are abandoned: 422
+  int read_timeout_s = 10;              // slow clients are cut off
   int http_threads = 8;
-  int thumbnail_cache = 512;              // thumbnails kept in memory (LRU)
+  int thumbnail_cache = 512;  // thumbnails kept in memory (LRU)
   GateOptions gate;
   // One line per request ("POST /api/v1/uploads 201 12.3 ms"); may be empty.
   std::function<void(const std::string&)> log;
