@@ -1332,6 +1332,7 @@ Result<ApiKey> SqliteCatalogue::AddApiKey(const std::string& source, const std::
   if (role != "uploader" && role != "reviewer" && role != "admin")
     return InvalidArgument("unknown role '" + role + "' (uploader, reviewer or admin)");
   DOPPEL_ASSIGN_OR_RETURN(Source src, GetSource(source));
+  ReleaseSnapshot();  // a pending read must not pin an old snapshot under the write
   Txn txn(this);
   DOPPEL_RETURN_IF_ERROR(txn.Begin());
   DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(
@@ -1368,8 +1369,10 @@ Result<std::optional<ApiKey>> SqliteCatalogue::FindApiKey(const Digest& token_sh
   DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(sql.c_str()));
   s->BindBlob(1, token_sha256.data(), token_sha256.size());
   DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot read API keys"));
-  if (!row) return std::optional<ApiKey>();
-  return std::optional<ApiKey>(ApiKey{s->Int(0), s->Text(1), s->Text(2), s->Text(3), s->Text(4), s->Text(5)});
+  std::optional<ApiKey> k;
+  if (row) k = ApiKey{s->Int(0), s->Text(1), s->Text(2), s->Text(3), s->Text(4), s->Text(5)};
+  s->Reset();
+  return k;
 }
 
 Result<std::vector<ApiKey>> SqliteCatalogue::ListApiKeys() {
@@ -1385,6 +1388,7 @@ Result<std::vector<ApiKey>> SqliteCatalogue::ListApiKeys() {
 }
 
 Status SqliteCatalogue::RevokeApiKey(int64_t id) {
+  ReleaseSnapshot();
   Txn txn(this);
   DOPPEL_RETURN_IF_ERROR(txn.Begin());
   DOPPEL_ASSIGN_OR_RETURN(Stmt * q, Prepare("SELECT revoked_at FROM api_keys WHERE id = ?"));
@@ -1408,6 +1412,7 @@ Status SqliteCatalogue::SetUploadPolicy(const std::string& source, const std::st
   if (policy != "reject" && policy != "alias" && policy != "hold")
     return InvalidArgument("unknown upload policy '" + policy + "' (reject, alias or hold)");
   DOPPEL_ASSIGN_OR_RETURN(Source src, GetSource(source));
+  ReleaseSnapshot();  // a pending read must not pin an old snapshot under the write
   Txn txn(this);
   DOPPEL_RETURN_IF_ERROR(txn.Begin());
   DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(
@@ -1426,14 +1431,19 @@ Status SqliteCatalogue::SetUploadPolicy(const std::string& source, const std::st
 
 Result<std::string> SqliteCatalogue::GetUploadPolicy(const std::string& source) {
   DOPPEL_ASSIGN_OR_RETURN(Source src, GetSource(source));
+  ReleaseSnapshot();  // a pending read must not pin an old snapshot under the write
   DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare("SELECT policy FROM upload_policies WHERE source_id = ?"));
   s->Bind(1, src.id);
   DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot read the upload policy"));
-  return row ? s->Text(0) : std::string("reject");
+  std::string policy = row ? s->Text(0) : std::string("reject");
+  s->Reset();
+  ReleaseSnapshot();
+  return policy;
 }
 
 Result<int64_t> SqliteCatalogue::AddUploadedFile(int64_t source_id, const std::string& path, const ImageRecord& r,
                                                  const std::string& event_detail) {
+  ReleaseSnapshot();
   Txn txn(this);
   DOPPEL_RETURN_IF_ERROR(txn.Begin());
   DOPPEL_ASSIGN_OR_RETURN(Stmt * look, Prepare("SELECT id FROM files WHERE source_id = ? AND path = ?"));
@@ -1469,6 +1479,7 @@ Result<int64_t> SqliteCatalogue::AddUpload(const UploadRecord& u, const std::str
   if (u.outcome != "alias" && u.outcome != "held")
     return InvalidArgument("unknown upload outcome '" + u.outcome + "' (alias or held)");
   DOPPEL_ASSIGN_OR_RETURN(Source src, GetSource(u.source));
+  ReleaseSnapshot();  // a pending read must not pin an old snapshot under the write
   Txn txn(this);
   DOPPEL_RETURN_IF_ERROR(txn.Begin());
   DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(

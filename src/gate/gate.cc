@@ -342,6 +342,11 @@ Result<UploadResult> Gate::Ingest(const UploadRequest& req, const uint8_t* data,
   Impl& g = *impl_;
   std::lock_guard ingest(g.ingest_mu);
   g.cat->ReleaseSnapshot();
+  // Idle, the connection must hold no snapshot (it would pin the WAL).
+  struct Release {
+    Catalogue* c;
+    ~Release() { c->ReleaseSnapshot(); }
+  } release{g.cat.get()};
   DOPPEL_ASSIGN_OR_RETURN(Source src, g.cat->GetSource(req.source));
   ImageRecord record = record_in;
   record.file_size = int64_t(size);

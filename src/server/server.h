@@ -21,7 +21,7 @@ struct ServerOptions {
   int64_t max_pixels = 100'000'000;     // larger pictures: 422 (before decoding)
   int decode_slots = 2;                 // concurrent decodes; more wait, then 503
   int decode_wait_ms = 2000;            // how long a request waits for a decode slot
-  int decode_timeout_ms = 20000;        // longer decodes are abandoned: 422
+  int decode_timeout_ms = 20000;        // checked between fingerprinting stages: 422
   int read_timeout_s = 10;              // slow clients are cut off
   int http_threads = 8;
   int thumbnail_cache = 512;  // thumbnails kept in memory (LRU)
