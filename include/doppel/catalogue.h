@@ -166,6 +166,36 @@ struct ReleaseRecord {
   std::string manifest;    // the JSON manifest (docs/release.md)
 };
 
+// --- Upload gate (docs/api.md, docs/catalogue.md v5) ---
+// An API key of the HTTP server: a role for one Source. Only the SHA-256 of
+// the token is stored; the token itself is shown once, when the key is made.
+struct ApiKey {
+  int64_t id = 0;
+  std::string source;  // the Source it may upload to (admins: any)
+  std::string role;    // "uploader" | "reviewer" | "admin"
+  std::string label;
+  std::string created_at;
+  std::string revoked_at;  // empty while the key works
+};
+
+// An upload that did not become a file of its own: an alias of an existing
+// file (bytes not stored) or held aside for a person to review.
+struct UploadRecord {
+  int64_t id = 0;
+  std::string source;
+  std::string outcome;        // "alias" | "held"
+  Digest sha256{};
+  int64_t master_file_id = 0; // the catalogued file it duplicates
+  std::string kind;           // "exact", "metadata", "near"
+  int distance = 0;
+  std::string reason;
+  std::string held_path;      // held: where the bytes are, relative to the held folder
+  std::string client_name;    // the file name the client sent (never used as a path)
+  std::string fields;         // client metadata fields, JSON object
+  int64_t key_id = 0;
+  std::string created_at;     // filled in when empty
+};
+
 class Catalogue {
  public:
   virtual ~Catalogue() = default;
@@ -239,6 +269,34 @@ class Catalogue {
   virtual Result<int64_t> RecordDecision(const ReviewDecision& d) = 0;
   // Every decision (of one cluster if given), oldest first.
   virtual Result<std::vector<ReviewDecision>> ListDecisions(std::optional<int64_t> cluster_id) = 0;
+
+  // --- Upload gate (docs/api.md, docs/catalogue.md v5) ---
+  // Stores a new API key for `source` (must exist) by the SHA-256 of its token.
+  virtual Result<ApiKey> AddApiKey(const std::string& source, const std::string& role,
+                                   const Digest& token_sha256, const std::string& label) = 0;
+  // The working (not revoked) key with this token hash, or nullopt.
+  virtual Result<std::optional<ApiKey>> FindApiKey(const Digest& token_sha256) = 0;
+  virtual Result<std::vector<ApiKey>> ListApiKeys() = 0;
+  // kNotFound if there is no such key; revoking twice is not an error.
+  virtual Status RevokeApiKey(int64_t id) = 0;
+  // What the upload gate does with a duplicate for this source: "reject"
+  // (the default), "alias" or "hold".
+  virtual Status SetUploadPolicy(const std::string& source, const std::string& policy) = 0;
+  virtual Result<std::string> GetUploadPolicy(const std::string& source) = 0;
+  // Records an accepted upload whose bytes are already at `path` (relative to
+  // the source root) as a file of the source, with its fingerprints and an
+  // `upload` audit event (detail JSON `event_detail`), in one transaction.
+  virtual Result<int64_t> AddUploadedFile(int64_t source_id, const std::string& path, const ImageRecord& r,
+                                          const std::string& event_detail) = 0;
+  // Records an alias or a held upload and its `upload` event; returns its id.
+  virtual Result<int64_t> AddUpload(const UploadRecord& u, const std::string& event_detail) = 0;
+  // Ends the read snapshot that finished queries may still hold, so a
+  // long-lived connection (the server's) sees other processes' writes and
+  // can start a write transaction. Cheap; call between requests.
+  virtual void ReleaseSnapshot() = 0;
+  // Aliases and held uploads of a source (all if empty), newest first; outcome "" = both.
+  virtual Result<std::vector<UploadRecord>> ListUploads(const std::string& source, const std::string& outcome,
+                                                        int limit) = 0;
 
   // --- Replacement (docs/plan.md, docs/release.md) ---
   // Stores consolidated metadata documents, replacing any earlier one of the

@@ -160,6 +160,37 @@ CREATE TRIGGER releases_immutable_update BEFORE UPDATE ON releases
 CREATE TRIGGER releases_immutable_delete BEFORE DELETE ON releases
   BEGIN SELECT RAISE(ABORT, 'releases are immutable'); END;
 )sql",
+    // --- Upload gate (docs/api.md) ---
+    // 4 -> 5: API keys, per-source upload policy, aliases and held uploads.
+    R"sql(
+CREATE TABLE api_keys(
+  id INTEGER PRIMARY KEY,
+  source_id INTEGER NOT NULL REFERENCES sources(id),
+  role TEXT NOT NULL CHECK (role IN ('uploader', 'reviewer', 'admin')),
+  token_sha256 BLOB NOT NULL UNIQUE,
+  label TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  revoked_at TEXT);
+CREATE TABLE upload_policies(
+  source_id INTEGER PRIMARY KEY REFERENCES sources(id),
+  policy TEXT NOT NULL CHECK (policy IN ('reject', 'alias', 'hold')),
+  updated_at TEXT NOT NULL);
+CREATE TABLE uploads(
+  id INTEGER PRIMARY KEY,
+  source_id INTEGER NOT NULL REFERENCES sources(id),
+  outcome TEXT NOT NULL CHECK (outcome IN ('alias', 'held')),
+  sha256 BLOB NOT NULL,
+  master_file_id INTEGER NOT NULL REFERENCES files(id),
+  kind TEXT NOT NULL,
+  distance INTEGER NOT NULL,
+  reason TEXT NOT NULL,
+  held_path TEXT,
+  client_name TEXT NOT NULL,
+  fields TEXT NOT NULL,
+  key_id INTEGER,
+  created_at TEXT NOT NULL);
+CREATE INDEX uploads_source ON uploads(source_id, outcome, id);
+)sql",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kCatalogueSchemaVersion);
 
@@ -249,6 +280,23 @@ class SqliteCatalogue final : public Catalogue {
   Result<std::vector<StoredMetadata>> LoadConsolidatedMetadata() override;
   Result<int64_t> AddRelease(const ReleaseRecord& release, const Event& event) override;
   Result<std::vector<ReleaseRecord>> ListReleases() override;
+
+  // --- Upload gate (docs/api.md) ---
+  Result<ApiKey> AddApiKey(const std::string& source, const std::string& role, const Digest& token_sha256,
+                           const std::string& label) override;
+  Result<std::optional<ApiKey>> FindApiKey(const Digest& token_sha256) override;
+  Result<std::vector<ApiKey>> ListApiKeys() override;
+  Status RevokeApiKey(int64_t id) override;
+  Status SetUploadPolicy(const std::string& source, const std::string& policy) override;
+  Result<std::string> GetUploadPolicy(const std::string& source) override;
+  Result<int64_t> AddUploadedFile(int64_t source_id, const std::string& path, const ImageRecord& r,
+                                  const std::string& event_detail) override;
+  Result<int64_t> AddUpload(const UploadRecord& u, const std::string& event_detail) override;
+  Result<std::vector<UploadRecord>> ListUploads(const std::string& source, const std::string& outcome,
+                                                int limit) override;
+  void ReleaseSnapshot() override {
+    for (auto& [sql, st] : stmts_) sqlite3_reset(st->s_);
+  }
 
  private:
   Status Error(int rc, const std::string& what) const {
@@ -1362,6 +1410,223 @@ Result<std::vector<ReleaseRecord>> SqliteCatalogue::ListReleases() {
     DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot read releases"));
     if (!row) break;
     out.push_back(ReleaseRecord{s->Int(0), s->Text(1), s->Text(2), s->Text(3)});
+  }
+  return out;
+}
+
+// --- Upload gate (docs/api.md) ---
+
+Result<ApiKey> SqliteCatalogue::AddApiKey(const std::string& source, const std::string& role,
+                                          const Digest& token_sha256, const std::string& label) {
+  if (role != "uploader" && role != "reviewer" && role != "admin")
+    return InvalidArgument("unknown role '" + role + "' (uploader, reviewer or admin)");
+  DOPPEL_ASSIGN_OR_RETURN(Source src, GetSource(source));
+  ReleaseSnapshot();  // a pending read must not pin an old snapshot under the write
+  Txn txn(this);
+  DOPPEL_RETURN_IF_ERROR(txn.Begin());
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(
+      "INSERT INTO api_keys(source_id, role, token_sha256, label, created_at) VALUES (?, ?, ?, ?, ?)"));
+  ApiKey k;
+  k.source = src.name;
+  k.role = role;
+  k.label = label;
+  k.created_at = UtcNow();
+  s->Bind(1, src.id);
+  s->Bind(2, role);
+  s->BindBlob(3, token_sha256.data(), token_sha256.size());
+  s->Bind(4, label);
+  s->Bind(5, k.created_at);
+  DOPPEL_RETURN_IF_ERROR(Run(s, "cannot store the API key"));
+  k.id = sqlite3_last_insert_rowid(db_);
+  Event e;
+  e.type = "api key";
+  e.object = "key:" + std::to_string(k.id);
+  e.detail = nlohmann::json{{"action", "add"}, {"source", k.source}, {"role", role}, {"label", label}}.dump();
+  DOPPEL_RETURN_IF_ERROR(InsertEvent(e).status());
+  DOPPEL_RETURN_IF_ERROR(txn.Commit());
+  return k;
+}
+
+namespace {
+const char* const kApiKeyColumns =
+    "SELECT k.id, s.name, k.role, k.label, k.created_at, k.revoked_at FROM api_keys k "
+    "JOIN sources s ON s.id = k.source_id ";
+}  // namespace
+
+Result<std::optional<ApiKey>> SqliteCatalogue::FindApiKey(const Digest& token_sha256) {
+  static const std::string sql = std::string(kApiKeyColumns) + "WHERE k.token_sha256 = ? AND k.revoked_at IS NULL";
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(sql.c_str()));
+  s->BindBlob(1, token_sha256.data(), token_sha256.size());
+  DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot read API keys"));
+  std::optional<ApiKey> k;
+  if (row) k = ApiKey{s->Int(0), s->Text(1), s->Text(2), s->Text(3), s->Text(4), s->Text(5)};
+  s->Reset();
+  return k;
+}
+
+Result<std::vector<ApiKey>> SqliteCatalogue::ListApiKeys() {
+  static const std::string sql = std::string(kApiKeyColumns) + "ORDER BY k.id";
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(sql.c_str()));
+  std::vector<ApiKey> out;
+  for (;;) {
+    DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot read API keys"));
+    if (!row) break;
+    out.push_back(ApiKey{s->Int(0), s->Text(1), s->Text(2), s->Text(3), s->Text(4), s->Text(5)});
+  }
+  return out;
+}
+
+Status SqliteCatalogue::RevokeApiKey(int64_t id) {
+  ReleaseSnapshot();
+  Txn txn(this);
+  DOPPEL_RETURN_IF_ERROR(txn.Begin());
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * q, Prepare("SELECT revoked_at FROM api_keys WHERE id = ?"));
+  q->Bind(1, id);
+  DOPPEL_ASSIGN_OR_RETURN(bool row, Step(q, "cannot read API keys"));
+  if (!row) return NotFound("no API key with id " + std::to_string(id) + " (see `doppel key list`)");
+  if (!q->IsNull(0)) return Status::OK();
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare("UPDATE api_keys SET revoked_at = ? WHERE id = ?"));
+  s->Bind(1, UtcNow());
+  s->Bind(2, id);
+  DOPPEL_RETURN_IF_ERROR(Run(s, "cannot revoke the API key"));
+  Event e;
+  e.type = "api key";
+  e.object = "key:" + std::to_string(id);
+  e.detail = R"({"action":"revoke"})";
+  DOPPEL_RETURN_IF_ERROR(InsertEvent(e).status());
+  return txn.Commit();
+}
+
+Status SqliteCatalogue::SetUploadPolicy(const std::string& source, const std::string& policy) {
+  if (policy != "reject" && policy != "alias" && policy != "hold")
+    return InvalidArgument("unknown upload policy '" + policy + "' (reject, alias or hold)");
+  DOPPEL_ASSIGN_OR_RETURN(Source src, GetSource(source));
+  ReleaseSnapshot();  // a pending read must not pin an old snapshot under the write
+  Txn txn(this);
+  DOPPEL_RETURN_IF_ERROR(txn.Begin());
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(
+      "INSERT OR REPLACE INTO upload_policies(source_id, policy, updated_at) VALUES (?, ?, ?)"));
+  s->Bind(1, src.id);
+  s->Bind(2, policy);
+  s->Bind(3, UtcNow());
+  DOPPEL_RETURN_IF_ERROR(Run(s, "cannot store the upload policy"));
+  Event e;
+  e.type = "upload policy";
+  e.object = "source:" + src.name;
+  e.detail = nlohmann::json{{"policy", policy}}.dump();
+  DOPPEL_RETURN_IF_ERROR(InsertEvent(e).status());
+  return txn.Commit();
+}
+
+Result<std::string> SqliteCatalogue::GetUploadPolicy(const std::string& source) {
+  DOPPEL_ASSIGN_OR_RETURN(Source src, GetSource(source));
+  ReleaseSnapshot();  // a pending read must not pin an old snapshot under the write
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare("SELECT policy FROM upload_policies WHERE source_id = ?"));
+  s->Bind(1, src.id);
+  DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot read the upload policy"));
+  std::string policy = row ? s->Text(0) : std::string("reject");
+  s->Reset();
+  ReleaseSnapshot();
+  return policy;
+}
+
+Result<int64_t> SqliteCatalogue::AddUploadedFile(int64_t source_id, const std::string& path, const ImageRecord& r,
+                                                 const std::string& event_detail) {
+  ReleaseSnapshot();
+  Txn txn(this);
+  DOPPEL_RETURN_IF_ERROR(txn.Begin());
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * look, Prepare("SELECT id FROM files WHERE source_id = ? AND path = ?"));
+  look->Bind(1, source_id);
+  look->BindBlob(2, path);
+  DOPPEL_ASSIGN_OR_RETURN(bool exists, Step(look, "cannot look up file"));
+  if (exists) return AlreadyExists("the source already has a file at " + DisplayPath(path));
+  FileOutcome o;
+  o.path = path;
+  o.size = r.file_size;
+  o.mtime_ns = r.mtime_ns;
+  o.record = r;
+  CommitCounts counts;
+  // Scan id 0: the file was not seen by a scan; the next scan of the source
+  // finds it on disk unchanged and marks it seen.
+  DOPPEL_RETURN_IF_ERROR(StoreOutcome(source_id, 0, o, counts));
+  look->Reset();
+  look->Bind(1, source_id);
+  look->BindBlob(2, path);
+  DOPPEL_ASSIGN_OR_RETURN(bool stored, Step(look, "cannot look up file"));
+  if (!stored) return Internal("uploaded file vanished from the catalogue inside its transaction");
+  const int64_t id = look->Int(0);
+  Event e;
+  e.type = "upload";
+  e.object = "file:" + std::to_string(id);
+  e.detail = event_detail;
+  DOPPEL_RETURN_IF_ERROR(InsertEvent(e).status());
+  DOPPEL_RETURN_IF_ERROR(txn.Commit());
+  return id;
+}
+
+Result<int64_t> SqliteCatalogue::AddUpload(const UploadRecord& u, const std::string& event_detail) {
+  if (u.outcome != "alias" && u.outcome != "held")
+    return InvalidArgument("unknown upload outcome '" + u.outcome + "' (alias or held)");
+  DOPPEL_ASSIGN_OR_RETURN(Source src, GetSource(u.source));
+  ReleaseSnapshot();  // a pending read must not pin an old snapshot under the write
+  Txn txn(this);
+  DOPPEL_RETURN_IF_ERROR(txn.Begin());
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(
+      "INSERT INTO uploads(source_id, outcome, sha256, master_file_id, kind, distance, reason, held_path, "
+      "client_name, fields, key_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+  s->Bind(1, src.id);
+  s->Bind(2, u.outcome);
+  s->BindBlob(3, u.sha256.data(), u.sha256.size());
+  s->Bind(4, u.master_file_id);
+  s->Bind(5, u.kind);
+  s->Bind(6, u.distance);
+  s->Bind(7, u.reason);
+  s->BindOptText(8, u.held_path);
+  s->Bind(9, u.client_name);
+  s->Bind(10, u.fields.empty() ? std::string("{}") : u.fields);
+  u.key_id ? s->Bind(11, u.key_id) : s->BindNull(11);
+  s->Bind(12, u.created_at.empty() ? UtcNow() : u.created_at);
+  DOPPEL_RETURN_IF_ERROR(Run(s, "cannot record the upload"));
+  const int64_t id = sqlite3_last_insert_rowid(db_);
+  Event e;
+  e.type = "upload";
+  e.object = "upload:" + DigestHex(u.sha256);
+  e.detail = event_detail;
+  DOPPEL_RETURN_IF_ERROR(InsertEvent(e).status());
+  DOPPEL_RETURN_IF_ERROR(txn.Commit());
+  return id;
+}
+
+Result<std::vector<UploadRecord>> SqliteCatalogue::ListUploads(const std::string& source, const std::string& outcome,
+                                                               int limit) {
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(
+      "SELECT u.id, s.name, u.outcome, u.sha256, u.master_file_id, u.kind, u.distance, u.reason, u.held_path, "
+      "u.client_name, u.fields, u.key_id, u.created_at FROM uploads u JOIN sources s ON s.id = u.source_id "
+      "WHERE (? = '' OR s.name = ?) AND (? = '' OR u.outcome = ?) ORDER BY u.id DESC LIMIT ?"));
+  s->Bind(1, source);
+  s->Bind(2, source);
+  s->Bind(3, outcome);
+  s->Bind(4, outcome);
+  s->Bind(5, limit > 0 ? int64_t(limit) : int64_t(-1));
+  std::vector<UploadRecord> out;
+  for (;;) {
+    DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot read uploads"));
+    if (!row) break;
+    UploadRecord u;
+    u.id = s->Int(0);
+    u.source = s->Text(1);
+    u.outcome = s->Text(2);
+    ReadBlob32(s, 3, u.sha256.data());
+    u.master_file_id = s->Int(4);
+    u.kind = s->Text(5);
+    u.distance = int(s->Int(6));
+    u.reason = s->Text(7);
+    u.held_path = s->Text(8);
+    u.client_name = s->Text(9);
+    u.fields = s->Text(10);
+    u.key_id = s->IsNull(11) ? 0 : s->Int(11);
+    u.created_at = s->Text(12);
+    out.push_back(std::move(u));
   }
   return out;
 }

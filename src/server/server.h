@@ -1,0 +1,56 @@
+// `doppel serve`: the HTTP front end of the upload gate and the review page
+// (docs/api.md). A front end, not library: it owns sockets and threads, but it
+// still never prints; request lines go to the `log` callback.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "doppel/gate.h"
+#include "doppel/status.h"
+
+namespace doppel::server {
+
+struct ServerOptions {
+  std::string catalogue;  // path of the SQLite catalogue
+  std::string host = "127.0.0.1";
+  int port = 8080;                      // 0: any free port (see Server::port)
+  int64_t max_body_bytes = 64ll << 20;  // larger requests: 413
+  int64_t max_pixels = 100'000'000;     // larger pictures: 422 (before decoding)
+  int decode_slots = 2;                 // concurrent decodes; more wait, then 503
+  int decode_wait_ms = 2000;            // how long a request waits for a decode slot
+  int decode_timeout_ms = 20000;        // checked between fingerprinting stages: 422
+  int read_timeout_s = 10;              // slow clients are cut off
+  int http_threads = 8;
+  int thumbnail_cache = 512;  // thumbnails kept in memory (LRU)
+  GateOptions gate;
+  // One line per request ("POST /api/v1/uploads 201 12.3 ms"); may be empty.
+  std::function<void(const std::string&)> log;
+};
+
+class Server {
+ public:
+  // Opens the gate (loads the index) and sets up the routes; binds nothing yet.
+  static Result<std::unique_ptr<Server>> Create(const ServerOptions& options);
+  ~Server();
+
+  // Binds the listening socket (kIOError if the address is taken).
+  Status Bind();
+  int port() const;  // after Bind
+  // Serves until Stop() (from another thread or a signal handler's helper thread).
+  Status Run();
+  void Stop();
+  Gate& gate();
+
+ private:
+  struct Impl;
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// The review page (HTML, CSS and JavaScript in one document, no external assets).
+const char* ReviewPageHtml();
+
+}  // namespace doppel::server
