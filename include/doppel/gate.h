@@ -11,7 +11,8 @@
 // accepted) and makes the new file matchable before it returns. The gate
 // opens its own catalogue connection for writing; other processes (a CLI
 // scan) may use the same SQLite catalogue meanwhile (WAL, busy timeout). Files
-// they add become matchable after Refresh() or a restart.
+// they add become matchable after Refresh() (RefreshAfterMatch() once a
+// `doppel match` ran) or a restart.
 #pragma once
 
 #include <cstdint>
@@ -106,6 +107,9 @@ class Gate {
   // Adds catalogued files the index does not know yet (added by another
   // process, e.g. a scan). Returns how many were added.
   Result<int64_t> Refresh();
+  // Refresh(), but only if a `doppel match` finished since the gate opened or
+  // last refreshed (a cheap check of the audit trail); else returns 0.
+  Result<int64_t> RefreshAfterMatch();
 
   size_t size() const;  // files in the index
 

@@ -29,6 +29,7 @@ struct ServeArgs {
   std::string held_dir;
   int threshold = 31;
   bool access_log = false;
+  int refresh_seconds = 30;
 };
 
 int CmdServe(const Globals& g, const ServeArgs& a) {
@@ -55,6 +56,7 @@ int CmdServe(const Globals& g, const ServeArgs& a) {
   o.gate.policy_override = a.policy;
   o.gate.held_dir = a.held_dir;
   o.gate.match.threshold = a.threshold;
+  o.refresh_seconds = a.refresh_seconds;
   if (a.access_log)
     o.log = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
 
@@ -213,6 +215,11 @@ CommandRunner RegisterServeCommands(CLI::App& app, const Globals& g) {
                     "where held uploads go (default: doppel-held beside the catalogue)");
   serve->add_option("--threshold", a->threshold, "PDQ bits for a near copy (default 31)")
       ->check(CLI::Range(0, 128));
+  serve
+      ->add_option("--refresh-seconds", a->refresh_seconds,
+                   "check this often whether a `doppel match` ran, then index the files other "
+                   "processes catalogued (default 30; 0 = never)")
+      ->check(CLI::Range(0, 86400));
   serve->add_flag("--access-log", a->access_log, "print one line per request on stderr");
   serve->footer(
       "Examples:\n  doppel serve\n  doppel serve --listen 0.0.0.0:8080 --max-body-mb 100 "

@@ -153,6 +153,17 @@ struct Gate::Impl {
   // Serialises check-and-insert; guards `cat` (a Catalogue is single-thread).
   std::mutex ingest_mu;
   std::unique_ptr<Catalogue> cat;
+  int64_t last_match_event = 0;  // guarded by ingest_mu
+
+  // The id of the latest `match` event; caller holds ingest_mu.
+  Result<int64_t> LatestMatchEvent() {
+    EventFilter f;
+    f.type = "match";
+    f.after_id = last_match_event;
+    DOPPEL_ASSIGN_OR_RETURN(std::vector<Event> events, cat->ListEvents(f));
+    cat->ReleaseSnapshot();
+    return events.empty() ? last_match_event : events.back().id;
+  }
 
   // Appends one file to the maps and the index; caller holds mu exclusively.
   void AddLocked(MatchInput m) {
@@ -273,6 +284,7 @@ Result<std::unique_ptr<Gate>> Gate::Open(const std::string& catalogue, const Gat
         (p.has_parent_path() ? p.parent_path() : std::filesystem::path(".")) / "doppel-held";
   }
   DOPPEL_ASSIGN_OR_RETURN(impl->cat, OpenCatalogue(catalogue, CatalogueOptions{}));
+  DOPPEL_ASSIGN_OR_RETURN(impl->last_match_event, impl->LatestMatchEvent());
   DOPPEL_ASSIGN_OR_RETURN(std::vector<MatchInput> files, impl->cat->LoadMatchInputs());
   impl->cat->ReleaseSnapshot();
   {
@@ -462,6 +474,7 @@ Result<int64_t> Gate::Refresh() {
   std::lock_guard ingest(g.ingest_mu);
   g.cat->ReleaseSnapshot();
   DOPPEL_ASSIGN_OR_RETURN(std::vector<MatchInput> files, g.cat->LoadMatchInputs());
+  g.cat->ReleaseSnapshot();
   std::unique_lock lk(g.mu);
   int64_t added = 0;
   for (auto& m : files) {
@@ -470,6 +483,16 @@ Result<int64_t> Gate::Refresh() {
     ++added;
   }
   return added;
+}
+
+Result<int64_t> Gate::RefreshAfterMatch() {
+  {
+    std::lock_guard ingest(impl_->ingest_mu);
+    DOPPEL_ASSIGN_OR_RETURN(int64_t latest, impl_->LatestMatchEvent());
+    if (latest == impl_->last_match_event) return int64_t(0);
+    impl_->last_match_event = latest;
+  }
+  return Refresh();
 }
 
 }  // namespace doppel

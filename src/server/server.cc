@@ -9,12 +9,14 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <list>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <semaphore>
+#include <thread>
 #include <unordered_map>
 
 #include "doppel/catalogue.h"
@@ -277,6 +279,11 @@ struct Server::Impl {
   std::atomic<int> decodes_in_flight{0};
   httplib::Server http;
   int port = 0;
+  // Picks up files another process catalogued, once a `doppel match` ran.
+  std::thread refresher;
+  std::mutex refresh_mu;
+  std::condition_variable refresh_cv;
+  bool stopping = false;
   static thread_local Clock::time_point request_start;
 
   explicit Impl(const ServerOptions& o)
@@ -824,7 +831,31 @@ Status Server::Bind() {
 int Server::port() const { return impl_->port; }
 
 Status Server::Run() {
-  if (!impl_->http.listen_after_bind()) return IOError("the HTTP server stopped unexpectedly");
+  Impl& s = *impl_;
+  if (s.opt.refresh_seconds > 0) {
+    s.refresher = std::thread([&s] {
+      std::unique_lock lk(s.refresh_mu);
+      while (!s.refresh_cv.wait_for(lk, std::chrono::seconds(s.opt.refresh_seconds),
+                                    [&s] { return s.stopping; })) {
+        lk.unlock();
+        auto added = s.gate->RefreshAfterMatch();
+        if (s.opt.log && added.ok() && *added > 0)
+          s.opt.log("index: " + std::to_string(*added) +
+                    " files catalogued by another process added");
+        if (s.opt.log && !added.ok())
+          s.opt.log("index refresh failed: " + added.status().ToString());
+        lk.lock();
+      }
+    });
+  }
+  const bool ok = s.http.listen_after_bind();
+  {
+    std::lock_guard lk(s.refresh_mu);
+    s.stopping = true;
+  }
+  s.refresh_cv.notify_all();
+  if (s.refresher.joinable()) s.refresher.join();
+  if (!ok) return IOError("the HTTP server stopped unexpectedly");
   return Status::OK();
 }
 

@@ -25,6 +25,7 @@ struct ServerOptions {
   int read_timeout_s = 10;              // slow clients are cut off
   int http_threads = 8;
   int thumbnail_cache = 512;  // thumbnails kept in memory (LRU)
+  int refresh_seconds = 30;   // look for a finished `doppel match` this often (0: never)
   GateOptions gate;
   // One line per request ("POST /api/v1/uploads 201 12.3 ms"); may be empty.
   std::function<void(const std::string&)> log;
