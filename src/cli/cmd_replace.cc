@@ -125,9 +125,11 @@ int PrintReport(const Globals& g, const Result<ApplyReport>& r, bool json_out, c
     for (const ActionOutcome& o : r->outcomes)
       if (o.outcome != "applied" && o.outcome != "undone")
         std::printf("%s: %s\n", o.outcome.c_str(), o.message.c_str());
-    std::printf("operation %s: %lld files %s, %lld skipped, %s\n", r->operation_id.c_str(),
-                (long long)r->applied, what, (long long)r->skipped,
-                HumanBytes(r->reclaimed_bytes).c_str());
+    // An undo gives back what its apply reclaimed: the apply's figure says it.
+    const bool undo = std::string(what) == "restored";
+    std::printf("operation %s: %lld files %s, %lld skipped%s\n", r->operation_id.c_str(), (long long)r->applied,
+                what, (long long)r->skipped,
+                undo ? "" : (", " + HumanBytes(r->reclaimed_bytes) + " reclaimed").c_str());
   }
   if (!r->complete) {
     if (g_cancel)
