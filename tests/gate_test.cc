@@ -148,6 +148,39 @@ TEST_F(GateTest, AcceptsOnceThenAppliesThePolicyAndSurvivesARestart) {
   EXPECT_EQ(found->at(0).file_id, first->file_id);
 }
 
+// A portal links to the master: an upload matching a clustered copy names
+// the cluster's master, and the copy it actually matched.
+TEST_F(GateTest, ADuplicateOfAClusteredCopyNamesItsMaster) {
+  auto gate = OpenGate();
+  ASSERT_TRUE(gate);
+  auto copy = Ingest(*gate, 1, "copy bytes");
+  auto master = Ingest(*gate, 2, "master bytes");
+  ASSERT_TRUE(copy.ok() && master.ok());
+  std::vector<Cluster> clusters(1);
+  clusters[0].master_file_id = master->file_id;
+  clusters[0].members = {{master->file_id, true, MatchKind::kExact, 0}, {copy->file_id, false, MatchKind::kNear, 9}};
+  // The test's own connection has read since the gate wrote: the write must
+  // not start on that old snapshot.
+  Status saved = cat_->SaveClusters(clusters);
+  ASSERT_TRUE(saved.ok()) << saved.ToString();
+
+  auto before = Ingest(*gate, 1, "copy bytes");  // clusters not reloaded yet
+  ASSERT_TRUE(before.ok());
+  EXPECT_EQ(before->master_file_id, copy->file_id);
+  ASSERT_TRUE(gate->Refresh().ok());
+  auto after = Ingest(*gate, 1, "copy bytes");
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->outcome, UploadOutcome::kRejected);
+  EXPECT_EQ(after->duplicate_of->file_id, copy->file_id);
+  EXPECT_EQ(after->master_file_id, master->file_id);
+  // A restart reads the clusters too.
+  gate.reset();
+  gate = OpenGate();
+  auto again = Ingest(*gate, 1, "copy bytes");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->master_file_id, master->file_id);
+}
+
 TEST_F(GateTest, ConcurrentIngestsOfOneRecordAcceptExactlyOne) {
   auto gate = OpenGate();
   std::atomic<int> accepted{0}, rejected{0}, failed{0};

@@ -67,7 +67,10 @@ struct UploadResult {
   int64_t upload_id = 0;  // alias / held: the upload record
   std::string path;       // accepted: where the bytes are, relative to the source root
   std::string sha256;     // hex
-  std::optional<GateMatch> duplicate_of;  // the master it duplicates (not for accepted)
+  std::optional<GateMatch> duplicate_of;  // the closest catalogued copy (not for accepted)
+  // The master of that copy's cluster (`doppel match`), where the copy is a
+  // clustered member; else the copy itself. What a portal should link to.
+  int64_t master_file_id = 0;
   std::vector<GateMatch> similar;         // accepted: pictures a person might want to compare
   std::string reason;                     // plain words
 };
@@ -105,7 +108,8 @@ class Gate {
                               const ImageRecord& record);
 
   // Adds catalogued files the index does not know yet (added by another
-  // process, e.g. a scan). Returns how many were added.
+  // process, e.g. a scan) and reloads which master each clustered file has.
+  // Returns how many files were added.
   Result<int64_t> Refresh();
   // Refresh(), but only if a `doppel match` finished since the gate opened or
   // last refreshed (a cheap check of the audit trail); else returns 0.

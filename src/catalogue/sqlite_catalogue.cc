@@ -357,6 +357,11 @@ class SqliteCatalogue final : public Catalogue {
    public:
     explicit Txn(SqliteCatalogue* c) : c_(c) {}
     Status Begin() {
+      // A one-row read that stopped at its row keeps its statement open, and
+      // with it a read snapshot: a write started on that snapshot fails
+      // (SQLITE_BUSY_SNAPSHOT) once another process has written. No statement
+      // is mid-iteration when a write begins, so end them all first.
+      c_->ReleaseSnapshot();
       Status s = c_->Exec("BEGIN IMMEDIATE");
       active_ = s.ok();
       return s;

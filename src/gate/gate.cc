@@ -149,11 +149,25 @@ struct Gate::Impl {
   std::unordered_map<Digest, std::vector<uint32_t>, DigestKey> by_sha, by_content;
   PdqIndex index;
   std::vector<uint32_t> owner;  // index entry -> position in files
+  // Clustered file -> its cluster's master, as of the last load or refresh.
+  std::unordered_map<int64_t, int64_t> master_of;
 
   // Serialises check-and-insert; guards `cat` (a Catalogue is single-thread).
   std::mutex ingest_mu;
   std::unique_ptr<Catalogue> cat;
   int64_t last_match_event = 0;  // guarded by ingest_mu
+
+  // Reads the clusters' masters; caller holds ingest_mu (for `cat`).
+  Status LoadMasters() {
+    DOPPEL_ASSIGN_OR_RETURN(std::vector<Cluster> clusters, cat->LoadClusters());
+    cat->ReleaseSnapshot();
+    std::unordered_map<int64_t, int64_t> m;
+    for (const Cluster& c : clusters)
+      for (const ClusterMember& x : c.members) m[x.file_id] = c.master_file_id;
+    std::unique_lock lk(mu);
+    master_of = std::move(m);
+    return Status::OK();
+  }
 
   // The id of the latest `match` event; caller holds ingest_mu.
   Result<int64_t> LatestMatchEvent() {
@@ -293,6 +307,7 @@ Result<std::unique_ptr<Gate>> Gate::Open(const std::string& catalogue, const Gat
     for (auto& m : files) impl->AddLocked(std::move(m));
   }
   files = {};
+  DOPPEL_RETURN_IF_ERROR(impl->LoadMasters());
   malloc_trim(0);  // give the loading copy back to the system
   return std::unique_ptr<Gate>(new Gate(std::move(impl)));
 }
@@ -413,12 +428,19 @@ Result<UploadResult> Gate::Ingest(const UploadRequest& req, const uint8_t* data,
   }
 
   res.duplicate_of = *dup;
+  res.master_file_id = dup->file_id;
+  {
+    std::shared_lock lk(g.mu);
+    auto m = g.master_of.find(dup->file_id);
+    if (m != g.master_of.end() && g.by_id.count(m->second)) res.master_file_id = m->second;
+  }
   const std::string kind = MatchKindName(dup->kind);
   std::string policy = g.options.policy_override;
   if (policy.empty()) {
     DOPPEL_ASSIGN_OR_RETURN(policy, g.cat->GetUploadPolicy(src.name));
   }
-  nlohmann::json detail = {{"source", src.name},   {"master_file_id", dup->file_id},
+  nlohmann::json detail = {{"source", src.name},   {"master_file_id", res.master_file_id},
+                           {"matched_file_id", dup->file_id},
                            {"kind", kind},         {"distance", dup->distance},
                            {"sha256", res.sha256}, {"reason", dup->reason}};
   if (req.key_id) detail["key_id"] = req.key_id;
@@ -475,13 +497,16 @@ Result<int64_t> Gate::Refresh() {
   g.cat->ReleaseSnapshot();
   DOPPEL_ASSIGN_OR_RETURN(std::vector<MatchInput> files, g.cat->LoadMatchInputs());
   g.cat->ReleaseSnapshot();
-  std::unique_lock lk(g.mu);
   int64_t added = 0;
-  for (auto& m : files) {
-    if (g.by_id.count(m.file_id)) continue;
-    g.AddLocked(std::move(m));
-    ++added;
+  {
+    std::unique_lock lk(g.mu);
+    for (auto& m : files) {
+      if (g.by_id.count(m.file_id)) continue;
+      g.AddLocked(std::move(m));
+      ++added;
+    }
   }
+  DOPPEL_RETURN_IF_ERROR(g.LoadMasters());
   return added;
 }
 

@@ -436,7 +436,8 @@ void Server::Impl::Uploads(const httplib::Request& req, httplib::Response& res) 
     return SendJson(res, 201, body);
   }
   const GateMatch& d = *r->duplicate_of;
-  body["master_id"] = d.file_id;
+  body["master_id"] = r->master_file_id;
+  body["matched_id"] = d.file_id;
   body["kind"] = MatchKindName(d.kind);
   body["distance"] = d.distance;
   body["master"] = MatchJson(d);
