@@ -36,6 +36,7 @@
 #include "doppel/match.h"
 #include "doppel/scan.h"
 #include "doppel_version.h"
+#include "util/csv.h"
 #include "util/paths.h"
 
 namespace doppel::cli {
@@ -758,26 +759,6 @@ int CmdExplain(const std::string& file_a, const std::string& file_b, const Match
 
 // ---------------------------------------------------------------- calibrate
 
-// Splits one CSV line (RFC 4180 quoting, no embedded newlines).
-std::vector<std::string> SplitCsv(const std::string& line) {
-  std::vector<std::string> out(1);
-  bool quoted = false;
-  for (size_t i = 0; i < line.size(); ++i) {
-    const char c = line[i];
-    if (quoted) {
-      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') out.back() += '"', ++i;
-      else if (c == '"') quoted = false;
-      else out.back() += c;
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == ',') {
-      out.emplace_back();
-    } else if (c != '\r' && c != '\n') {
-      out.back() += c;
-    }
-  }
-  return out;
-}
 
 int CmdCalibrate(const std::string& csv_path, const MatchOptions& base, int jobs, bool as_json) {
   std::ifstream in(csv_path);
@@ -792,7 +773,7 @@ int CmdCalibrate(const std::string& csv_path, const MatchOptions& base, int jobs
   int lineno = 0, bad = 0;
   while (std::getline(in, line)) {
     ++lineno;
-    auto f = SplitCsv(line);
+    auto f = SplitCsvLine(line);
     if (f.size() < 3 || line.empty()) continue;
     std::string v = f[2];
     std::transform(v.begin(), v.end(), v.begin(), ::tolower);

@@ -1,5 +1,7 @@
 #include "cli/output.h"
 
+#include "util/csv.h"
+
 #include <algorithm>
 #include <cstdio>
 
@@ -28,15 +30,7 @@ std::string HumanDuration(double s) {
   return buf;
 }
 
-std::string CsvField(const std::string& s) {
-  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
+std::string CsvField(const std::string& s) { return CsvQuote(s); }
 
 std::string CsvRow(const std::vector<std::string>& fields) {
   std::string out;

@@ -167,43 +167,6 @@ struct Act {
   int64_t reclaimed = 0;
 };
 
-nlohmann::json ActionJson(const PlannedAction& a) {
-  return {{"cluster_id", a.cluster_id},
-          {"file_id", a.file_id},
-          {"source", a.source},
-          {"path", PathJson(a.path)},
-          {"abs_path", PathJson(a.abs_path)},
-          {"sha256", a.sha256},
-          {"bytes", a.bytes},
-          {"mtime_ns", a.mtime_ns},
-          {"relation", a.relation},
-          {"master_file_id", a.master_file_id},
-          {"master_source", a.master_source},
-          {"master_path", PathJson(a.master_path)},
-          {"master_abs_path", PathJson(a.master_abs_path)},
-          {"master_sha256", a.master_sha256},
-          {"reason", a.reason}};
-}
-
-PlannedAction ActionFromJson(const nlohmann::json& j) {
-  PlannedAction a;
-  a.cluster_id = j.at("cluster_id").get<int64_t>();
-  a.file_id = j.at("file_id").get<int64_t>();
-  a.source = j.at("source").get<std::string>();
-  a.path = PathFromJson(j.at("path"));
-  a.abs_path = PathFromJson(j.at("abs_path"));
-  a.sha256 = j.at("sha256").get<std::string>();
-  a.bytes = j.at("bytes").get<int64_t>();
-  a.mtime_ns = j.value("mtime_ns", int64_t(0));
-  a.relation = j.value("relation", "");
-  a.master_file_id = j.at("master_file_id").get<int64_t>();
-  a.master_source = j.at("master_source").get<std::string>();
-  a.master_path = PathFromJson(j.at("master_path"));
-  a.master_abs_path = PathFromJson(j.at("master_abs_path"));
-  a.master_sha256 = j.at("master_sha256").get<std::string>();
-  a.reason = j.value("reason", "");
-  return a;
-}
 
 // Runs one operation's actions (apply) or their reversal (undo).
 class Runner {

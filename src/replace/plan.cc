@@ -57,6 +57,44 @@ const char* Article(const std::string& word) {
 
 }  // namespace
 
+nlohmann::json ActionJson(const PlannedAction& a) {
+  return {{"cluster_id", a.cluster_id},
+          {"file_id", a.file_id},
+          {"source", a.source},
+          {"path", PathJson(a.path)},
+          {"abs_path", PathJson(a.abs_path)},
+          {"sha256", a.sha256},
+          {"bytes", a.bytes},
+          {"mtime_ns", a.mtime_ns},
+          {"relation", a.relation},
+          {"master_file_id", a.master_file_id},
+          {"master_source", a.master_source},
+          {"master_path", PathJson(a.master_path)},
+          {"master_abs_path", PathJson(a.master_abs_path)},
+          {"master_sha256", a.master_sha256},
+          {"reason", a.reason}};
+}
+
+PlannedAction ActionFromJson(const nlohmann::json& j) {
+  PlannedAction a;
+  a.cluster_id = j.at("cluster_id").get<int64_t>();
+  a.file_id = j.at("file_id").get<int64_t>();
+  a.source = j.at("source").get<std::string>();
+  a.path = PathFromJson(j.at("path"));
+  a.abs_path = PathFromJson(j.at("abs_path"));
+  a.sha256 = j.at("sha256").get<std::string>();
+  a.bytes = j.at("bytes").get<int64_t>();
+  a.mtime_ns = j.value("mtime_ns", int64_t(0));
+  a.relation = j.value("relation", "");
+  a.master_file_id = j.at("master_file_id").get<int64_t>();
+  a.master_source = j.at("master_source").get<std::string>();
+  a.master_path = PathFromJson(j.at("master_path"));
+  a.master_abs_path = PathFromJson(j.at("master_abs_path"));
+  a.master_sha256 = j.at("master_sha256").get<std::string>();
+  a.reason = j.value("reason", "");
+  return a;
+}
+
 Result<Plan> MakePlan(Catalogue& cat, const PlanOptions& options) {
   Plan plan;
   plan.plan_id = NewOperationId("plan");
@@ -234,22 +272,7 @@ std::string PlanToJson(const Plan& p) {
                              {"notes", c.notes},
                              {"metadata", nlohmann::json::parse(ConsolidatedToJson(c.metadata))}});
   j["actions"] = nlohmann::json::array();
-  for (const PlannedAction& a : p.actions)
-    j["actions"].push_back({{"cluster_id", a.cluster_id},
-                            {"file_id", a.file_id},
-                            {"source", a.source},
-                            {"path", PathJson(a.path)},
-                            {"abs_path", PathJson(a.abs_path)},
-                            {"sha256", a.sha256},
-                            {"bytes", a.bytes},
-                            {"mtime_ns", a.mtime_ns},
-                            {"relation", a.relation},
-                            {"master_file_id", a.master_file_id},
-                            {"master_source", a.master_source},
-                            {"master_path", PathJson(a.master_path)},
-                            {"master_abs_path", PathJson(a.master_abs_path)},
-                            {"master_sha256", a.master_sha256},
-                            {"reason", a.reason}});
+  for (const PlannedAction& a : p.actions) j["actions"].push_back(ActionJson(a));
   j["skipped"] = nlohmann::json::array();
   for (const SkippedCluster& s : p.skipped)
     j["skipped"].push_back({{"cluster_id", s.cluster_id}, {"reason", s.reason}});
@@ -291,22 +314,7 @@ Result<Plan> PlanFromJson(const std::string& text, const std::string& name) {
       p.clusters.push_back(std::move(pc));
     }
     for (const auto& a : j.at("actions")) {
-      PlannedAction x;
-      x.cluster_id = a.at("cluster_id").get<int64_t>();
-      x.file_id = a.at("file_id").get<int64_t>();
-      x.source = a.at("source").get<std::string>();
-      x.path = PathFromJson(a.at("path"));
-      x.abs_path = PathFromJson(a.at("abs_path"));
-      x.sha256 = a.at("sha256").get<std::string>();
-      x.bytes = a.at("bytes").get<int64_t>();
-      x.mtime_ns = a.value("mtime_ns", int64_t(0));
-      x.relation = a.value("relation", "");
-      x.master_file_id = a.at("master_file_id").get<int64_t>();
-      x.master_source = a.at("master_source").get<std::string>();
-      x.master_path = PathFromJson(a.at("master_path"));
-      x.master_abs_path = PathFromJson(a.at("master_abs_path"));
-      x.master_sha256 = a.at("master_sha256").get<std::string>();
-      x.reason = a.value("reason", "");
+      PlannedAction x = ActionFromJson(a);
       p.bytes_to_reclaim += x.bytes;
       p.actions.push_back(std::move(x));
     }

@@ -20,6 +20,12 @@ std::string NewOperationId(const std::string& prefix);
 
 uint32_t Crc32(const std::string& bytes);
 
+// One planned action as the plan file and the journal record it
+// (docs/plan.md); ActionFromJson throws nlohmann::json::exception on a
+// malformed object (callers catch it in their adapter).
+nlohmann::json ActionJson(const PlannedAction& a);
+PlannedAction ActionFromJson(const nlohmann::json& j);
+
 // One journal line: 8 hex digits of the CRC-32 of the JSON text, a space, the
 // JSON text, a newline.
 std::string JournalLine(const nlohmann::json& record);

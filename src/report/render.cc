@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "doppel/report.h"
+#include "util/csv.h"
 
 namespace doppel {
 namespace {
@@ -78,18 +79,6 @@ std::string H(const std::string& s) { return HtmlEscape(s); }
 // RFC 4180 quoting. Text that a spreadsheet would run as a formula (a camera
 // or author tag beginning with = + - @) gets a leading apostrophe; numbers
 // are left alone.
-std::string CsvField(std::string s) {
-  if (!s.empty() && std::string_view("=+-@\t\r").find(s[0]) != std::string_view::npos &&
-      s.find_first_not_of("+-0123456789.") != std::string::npos)
-    s.insert(0, "'");
-  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
 
 // ------------------------------------------------------------------ SVG charts
 
@@ -393,7 +382,7 @@ std::string RenderReportHtml(const Report& r) {
 std::string RenderReportCsv(const Report& r) {
   std::string out = "section,key,subkey,value\n";
   auto row = [&](const std::string& a, const std::string& b, const std::string& c, const std::string& d) {
-    out += CsvField(a) + "," + CsvField(b) + "," + CsvField(c) + "," + CsvField(d) + "\n";
+    out += CsvCell(a) + "," + CsvCell(b) + "," + CsvCell(c) + "," + CsvCell(d) + "\n";
   };
   row("report", "format_version", "", std::to_string(r.format_version));
   row("report", "generated_at", "", r.generated_at);

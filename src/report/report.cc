@@ -16,6 +16,7 @@
 #include "doppel/fingerprint.h"
 #include "doppel/rendition.h"
 #include "doppel_version.h"
+#include "util/csv.h"
 #include "util/paths.h"
 
 namespace doppel {
@@ -87,31 +88,6 @@ struct Retirement {
   int64_t cluster_id = 0;
 };
 
-// One record of a CSV line (RFC 4180 quoting, no line breaks inside fields).
-std::vector<std::string> SplitCsvLine(const std::string& line) {
-  std::vector<std::string> out(1);
-  bool quoted = false;
-  for (size_t i = 0; i < line.size(); ++i) {
-    const char c = line[i];
-    if (quoted) {
-      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
-        out.back() += '"';
-        ++i;
-      } else if (c == '"') {
-        quoted = false;
-      } else {
-        out.back() += c;
-      }
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == ',') {
-      out.emplace_back();
-    } else if (c != '\r' && c != '\n') {
-      out.back() += c;
-    }
-  }
-  return out;
-}
 
 std::string Trim(std::string s) {
   const auto b = s.find_first_not_of(" \t");
