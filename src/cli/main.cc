@@ -899,11 +899,17 @@ const char* kMainFooter = R"(Examples:
   doppel clusters                               groups of copies with their masters
   doppel explain a.jpg b.tif                    why two files are (not) duplicates
   doppel hash photo.jpg                         PDQ like the reference tool
+  doppel plan -o plan.json                      which copy to keep, which to retire, why
+  doppel apply plan.json --action quarantine --quarantine-dir /srv/q
+  doppel undo OPERATION_ID                      put everything back as it was
+  doppel release 1.0                            manifest, redirects, change notice
+  doppel report -o report.html                  storage, overlap, progress (offline page)
+  doppel serve --listen 127.0.0.1:8080          upload gate and review page
 
 The catalogue is --db PATH, else $DOPPEL_DB, else ./doppel.db.
 Exit codes: 0 ok, 1 failure, 2 usage error, 3 done but some files could not be
 read (recorded in the catalogue), 130 interrupted (finished work is kept).
-Documentation: docs/cli.md, docs/catalogue.md, docs/fingerprints.md.)";
+Documentation: docs/cli.md (every command), docs/matching.md, docs/api.md.)";
 
 int Main(int argc, char** argv) {
   CLI::App app{"doppel " DOPPEL_VERSION " - find and replace duplicate images across an archive's departments", "doppel"};
