@@ -37,9 +37,9 @@ struct DigestKey {
 
 
 // Reads the files of undecided pairs again as small grey renditions and
-// lets local features decide (CompareGeometric). Pairs are taken grouped by
-// their first file so each worker reads it once; a small per-worker cache
-// keeps the features of recently read files. Files that cannot be read any
+// lets local features decide (CompareGeometric). Pairs are taken by group of
+// related files; a small per-worker cache keeps the features of recently
+// read files. Files that cannot be read any
 // more (moved since the scan) are counted and their pairs left as they were.
 Status VerifyCandidates(Catalogue& cat, const std::vector<MatchInput>& files,
                         std::vector<std::pair<uint32_t, uint32_t>>& geo, const MatchRunOptions& opt,
@@ -54,9 +54,40 @@ Status VerifyCandidates(Catalogue& cat, const std::vector<MatchInput>& files,
   std::map<std::pair<int64_t, int64_t>, size_t> where;
   for (size_t k = 0; k < found.size(); ++k) where[{found[k].file_a, found[k].file_b}] = k;
 
-  std::vector<size_t> starts;  // first pair of each first file
+  // Work goes out by group of related files (connected by candidate pairs),
+  // so one worker sees all pairs of a group in turn and its small cache
+  // holds the group's features: each file is read about once, not once per
+  // pair. Big groups are cut (at a first-file boundary) to keep both cores busy.
+  std::vector<uint32_t> parent(files.size());
+  for (uint32_t i = 0; i < parent.size(); ++i) parent[i] = i;
+  auto root = [&](uint32_t i) {
+    while (parent[i] != i) i = parent[i] = parent[parent[i]];
+    return i;
+  };
+  for (const auto& [x, y] : geo) parent[root(x)] = root(y);
+  std::vector<uint32_t> group_of(geo.size());
+  for (size_t k = 0; k < geo.size(); ++k) group_of[k] = root(geo[k].first);
+  {
+    std::vector<size_t> order(geo.size());
+    for (size_t k = 0; k < order.size(); ++k) order[k] = k;
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      return std::tie(group_of[a], geo[a]) < std::tie(group_of[b], geo[b]);
+    });
+    std::vector<std::pair<uint32_t, uint32_t>> sorted(geo.size());
+    std::vector<uint32_t> sorted_group(geo.size());
+    for (size_t k = 0; k < order.size(); ++k) {
+      sorted[k] = geo[order[k]];
+      sorted_group[k] = group_of[order[k]];
+    }
+    geo = std::move(sorted);
+    group_of = std::move(sorted_group);
+  }
+  constexpr size_t kMaxBatch = 256;  // pairs
+  std::vector<size_t> starts;  // first pair of each batch
   for (size_t k = 0; k < geo.size(); ++k)
-    if (k == 0 || geo[k].first != geo[k - 1].first) starts.push_back(k);
+    if (k == 0 || group_of[k] != group_of[k - 1] ||
+        (k - starts.back() >= kMaxBatch && geo[k].first != geo[k - 1].first))
+      starts.push_back(k);
   starts.push_back(geo.size());
 
   auto cancelled = [&] { return opt.cancel && opt.cancel->load(std::memory_order_relaxed); };
@@ -107,7 +138,7 @@ Status VerifyCandidates(Catalogue& cat, const std::vector<MatchInput>& files,
         for (size_t k = starts[g]; k < starts[g + 1]; ++k) {
           const auto [x, y] = geo[k];
           auto fx = features(x);
-          if (!fx) break;
+          if (!fx) continue;
           auto fy = features(y);
           if (!fy) continue;
           const GeometricCheck check = VerifyGeometry(*fx, *fy, opt.match.geometry);
