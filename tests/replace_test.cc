@@ -347,6 +347,14 @@ TEST_F(ReplaceFixture, PlanTakesExactCopiesAndConfirmedClustersOnly) {
   ASSERT_FALSE(newer.ok());
   EXPECT_NE(newer.status().message().find("plan.json: plan version 99 is newer"),
             std::string::npos);
+  // A damaged plan (cut short, not JSON, an action missing a field) names the file.
+  const std::string text = PlanToJson(chosen);
+  for (const std::string& bad : {text.substr(0, text.size() / 2), std::string("not a plan"),
+                                 std::string("{\"format\":\"doppel-plan\",\"version\":1,\"actions\":[{}]}")}) {
+    auto broken = PlanFromJson(bad, "plan.json");
+    ASSERT_FALSE(broken.ok()) << bad.substr(0, 40);
+    EXPECT_NE(broken.status().message().find("plan.json"), std::string::npos) << broken.status().ToString();
+  }
   // Every plan is an audit event.
   EventFilter f;
   f.type = "plan";

@@ -591,6 +591,17 @@ TEST_F(ReportTest, CliWritesEachFormat) {
   EXPECT_EQ(text.find("<script"), std::string::npos);
   EXPECT_NE(html.err.find("report written to"), std::string::npos);
 
+  // A join table without the named column (a bad argument: exit 2), or no
+  // file at all (exit 1): a clear error, and no report written over the good one.
+  const std::string before = testing::ReadFile(page);
+  auto nocol = RunDoppel({"--db", db_, "report", "--join", Postcodes(), "--join-field", "arrondissement", "-o", page});
+  EXPECT_EQ(nocol.exit_code, 2);
+  EXPECT_NE(nocol.err.find("arrondissement"), std::string::npos) << nocol.err;
+  auto nofile = RunDoppel({"--db", db_, "report", "--join", (out / "nosuch.csv").string(), "--join-field", "postcode"});
+  EXPECT_EQ(nofile.exit_code, 1);
+  EXPECT_NE(nofile.err.find("nosuch.csv"), std::string::npos) << nofile.err;
+  EXPECT_EQ(testing::ReadFile(page), before);
+
   auto bad = RunDoppel({"--db", db_, "report", "--group-by", "colour"});
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("cannot group by 'colour'"), std::string::npos) << bad.err;
