@@ -35,6 +35,22 @@ ImageRecord SampleRecord(uint8_t seed) {
   r.metadata.gps_latitude = 48.8606;
   r.metadata.gps_longitude = 2.3376;
   r.metadata.keywords = {"façade", "Rivoli"};
+  // The matcher's finer signature, every field distinct from its default
+  // (negative chroma, fractional trims, a trimmed PDQ) so a column that is
+  // not stored or read back shows.
+  Signature& g = r.fingerprints.signature;
+  for (int k = 0; k < 8; ++k) g.smooth.dihedral[k].words.fill(uint16_t(seed * 13 + k));
+  g.smooth.hash = g.smooth.dihedral[0];
+  g.smooth.quality = 61;
+  for (size_t i = 0; i < g.thumb.size(); ++i) g.thumb[i] = uint8_t(i * 7 + seed);
+  for (size_t i = 0; i < g.chroma.size(); ++i) g.chroma[i] = int8_t(int(i) * 5 - 80);
+  g.trim_left = 0.125f, g.trim_top = 0.0625f, g.trim_right = 0.25f, g.trim_bottom = 0.03125f;
+  PdqResult trimmed;
+  for (int k = 0; k < 8; ++k) trimmed.dihedral[k].words.fill(uint16_t(seed * 29 + k));
+  trimmed.hash = trimmed.dihedral[0];
+  trimmed.quality = 44;
+  g.trimmed = trimmed;
+  for (size_t i = 0; i < g.inner_thumb.size(); ++i) g.inner_thumb[i] = uint8_t(255 - i % 251);
   return r;
 }
 
@@ -68,6 +84,28 @@ TEST(Catalogue, RecordsRoundTripExactly) {
   EXPECT_EQ(back->metadata.keywords, want.metadata.keywords);
   EXPECT_DOUBLE_EQ(*back->metadata.gps_latitude, 48.8606);
   EXPECT_FALSE(back->metadata.gps_altitude.has_value());
+  const Signature& g = back->fingerprints.signature;
+  const Signature& w = want.fingerprints.signature;
+  EXPECT_EQ(g.smooth.hash, w.smooth.hash);
+  for (int k = 0; k < 8; ++k) EXPECT_EQ(g.smooth.dihedral[k], w.smooth.dihedral[k]) << k;
+  EXPECT_EQ(g.smooth.quality, w.smooth.quality);
+  EXPECT_EQ(g.thumb, w.thumb);
+  EXPECT_EQ(g.chroma, w.chroma);
+  EXPECT_FLOAT_EQ(g.trim_left, w.trim_left);
+  EXPECT_FLOAT_EQ(g.trim_top, w.trim_top);
+  EXPECT_FLOAT_EQ(g.trim_right, w.trim_right);
+  EXPECT_FLOAT_EQ(g.trim_bottom, w.trim_bottom);
+  ASSERT_TRUE(g.trimmed.has_value());
+  EXPECT_EQ(g.trimmed->hash, w.trimmed->hash);
+  for (int k = 0; k < 8; ++k) EXPECT_EQ(g.trimmed->dihedral[k], w.trimmed->dihedral[k]) << k;
+  EXPECT_EQ(g.trimmed->quality, w.trimmed->quality);
+  EXPECT_EQ(g.inner_thumb, w.inner_thumb);
+  EXPECT_EQ(back->info.format, want.info.format);
+  EXPECT_EQ(back->info.width, want.info.width);
+  EXPECT_EQ(back->info.height, want.info.height);
+  EXPECT_EQ(back->info.bit_depth, want.info.bit_depth);
+  EXPECT_EQ(back->file_size, want.file_size);
+  EXPECT_EQ(back->mtime_ns, want.mtime_ns);
 }
 
 TEST(Catalogue, ASecondLiveScanOfTheSameSourceIsRefused) {

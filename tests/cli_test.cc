@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <sstream>
 
 #include "test_util.h"
 
@@ -15,14 +16,45 @@ using testing::MakeImage;
 using testing::RunDoppel;
 using testing::TempDir;
 
-TEST(Cli, EveryCommandHasHelpWithExamples) {
-  for (std::vector<std::string> cmd : {std::vector<std::string>{}, {"init"}, {"source", "add"}, {"source", "list"},
-                                        {"scan"}, {"hash"}, {"stats"}, {"exact"}, {"files"}}) {
-    cmd.push_back("--help");
-    auto r = RunDoppel(cmd);
-    EXPECT_EQ(r.exit_code, 0) << cmd[0];
-    EXPECT_NE(r.out.find("Example"), std::string::npos) << "no examples in help of " << cmd[0] << ":\n" << r.out;
+// The subcommands a help text lists (CLI11's "Subcommands:" section).
+std::vector<std::string> ListedSubcommands(const std::string& help) {
+  std::vector<std::string> out;
+  const size_t at = help.find("\nSubcommands:\n");
+  if (at == std::string::npos) return out;
+  std::istringstream in(help.substr(at + 14));
+  for (std::string line; std::getline(in, line) && !line.empty();) {
+    std::istringstream words(line);
+    std::string name;
+    if (words >> name) out.push_back(name);
   }
+  return out;
+}
+
+// Walks the whole command tree from `doppel --help`, so a command added
+// later is covered without touching this test.
+TEST(Cli, EveryCommandHasHelpWithExamples) {
+  std::vector<std::vector<std::string>> todo = {{}};
+  size_t seen = 0;
+  while (!todo.empty()) {
+    std::vector<std::string> cmd = todo.back();
+    todo.pop_back();
+    std::vector<std::string> args = cmd;
+    args.push_back("--help");
+    auto r = RunDoppel(args);
+    std::string name = "doppel";
+    for (const auto& c : cmd) name += " " + c;
+    ++seen;
+    EXPECT_EQ(r.exit_code, 0) << name;
+    EXPECT_NE(r.out.find("Example"), std::string::npos)
+        << "no examples in the help of `" << name << "`:\n" << r.out;
+    for (const auto& sub : ListedSubcommands(r.out)) {
+      auto next = cmd;
+      next.push_back(sub);
+      todo.push_back(next);
+    }
+  }
+  // The walk itself must work: the tree has well over 20 commands.
+  EXPECT_GE(seen, 25u) << "the help walk found too few commands: is the Subcommands section parsed?";
 }
 
 TEST(Cli, ExitCodesAndMessagesNameTheProblem) {

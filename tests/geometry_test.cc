@@ -44,8 +44,7 @@ class GeometryTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_TRUE(InitImaging().ok());
-    photo_ = testing::SomePhoto();
-    if (photo_.empty()) GTEST_SKIP() << "no photo found (install mate-backgrounds)";
+    DOPPEL_REQUIRE_PHOTO(photo_);
   }
 
   std::shared_ptr<const LocalFeatures> Features(const std::string& path) {

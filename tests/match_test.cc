@@ -107,12 +107,18 @@ TEST_F(SampleMatch, LookAlikesAreOnlyProposedForReview) {
   EXPECT_FALSE(cl.count("urbanisme/2024/arr-15/DSC_2305.jpg"));
   EXPECT_FALSE(cl.count("archives/fonds-1985/vue_0313.jpg"));
   auto pairs = json::parse(RunDoppel({"--db", db_, "pairs", "--format", "json", "--kind", "similar"}).out);
+  // The look-alike pair of the sample (EXPECTED.md, L1): both of its files,
+  // proposed as "similar" with each other, not with anything else.
   bool lookalike = false;
   for (const auto& p : pairs) {
     const std::string a = p["path_a"], b = p["path_b"];
-    if (a.ends_with("DSC_2305.jpg") || b.ends_with("DSC_2305.jpg")) lookalike = true;
+    const bool cold = a.ends_with("arr-15/DSC_2305.jpg") || b.ends_with("arr-15/DSC_2305.jpg");
+    const bool warm = a.ends_with("fonds-1985/vue_0313.jpg") || b.ends_with("fonds-1985/vue_0313.jpg");
+    if (cold && warm) lookalike = true;
+    EXPECT_EQ(cold, warm) << "a look-alike proposed with another file: " << a << " / " << b;
+    if (cold && warm) EXPECT_EQ(p["kind"], "similar");
   }
-  EXPECT_TRUE(lookalike);
+  EXPECT_TRUE(lookalike) << "the sample's look-alike pair (L1) was not proposed";
 }
 
 TEST_F(SampleMatch, PairsCsvHasTheDocumentedHeaderAndExplainSaysWhy) {

@@ -79,8 +79,8 @@ namespace {
 TEST(Signature, AlignmentFindsACropInsideItsOriginal) {
   ASSERT_TRUE(InitImaging().ok());
   testing::TempDir dir;
-  const std::string photo = testing::SomePhoto();
-  if (photo.empty()) GTEST_SKIP() << "no photo found (install mate-backgrounds)";
+  std::string photo;
+  DOPPEL_REQUIRE_PHOTO(photo);
   testing::CopyFile(photo, dir / "photo.jpg");
   testing::MakeImage(dir / "other.png", 1000, 1000, 9);
   VipsImage* in = vips_image_new_from_file((dir / "photo.jpg").c_str(), nullptr);

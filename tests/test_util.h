@@ -41,8 +41,18 @@ void WriteFile(const std::filesystem::path& p, const std::string& bytes);
 void CopyFile(const std::filesystem::path& from, const std::filesystem::path& to);
 
 // A real photo installed by a Debian wallpaper package or the shared test
-// data; skips the test if none is found.
+// data; empty if none is found (see DOPPEL_REQUIRE_PHOTO).
 std::string SomePhoto();
+// Sets `var` to SomePhoto(); without one the test is skipped with a message,
+// and under CI=true it fails (mate-backgrounds is a dependency).
+#define DOPPEL_REQUIRE_PHOTO(var)                                                          \
+  do {                                                                                     \
+    var = ::doppel::testing::SomePhoto();                                                  \
+    if (var.empty()) {                                                                     \
+      if (::doppel::testing::InCi()) FAIL() << "CI=true but no photo found (mate-backgrounds)"; \
+      GTEST_SKIP() << "no photo found (install mate-backgrounds)";                         \
+    }                                                                                      \
+  } while (0)
 
 // Writes a synthetic but textured image (gradients + shapes seeded by `seed`)
 // of the given size with libvips; format from the extension; `options` is a

@@ -9,13 +9,13 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "doppel/fingerprint.h"
-#include "doppel/match.h"
+#include "doppel/model.h"
 #include "doppel/status.h"
 
 namespace doppel {
@@ -148,6 +148,34 @@ struct ReviewDecision {
   std::string reviewer;
   std::string decided_at;      // filled in when empty
   std::string note;
+};
+
+// A cluster as the review left it. The one rule for which decision is in
+// force, used by the plan, the report and the review page.
+struct ReviewedCluster {
+  const ReviewDecision* decision = nullptr;  // the cluster-wide decision in force, if any
+  bool rejected = false;   // "not duplicates": nothing in it is retired
+  bool confirmed = false;  // a person confirmed it or chose its master
+  int64_t master = 0;      // the reviewer's choice if it is still a member, else the matcher's
+  std::vector<int64_t> members;  // the members nobody rejected, master first
+  // Members a reviewer said are not duplicates, with that decision.
+  std::vector<std::pair<int64_t, const ReviewDecision*>> left_out;
+};
+
+// The review decisions in force: the latest per (cluster, file), and per
+// cluster the latest one about the whole cluster. Holds the decisions it
+// points into.
+class ReviewDecisions {
+ public:
+  // `all` as ListDecisions returns them (oldest first).
+  explicit ReviewDecisions(std::vector<ReviewDecision> all);
+  const ReviewDecision* ForCluster(int64_t cluster_id) const;
+  const ReviewDecision* ForMember(int64_t cluster_id, int64_t file_id) const;
+  ReviewedCluster Apply(const Cluster& cluster) const;
+
+ private:
+  std::vector<ReviewDecision> all_;
+  std::map<std::pair<int64_t, int64_t>, size_t> in_force_;  // (cluster, file or 0) -> index
 };
 
 // --- Replacement (docs/plan.md, docs/release.md) ---

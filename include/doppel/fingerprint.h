@@ -1,5 +1,5 @@
-// Fingerprints and metadata of one image file: what a scan stores in the
-// catalogue and `doppel hash` prints.
+// Analysing one image file: its fingerprints and metadata (the ImageRecord of
+// doppel/model.h), what a scan stores in the catalogue and `doppel hash` prints.
 #pragma once
 
 #include <array>
@@ -9,70 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "doppel/pdq.h"
-#include "doppel/signature.h"
+#include "doppel/model.h"
 #include "doppel/status.h"
 
 namespace doppel {
-
-using Digest = std::array<uint8_t, 32>;  // a SHA-256 value
-std::string DigestHex(const Digest& d);
-std::optional<Digest> DigestFromHex(const std::string& hex);
-
-// Where the metadata-insensitive content hash came from (docs/fingerprints.md).
-enum class ContentHashKind : uint8_t {
-  kJpegSegments = 1,  // JPEG: every segment but APPn and COM, up to EOI
-  kPngChunks = 2,     // PNG: critical chunks (IHDR, PLTE, IDAT, IEND) and tRNS
-  kPixels = 3,        // other formats: the decoded first page's pixels
-};
-const char* ContentHashKindName(ContentHashKind k);
-
-// What a file's header and decoder say about it.
-struct ImageInfo {
-  std::string format;       // "jpeg", "png", "tiff", "webp", "gif", "heif", "jxl"
-  int width = 0;            // stored pixel width (before EXIF orientation)
-  int height = 0;
-  int bands = 0;            // channels including alpha
-  int bit_depth = 0;        // bits per channel: 8, 16, 32
-  int pages = 1;            // multi-page files: page count (only page 1 is hashed)
-  int orientation = 1;      // EXIF orientation 1..8, applied before hashing
-  bool has_alpha = false;   // composited over white before hashing
-  std::string colourspace;  // "srgb", "b-w", "cmyk", "lab", "rgb16", "grey16", ...
-};
-
-// Metadata that later decides which copy is authoritative. Absent fields are
-// empty/nullopt. Text is UTF-8 as exiv2 reports it.
-struct ImageMetadata {
-  std::string capture_time;         // ISO 8601 "YYYY-MM-DDTHH:MM:SS[.fff][+hh:mm]"
-  std::string capture_time_source;  // the tag it came from, e.g. "Exif.Photo.DateTimeOriginal"
-  std::string make;
-  std::string model;
-  std::string artist;
-  std::string copyright;
-  std::optional<double> gps_latitude;   // degrees, + north
-  std::optional<double> gps_longitude;  // degrees, + east
-  std::optional<double> gps_altitude;   // metres
-  std::string title;
-  std::vector<std::string> keywords;    // de-duplicated, in file order
-  std::vector<std::string> warnings;    // non-fatal problems reading metadata
-};
-
-struct Fingerprints {
-  Digest sha256{};        // of the file's bytes
-  Digest content_hash{};  // ignores metadata; see ContentHashKind
-  ContentHashKind content_kind = ContentHashKind::kPixels;
-  PdqResult pdq;          // of the oriented, flattened sRGB picture
-  int pdq_pipeline = kPdqPipelineVersion;
-  Signature signature;    // thumbnail and borders, for the matcher's finer check
-};
-
-struct ImageRecord {
-  Fingerprints fingerprints;
-  ImageInfo info;
-  ImageMetadata metadata;
-  int64_t file_size = 0;
-  int64_t mtime_ns = 0;
-};
 
 struct AnalyseOptions {
   // Refuse images with more pixels (width*height of page 1) than this before

@@ -76,10 +76,19 @@ class PdqIndex {
 };
 
 // The distance kernel: out[i] = HammingDistance(q, hashes[i]) for i < n.
-// Picks AVX-512 VPOPCNTDQ when the CPU has it, else a POPCNT scalar loop;
-// both are exposed so tests can compare them.
+// Picks AVX-512 VPOPCNTDQ when the CPU has it, else a POPCNT scalar loop,
+// else a portable one.
 void HammingDistances(const PdqHash& q, const PdqHash* hashes, size_t n, uint16_t* out);
-void HammingDistancesScalar(const PdqHash& q, const PdqHash* hashes, size_t n, uint16_t* out);
-bool HammingDistancesHaveSimd();
+
+// Every kernel this build holds, so tests can check each one the CPU runs
+// against an independent oracle. Calling a kernel whose `supported` is false
+// is undefined (the CPU lacks its instructions).
+struct HammingKernel {
+  const char* name;
+  void (*fn)(const PdqHash& q, const PdqHash* hashes, size_t n, uint16_t* out);
+  bool supported;  // this CPU has the kernel's instructions
+  bool selected;   // HammingDistances uses this one
+};
+std::vector<HammingKernel> HammingKernels();
 
 }  // namespace doppel

@@ -13,44 +13,12 @@
 
 #include "doppel/fingerprint.h"
 #include "doppel/geometry.h"
+#include "doppel/model.h"
 #include "doppel/status.h"
 
 namespace doppel {
 
 class Catalogue;
-
-enum class MatchKind : uint8_t {
-  kExact = 0,     // same SHA-256: the same file
-  kMetadata = 1,  // same content hash: same picture, other metadata
-  kNear = 2,      // PDQ within the threshold and the finer check agrees
-  kSimilar = 3,   // for review only, never merged automatically
-};
-const char* MatchKindName(MatchKind k);  // "exact", "metadata", "near", "similar"
-std::optional<MatchKind> ParseMatchKind(std::string_view s);
-inline bool IsAutomatic(MatchKind k) { return k != MatchKind::kSimilar; }
-
-// What the matcher knows of one catalogued image.
-struct MatchInput {
-  int64_t file_id = 0;
-  std::string source;  // name
-  std::string path;    // relative to the source root, raw bytes
-  int source_priority = 0;
-  Fingerprints fingerprints;  // hashes, PDQ with variants, signature
-  ImageInfo info;
-  ImageMetadata metadata;
-  int64_t file_size = 0;
-  bool already_matched = false;  // compared by an earlier `doppel match`
-};
-
-// One relation between two files, with its evidence.
-struct Match {
-  int64_t file_a = 0, file_b = 0;  // file_a < file_b
-  MatchKind kind = MatchKind::kSimilar;
-  int distance = 0;            // PDQ bits between the best-aligned hashes
-  std::string transform;       // "original", "rotate90", ..., "inside borders"
-  double correlation = 0;      // the finer check: thumbnail correlation, -1..1
-  std::string reason;          // in plain words
-};
 
 struct MatchOptions {
   int threshold = 31;            // PDQ bits for a near copy (PDQ's published threshold)
@@ -98,18 +66,6 @@ bool WantsGeometry(const std::optional<Match>& verdict, int distance, const Matc
 // similar. Automatic verdicts in `prior` are kept as they are.
 std::optional<Match> CompareGeometric(const MatchInput& a, const MatchInput& b, const std::optional<Match>& prior,
                                       const GeometricCheck& check, const MatchOptions& options);
-
-struct ClusterMember {
-  int64_t file_id = 0;
-  bool master = false;
-  MatchKind relation = MatchKind::kExact;  // to the master (ignored for the master)
-  int distance = 0;
-};
-struct Cluster {
-  int64_t id = 0;
-  int64_t master_file_id = 0;
-  std::vector<ClusterMember> members;  // master first
-};
 
 // Orders files by how fit they are to be a cluster's master candidate:
 // source priority, then more pixels, deeper samples, lossless formats,

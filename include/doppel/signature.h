@@ -8,31 +8,9 @@
 #include <cstdint>
 #include <optional>
 
-#include "doppel/pdq.h"
+#include "doppel/model.h"
 
 namespace doppel {
-
-inline constexpr int kThumbSide = 32;
-inline constexpr int kSignatureVersion = 1;
-
-struct Signature {
-  // PDQ of the picture resampled by area averages instead of the reference's
-  // nearest-neighbour samples: free of aliasing, so a resized copy lands
-  // closer to its original. Used for matching only, never exchanged.
-  PdqResult smooth;
-  // Luminance thumbnail of the oriented picture (area averages), row-major.
-  std::array<uint8_t, kThumbSide * kThumbSide> thumb{};
-  // Mean chroma (Cb, Cr) of a 4 x 4 grid, for telling a recoloured edition
-  // from a copy; all zero for grey pictures.
-  std::array<int8_t, 32> chroma{};
-  // Uniform borders (letterbox, scanner bed, passe-partout) found around the
-  // picture, as fractions of the width/height; all 0 when there are none.
-  float trim_left = 0, trim_top = 0, trim_right = 0, trim_bottom = 0;
-  // PDQ and thumbnail of the picture inside those borders, when there are any.
-  std::optional<PdqResult> trimmed;
-  std::array<uint8_t, kThumbSide * kThumbSide> inner_thumb{};
-  bool has_borders() const { return trimmed.has_value(); }
-};
 
 // From the oriented luminance grid PDQ hashed (width x height), the picture
 // as area averages (smooth_width x smooth_height) and the 4 x 4 chroma grid.
@@ -48,7 +26,6 @@ std::optional<double> HueAgreement(const Signature& a, const Signature& b, Dihed
 // How alike two thumbnails are once brightness and contrast are normalised:
 // the Pearson correlation of their pixels, -1..1 (1 = same picture up to a
 // brightness/contrast/gamma-free change). Flat thumbnails correlate 0.
-using Thumb = std::array<uint8_t, kThumbSide * kThumbSide>;
 double ThumbCorrelation(const Thumb& a, const Thumb& b);
 
 

@@ -40,4 +40,42 @@ Result<std::unique_ptr<Catalogue>> OpenCatalogue(const std::string& location,
   return OpenSqliteCatalogue(path, options);
 }
 
+ReviewDecisions::ReviewDecisions(std::vector<ReviewDecision> all) : all_(std::move(all)) {
+  for (size_t i = 0; i < all_.size(); ++i)
+    in_force_[{all_[i].cluster_id, all_[i].file_id.value_or(0)}] = i;  // later ones win
+}
+
+const ReviewDecision* ReviewDecisions::ForCluster(int64_t cluster_id) const {
+  auto it = in_force_.find({cluster_id, 0});
+  return it == in_force_.end() ? nullptr : &all_[it->second];
+}
+
+const ReviewDecision* ReviewDecisions::ForMember(int64_t cluster_id, int64_t file_id) const {
+  if (file_id == 0) return nullptr;
+  auto it = in_force_.find({cluster_id, file_id});
+  return it == in_force_.end() ? nullptr : &all_[it->second];
+}
+
+ReviewedCluster ReviewDecisions::Apply(const Cluster& c) const {
+  ReviewedCluster r;
+  r.decision = ForCluster(c.id);
+  r.rejected = r.decision && r.decision->decision == "reject";
+  r.confirmed =
+      r.decision && (r.decision->decision == "confirm" || r.decision->decision == "choose_master");
+  r.master = c.master_file_id;
+  if (r.decision && r.decision->decision == "choose_master")
+    for (const ClusterMember& m : c.members)
+      if (m.file_id == r.decision->master_file_id) r.master = m.file_id;
+  r.members.push_back(r.master);
+  for (const ClusterMember& m : c.members) {
+    if (m.file_id == r.master) continue;
+    if (const ReviewDecision* d = ForMember(c.id, m.file_id); d && d->decision == "reject") {
+      r.left_out.push_back({m.file_id, d});
+      continue;
+    }
+    r.members.push_back(m.file_id);
+  }
+  return r;
+}
+
 }  // namespace doppel

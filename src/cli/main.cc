@@ -37,6 +37,7 @@
 #include "doppel/scan.h"
 #include "doppel_version.h"
 #include "util/csv.h"
+#include "util/parallel.h"
 #include "util/paths.h"
 
 namespace doppel::cli {
@@ -241,7 +242,7 @@ int CmdHash(const std::vector<std::string>& files, int jobs, bool as_json, int64
   std::mutex mu;
   std::condition_variable cv;
   std::atomic<size_t> next{0};
-  if (jobs <= 0) jobs = int(std::max(1u, std::thread::hardware_concurrency()));
+  jobs = ResolveJobs(jobs);
   // Workers run at most `window` files ahead of the printer, so memory stays
   // bounded however many files are named.
   const size_t window = size_t(jobs) * 8;
@@ -496,7 +497,7 @@ int CmdMatchHashes(const std::string& path, int radius, const std::string& metho
   std::vector<Pair> pairs;
   const auto m = method == "mih" ? PdqIndex::Method::kMultiIndex
                  : method == "brute" ? PdqIndex::Method::kBruteForce : PdqIndex::Method::kAuto;
-  if (jobs <= 0) jobs = int(std::max(1u, std::thread::hardware_concurrency()));
+  jobs = ResolveJobs(jobs);
   index.SelfJoin(radius, jobs, [&](uint32_t a, uint32_t b, int d) { pairs.push_back({a, b, d}); }, m);
   auto t3 = Clock::now();
   std::sort(pairs.begin(), pairs.end(), [](const Pair& x, const Pair& y) { return std::tie(x.a, x.b) < std::tie(y.a, y.b); });
@@ -715,11 +716,7 @@ int CmdExplain(const std::string& file_a, const std::string& file_b, const Match
       std::fprintf(stderr, "doppel: %s: %s\n", DisplayPath(*paths[k]).c_str(), r.status().message().c_str());
       return kExitFailure;
     }
-    in[k].file_id = k + 1;
-    in[k].fingerprints = r->fingerprints;
-    in[k].info = r->info;
-    in[k].metadata = r->metadata;
-    in[k].file_size = r->file_size;
+    in[k] = MatchInputFrom(*r, k + 1);
   }
   // The geometric check, as `doppel match` would run it.
   std::optional<GeometricCheck> geometry;
@@ -799,30 +796,20 @@ int CmdCalibrate(const std::string& csv_path, const MatchOptions& base, int jobs
   std::sort(paths.begin(), paths.end());
   paths.erase(std::unique(paths.begin(), paths.end()), paths.end());
   std::vector<std::optional<MatchInput>> inputs(paths.size());
-  std::atomic<size_t> next{0};
-  if (jobs <= 0) jobs = int(std::max(1u, std::thread::hardware_concurrency()));
-  std::vector<std::thread> pool;
   std::mutex err_mu;
-  for (int t = 0; t < jobs; ++t)
-    pool.emplace_back([&] {
-      for (size_t i; (i = next.fetch_add(1)) < paths.size();) {
+  ParallelFor(
+      paths.size(), jobs,
+      [&](int, size_t i) {
         auto r = AnalyseFile(paths[i], AnalyseOptions{});
         if (!r.ok()) {
           std::lock_guard lk(err_mu);
           std::fprintf(stderr, "doppel: %s: %s; its pairs are skipped\n", DisplayPath(paths[i]).c_str(),
                        r.status().message().c_str());
-          continue;
+          return;
         }
-        MatchInput m;
-        m.file_id = int64_t(i + 1);
-        m.fingerprints = r->fingerprints;
-        m.info = r->info;
-        m.metadata = r->metadata;
-        m.file_size = r->file_size;
-        inputs[i] = std::move(m);
-      }
-    });
-  for (auto& th : pool) th.join();
+        inputs[i] = MatchInputFrom(*r, int64_t(i + 1));
+      },
+      [] { return false; });
   auto input_of = [&](const std::string& p) -> const MatchInput* {
     auto it = std::lower_bound(paths.begin(), paths.end(), p);
     return inputs[size_t(it - paths.begin())] ? &*inputs[size_t(it - paths.begin())] : nullptr;

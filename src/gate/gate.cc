@@ -91,15 +91,6 @@ Status WriteFileAtomically(const std::string& path, const uint8_t* data, size_t 
   return Status::OK();
 }
 
-std::string Today(const char* fmt) {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, fmt, &tm);
-  return buf;
-}
-
 bool IsZero(const PdqHash& h) { return h == PdqHash{}; }
 
 }  // namespace
@@ -204,16 +195,6 @@ struct Gate::Impl {
 };
 
 namespace {
-
-MatchInput ProbeFrom(const ImageRecord& r) {
-  MatchInput m;
-  m.file_id = 0;
-  m.fingerprints = r.fingerprints;
-  m.info = r.info;
-  m.metadata = r.metadata;
-  m.file_size = r.file_size;
-  return m;
-}
 
 GateMatch ToGateMatch(const MatchInput& f, const Match& m) {
   GateMatch g;
@@ -325,7 +306,7 @@ std::optional<MatchInput> Gate::File(int64_t file_id) const {
 }
 
 Result<std::vector<GateMatch>> Gate::Lookup(const ImageRecord& record) const {
-  const MatchInput probe = ProbeFrom(record);
+  const MatchInput probe = MatchInputFrom(record);
   std::shared_lock lk(impl_->mu);
   return impl_->LookupLocked(probe);
 }
@@ -377,7 +358,7 @@ Result<UploadResult> Gate::Ingest(const UploadRequest& req, const uint8_t* data,
   DOPPEL_ASSIGN_OR_RETURN(Source src, g.cat->GetSource(req.source));
   ImageRecord record = record_in;
   record.file_size = int64_t(size);
-  MatchInput probe = ProbeFrom(record);
+  MatchInput probe = MatchInputFrom(record);
   probe.source = src.name;
   probe.source_priority = src.priority;
   std::vector<GateMatch> matches;
@@ -395,7 +376,7 @@ Result<UploadResult> Gate::Ingest(const UploadRequest& req, const uint8_t* data,
   if (dup == matches.end()) {
     // Accept: a path that depends only on the day and the bytes.
     const std::string rel =
-        "uploads/" + Today("%Y/%m/%d") + "/" + res.sha256 + "." + ExtensionFor(record.info.format);
+        "uploads/" + FormatUtcNow("%Y/%m/%d") + "/" + res.sha256 + "." + ExtensionFor(record.info.format);
     const std::string abs = JoinPath(src.root, rel);
     DOPPEL_RETURN_IF_ERROR(WriteFileAtomically(abs, data, size));
     struct stat st {};

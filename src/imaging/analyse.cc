@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "doppel/fingerprint.h"
+#include "doppel/signature.h"
 #include "imaging/content_hash.h"
 #include "imaging/decoder.h"
 #include "metadata/exiv2_reader.h"

@@ -64,9 +64,13 @@ const Kernel kKernel = Pick();
 void HammingDistances(const PdqHash& q, const PdqHash* hashes, size_t n, uint16_t* out) {
   kKernel(q, hashes, n, out);
 }
-void HammingDistancesScalar(const PdqHash& q, const PdqHash* hashes, size_t n, uint16_t* out) {
-  Generic(q, hashes, n, out);
+std::vector<HammingKernel> HammingKernels() {
+  __builtin_cpu_init();
+  const bool avx512 =
+      __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vpopcntdq");
+  return {{"avx512-vpopcntdq", Avx512, avx512, kKernel == Avx512},
+          {"popcnt", Scalar, bool(__builtin_cpu_supports("popcnt")), kKernel == Scalar},
+          {"generic", Generic, true, kKernel == Generic}};
 }
-bool HammingDistancesHaveSimd() { return kKernel == Avx512; }
 
 }  // namespace doppel

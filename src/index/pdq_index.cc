@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "doppel/index.h"
+#include "util/parallel.h"
 
 namespace doppel {
 namespace {
@@ -156,14 +157,12 @@ void PdqIndex::SelfJoin(int radius, int threads, const std::function<void(uint32
     found.clear();
   };
 
-  std::vector<std::thread> pool;
   if (mih && rs <= 1) {
     // Per slot: a copy of the hashes in key order, so a bucket and its
     // one-bit neighbours are contiguous; compare within the bucket and with
     // each neighbour above it. A pair is reported only in the first slot in
     // which it qualifies, so no global set is needed to de-duplicate.
-    for (int t = 0; t < threads; ++t) {
-      pool.emplace_back([&, t] {
+    RunWorkers(threads, [&](int t) {
         std::vector<PdqHash> sorted(n);
         std::vector<uint32_t> sid(n), off(kBuckets + 1);
         std::vector<uint16_t> dist;
@@ -210,12 +209,10 @@ void PdqIndex::SelfJoin(int radius, int threads, const std::function<void(uint32
           }
         }
         flush(found);
-      });
-    }
+    });
   } else {
     // Brute force: row i against every later row, rows dealt round-robin.
-    for (int t = 0; t < threads; ++t) {
-      pool.emplace_back([&, t] {
+    RunWorkers(threads, [&](int t) {
         std::vector<uint16_t> dist(kBlock);
         std::vector<Pair> found;
         for (uint32_t i = uint32_t(t); i < n; i += uint32_t(threads)) {
@@ -228,10 +225,8 @@ void PdqIndex::SelfJoin(int radius, int threads, const std::function<void(uint32
           if (found.size() > 65536) flush(found);
         }
         flush(found);
-      });
-    }
+    });
   }
-  for (auto& th : pool) th.join();
 }
 
 }  // namespace doppel

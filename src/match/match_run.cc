@@ -13,6 +13,7 @@
 #include "doppel/index.h"
 #include "doppel/match.h"
 #include "doppel/rendition.h"
+#include "util/parallel.h"
 #include "util/paths.h"
 
 #include <nlohmann/json.hpp>
@@ -91,14 +92,12 @@ Status VerifyCandidates(Catalogue& cat, const std::vector<MatchInput>& files,
   starts.push_back(geo.size());
 
   auto cancelled = [&] { return opt.cancel && opt.cancel->load(std::memory_order_relaxed); };
-  const int jobs = opt.jobs > 0 ? opt.jobs : int(std::max(1u, std::thread::hardware_concurrency()));
   std::mutex mu;
-  std::atomic<size_t> next{0}, done{0};
+  WorkCounter groups(starts.size() - 1);
+  std::atomic<size_t> done{0};
   std::vector<std::optional<Match>> verdicts(geo.size());
-  std::vector<std::thread> pool;
   std::atomic<int64_t> unreadable{0};
-  for (int t = 0; t < jobs; ++t) {
-    pool.emplace_back([&] {
+  RunWorkers(opt.jobs, [&](int) {
       constexpr size_t kCache = 64;
       std::map<uint32_t, std::pair<uint64_t, std::shared_ptr<const LocalFeatures>>> cache;
       std::map<uint32_t, bool> failed;
@@ -134,7 +133,7 @@ Status VerifyCandidates(Catalogue& cat, const std::vector<MatchInput>& files,
         cache[f] = {++tick, out};
         return out;
       };
-      for (size_t g; (g = next.fetch_add(1)) + 1 < starts.size() && !cancelled();) {
+      for (size_t g; !cancelled() && groups.Next(g);) {
         for (size_t k = starts[g]; k < starts[g + 1]; ++k) {
           const auto [x, y] = geo[k];
           auto fx = features(x);
@@ -157,9 +156,7 @@ Status VerifyCandidates(Catalogue& cat, const std::vector<MatchInput>& files,
           opt.progress("verifying", int64_t(d), int64_t(geo.size()));
         }
       }
-    });
-  }
-  for (auto& th : pool) th.join();
+  });
   sum.geometry_checked = int64_t(geo.size());
   sum.geometry_unreadable = unreadable.load();
   for (auto& v : verdicts) {
@@ -236,20 +233,18 @@ Result<MatchSummary> MatchCatalogue(Catalogue& cat, const MatchRunOptions& opt) 
     index.Build(std::move(hashes));
   }
   const bool wide = files.size() <= kWideSearchLimit;
-  const int jobs = opt.jobs > 0 ? opt.jobs : int(std::max(1u, std::thread::hardware_concurrency()));
   std::mutex mu;
   std::vector<std::pair<uint32_t, uint32_t>> geo;  // undecided candidate pairs (file indexes)
-  std::atomic<size_t> next{0}, done{0};
-  std::vector<std::thread> pool;
-  for (int t = 0; t < jobs; ++t) {
-    pool.emplace_back([&] {
+  WorkCounter work(fresh.size());
+  std::atomic<size_t> done{0};
+  RunWorkers(opt.jobs, [&](int) {
       QueryScratch scratch;
       std::vector<Neighbour> hits;
       std::vector<Match> local;
       std::vector<std::pair<uint32_t, uint32_t>> local_geo;
       std::map<uint32_t, int> candidates;  // file -> smallest distance seen
       std::vector<std::pair<int, uint32_t>> undecided;
-      for (size_t k; (k = next.fetch_add(1)) < fresh.size() && !cancelled();) {
+      for (size_t k; !cancelled() && work.Next(k);) {
         const uint32_t i = fresh[k];
         const MatchInput& a = files[i];
         candidates.clear();
@@ -294,9 +289,7 @@ Result<MatchSummary> MatchCatalogue(Catalogue& cat, const MatchRunOptions& opt) 
       std::lock_guard lk(mu);
       for (auto& m : local) add(std::move(m));
       geo.insert(geo.end(), local_geo.begin(), local_geo.end());
-    });
-  }
-  for (auto& th : pool) th.join();
+  });
   if (cancelled()) return Cancelled("matching stopped on request; nothing was stored");
 
   // 3. Shots moments apart by the same camera (supporting evidence needs a

@@ -141,22 +141,6 @@ std::string AlignmentWords(const Alignment& al) {
 
 }  // namespace
 
-const char* MatchKindName(MatchKind k) {
-  switch (k) {
-    case MatchKind::kExact: return "exact";
-    case MatchKind::kMetadata: return "metadata";
-    case MatchKind::kNear: return "near";
-    case MatchKind::kSimilar: return "similar";
-  }
-  return "?";
-}
-
-std::optional<MatchKind> ParseMatchKind(std::string_view s) {
-  for (int k = 0; k < 4; ++k)
-    if (s == MatchKindName(MatchKind(k))) return MatchKind(k);
-  return std::nullopt;
-}
-
 std::optional<Match> Compare(const MatchInput& a, const MatchInput& b, const MatchOptions& o) {
   Match m;
   m.file_a = std::min(a.file_id, b.file_id);

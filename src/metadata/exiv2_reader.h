@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string>
 
-#include "doppel/fingerprint.h"
+#include "doppel/model.h"
 
 namespace doppel {
 

@@ -38,15 +38,11 @@ std::optional<ActionKind> ParseActionKind(const std::string& s) {
 }
 
 std::string NewOperationId(const std::string& prefix) {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+  const std::string stamp = FormatUtcNow("%Y%m%dT%H%M%SZ");
   std::random_device rd;
   char rnd[8];
   std::snprintf(rnd, sizeof rnd, "%04x", unsigned(rd() & 0xFFFF));
-  return prefix + "-" + buf + "-" + rnd;
+  return prefix + "-" + stamp + "-" + rnd;
 }
 
 namespace {

@@ -48,14 +48,6 @@ std::optional<int64_t> ParseUtc(const std::string& s) {
   return int64_t(t);
 }
 
-std::string FormatUtc(int64_t t, const char* format) {
-  const time_t tt = time_t(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, format, &tm);
-  return buf;
-}
 std::string DateOf(int64_t t) { return FormatUtc(t, "%Y-%m-%d"); }
 std::string TimeOf(int64_t t) { return FormatUtc(t, "%Y-%m-%dT%H:%M:%SZ"); }
 
@@ -260,14 +252,9 @@ Result<Report> BuildReport(Catalogue& cat, const ReportOptions& opt) {
     rep.notes.push_back(std::to_string(count) + " file(s) were retired from source '" + source +
                         "', which the catalogue no longer knows; they count in the total only");
 
-  // --- Review decisions in force: the latest per (cluster, file).
-  DOPPEL_ASSIGN_OR_RETURN(auto decisions, cat.ListDecisions(std::nullopt));
-  std::map<std::pair<int64_t, int64_t>, const ReviewDecision*> in_force;  // file 0 = the cluster
-  for (const auto& d : decisions) in_force[{d.cluster_id, d.file_id.value_or(0)}] = &d;
-  auto decision = [&](int64_t cluster, int64_t file) -> const ReviewDecision* {
-    auto it = in_force.find({cluster, file});
-    return it == in_force.end() ? nullptr : it->second;
-  };
+  // --- Review decisions in force.
+  DOPPEL_ASSIGN_OR_RETURN(auto decision_list, cat.ListDecisions(std::nullopt));
+  const ReviewDecisions decisions(std::move(decision_list));
 
   // --- Clusters as the replacement sees them: the reviewer's master wins,
   // rejected members are not duplicates, rejected clusters are not either.
@@ -290,20 +277,11 @@ Result<Report> BuildReport(Catalogue& cat, const ReportOptions& opt) {
     stored_ids.insert(c.id);
     View v;
     v.cluster = &c;
-    v.master = c.master_file_id;
-    const ReviewDecision* cd = decision(c.id, 0);
-    v.rejected = cd && cd->decision == "reject";
-    if (cd && cd->decision == "choose_master")
-      for (const auto& m : c.members)
-        if (m.file_id == cd->master_file_id) v.master = m.file_id;
-    v.members.push_back(v.master);
-    for (const auto& m : c.members) {
-      if (m.file_id == v.master) continue;
-      const ReviewDecision* md = decision(c.id, m.file_id);
-      if (md && md->decision == "reject") continue;
-      v.members.push_back(m.file_id);
-      v.duplicates.push_back(m.file_id);
-    }
+    ReviewedCluster rc = decisions.Apply(c);
+    v.master = rc.master;
+    v.rejected = rc.rejected;
+    v.members = std::move(rc.members);
+    v.duplicates.assign(v.members.begin() + 1, v.members.end());
     for (int64_t f : v.duplicates)
       if (file_by_id.count(f)) v.duplicate_bytes += file_by_id[f]->size;
     bool all_retired = true;

@@ -19,6 +19,7 @@
 
 #include "doppel/scan.h"
 #include "scan/walker.h"
+#include "util/parallel.h"
 #include "util/paths.h"
 
 namespace doppel {
@@ -194,7 +195,7 @@ Status SourceScanner::ReadPhase(int64_t scan_id, ScanCounts& c, Spool& spool) {
   progress_.phase = ScanProgress::Phase::kReading;
   phase_start_ = Clock::now();
   Report(true);
-  const int jobs = opt_.jobs > 0 ? opt_.jobs : std::max(1u, std::thread::hardware_concurrency());
+  const int jobs = ResolveJobs(opt_.jobs);
   Channel<WalkEntry> work(size_t(jobs) * 4);
   Channel<FileOutcome> done(size_t(jobs) * 64);
   AnalyseOptions aopt = opt_.analyse;

@@ -581,12 +581,8 @@ json Server::Impl::ClusterJson(Catalogue& cat, const Cluster& c, bool full) {
       ds.push_back(std::move(x));
     }
     out["decisions"] = ds;
-    // The cluster-level decision in force: the latest one without a file.
-    for (auto it = decisions->rbegin(); it != decisions->rend(); ++it)
-      if (!it->file_id) {
-        out["decision"] = it->decision;
-        break;
-      }
+    const ReviewDecisions in_force(std::move(*decisions));
+    if (const ReviewDecision* d = in_force.ForCluster(c.id)) out["decision"] = d->decision;
   }
   return out;
 }

@@ -1,4 +1,4 @@
-#include "doppel/fingerprint.h"
+#include "doppel/digest.h"
 
 namespace doppel {
 
@@ -28,15 +28,6 @@ std::optional<Digest> DigestFromHex(const std::string& hex) {
     d[i] = uint8_t(hi << 4 | lo);
   }
   return d;
-}
-
-const char* ContentHashKindName(ContentHashKind k) {
-  switch (k) {
-    case ContentHashKind::kJpegSegments: return "jpeg-segments";
-    case ContentHashKind::kPngChunks: return "png-chunks";
-    case ContentHashKind::kPixels: return "pixels";
-  }
-  return "?";
 }
 
 }  // namespace doppel

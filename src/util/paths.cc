@@ -72,13 +72,17 @@ std::string JoinPath(const std::string& dir, const std::string& rel) {
   return dir + "/" + rel;
 }
 
-std::string UtcNow() {
-  std::time_t t = std::time(nullptr);
+std::string FormatUtc(int64_t unix_seconds, const char* format) {
+  const std::time_t t = std::time_t(unix_seconds);
   std::tm tm{};
   gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
+  char buf[64];
+  const size_t n = std::strftime(buf, sizeof buf, format, &tm);
+  return std::string(buf, n);
 }
+
+std::string FormatUtcNow(const char* format) { return FormatUtc(std::time(nullptr), format); }
+
+std::string UtcNow() { return FormatUtcNow("%Y-%m-%dT%H:%M:%SZ"); }
 
 }  // namespace doppel

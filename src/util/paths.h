@@ -1,6 +1,7 @@
 // Helpers for paths held as raw bytes (POSIX file names need not be UTF-8).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -19,5 +20,11 @@ std::string JoinPath(const std::string& dir, const std::string& rel);
 
 // Current UTC time as "YYYY-MM-DDTHH:MM:SSZ".
 std::string UtcNow();
+
+// Seconds since the epoch as UTC, in a strftime format (at most 63
+// characters out). The one UTC formatter: timestamps, dates, folder names.
+std::string FormatUtc(int64_t unix_seconds, const char* format);
+// The current time in that format.
+std::string FormatUtcNow(const char* format);
 
 }  // namespace doppel

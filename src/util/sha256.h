@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <memory>
 
-#include "doppel/fingerprint.h"
+#include "doppel/digest.h"
 
 namespace doppel {
 
