@@ -47,7 +47,7 @@ ImageRecord SampleRecord(uint8_t seed) {
   g.trim_left = 0.125f, g.trim_top = 0.0625f, g.trim_right = 0.25f, g.trim_bottom = 0.03125f;
   PdqResult trimmed;
   for (int k = 0; k < 8; ++k) trimmed.dihedral[k].words.fill(uint16_t(seed * 29 + k));
-  trimmed.hash = trimmed.dihedral[0];
+  trimmed.hash = trimmed.dihedral[0];  // stored without its variants (docs/catalogue.md)
   trimmed.quality = 44;
   g.trimmed = trimmed;
   for (size_t i = 0; i < g.inner_thumb.size(); ++i) g.inner_thumb[i] = uint8_t(255 - i % 251);
@@ -97,7 +97,6 @@ TEST(Catalogue, RecordsRoundTripExactly) {
   EXPECT_FLOAT_EQ(g.trim_bottom, w.trim_bottom);
   ASSERT_TRUE(g.trimmed.has_value());
   EXPECT_EQ(g.trimmed->hash, w.trimmed->hash);
-  for (int k = 0; k < 8; ++k) EXPECT_EQ(g.trimmed->dihedral[k], w.trimmed->dihedral[k]) << k;
   EXPECT_EQ(g.trimmed->quality, w.trimmed->quality);
   EXPECT_EQ(g.inner_thumb, w.inner_thumb);
   EXPECT_EQ(back->info.format, want.info.format);

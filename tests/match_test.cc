@@ -116,7 +116,9 @@ TEST_F(SampleMatch, LookAlikesAreOnlyProposedForReview) {
     const bool warm = a.ends_with("fonds-1985/vue_0313.jpg") || b.ends_with("fonds-1985/vue_0313.jpg");
     if (cold && warm) lookalike = true;
     EXPECT_EQ(cold, warm) << "a look-alike proposed with another file: " << a << " / " << b;
-    if (cold && warm) EXPECT_EQ(p["kind"], "similar");
+    if (cold && warm) {
+      EXPECT_EQ(p["kind"], "similar");
+    }
   }
   EXPECT_TRUE(lookalike) << "the sample's look-alike pair (L1) was not proposed";
 }

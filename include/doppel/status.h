@@ -109,4 +109,4 @@ class [[nodiscard]] Result {
   auto DOPPEL_CONCAT_(doppel_result_, __LINE__) = (expr);                \
   if (!DOPPEL_CONCAT_(doppel_result_, __LINE__).ok())                    \
     return DOPPEL_CONCAT_(doppel_result_, __LINE__).status();            \
-  decl = std::move(DOPPEL_CONCAT_(doppel_result_, __LINE__)).value()
+  decl = std::move(DOPPEL_CONCAT_(doppel_result_, __LINE__)).value() /* NOLINT(bugprone-macro-parentheses): a declaration */

@@ -992,14 +992,38 @@ void ReadThumb(const Stmt* s, int c, Thumb& t) {
   if (b.size() == t.size()) std::memcpy(t.data(), b.data(), t.size());
 }
 
+// The signature's columns as kSignatureColumns lists them, from column `c`.
+// The trimmed PDQ is stored without its dihedral variants (the matcher
+// compares the trimmed hash as it is).
+constexpr const char* kSignatureColumns =
+    "g.thumb, g.trim_left, g.trim_top, g.trim_right, g.trim_bottom, g.trimmed_pdq, "
+    "g.trimmed_quality, g.inner_thumb, g.smooth_pdq, g.smooth_quality, g.smooth_dihedral, g.chroma";
+void ReadSignature(const Stmt* s, int c, Signature& g) {
+  ReadThumb(s, c, g.thumb);
+  g.trim_left = float(s->Real(c + 1));
+  g.trim_top = float(s->Real(c + 2));
+  g.trim_right = float(s->Real(c + 3));
+  g.trim_bottom = float(s->Real(c + 4));
+  if (!s->IsNull(c + 5)) {
+    PdqResult t;
+    ReadPdq(s, c + 5, c + 6, -1, t);
+    g.trimmed = t;
+    ReadThumb(s, c + 7, g.inner_thumb);
+  }
+  if (!s->IsNull(c + 8)) ReadPdq(s, c + 8, c + 9, c + 10, g.smooth);
+  const std::string chroma = s->Text(c + 11);
+  if (chroma.size() == g.chroma.size()) std::memcpy(g.chroma.data(), chroma.data(), chroma.size());
+}
+
 Result<ImageRecord> SqliteCatalogue::GetRecord(int64_t file_id) {
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(
+  static const std::string sql =
       "SELECT f.size, f.mtime_ns, f.sha256, f.content_hash, f.content_kind, f.format, f.width, f.height, f.bands, "
       "f.bit_depth, f.pages, f.orientation, f.has_alpha, f.colourspace, p.pipeline, p.pdq, p.quality, p.dihedral, "
       "m.capture_time, m.capture_time_source, m.make, m.model, m.artist, m.copyright, m.gps_lat, m.gps_lon, "
-      "m.gps_alt, m.title, m.keywords, m.warnings "
-      "FROM files f JOIN fingerprints p ON p.file_id = f.id LEFT JOIN metadata m ON m.file_id = f.id "
-      "WHERE f.id = ? AND f.status = 'ok'"));
+      "m.gps_alt, m.title, m.keywords, m.warnings, " + std::string(kSignatureColumns) +
+      " FROM files f JOIN fingerprints p ON p.file_id = f.id LEFT JOIN metadata m ON m.file_id = f.id "
+      "LEFT JOIN signatures g ON g.file_id = f.id WHERE f.id = ? AND f.status = 'ok'";
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(sql.c_str()));
   s->Bind(1, file_id);
   DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot read file record"));
   if (!row) return NotFound("no fingerprinted file with id " + std::to_string(file_id));
@@ -1043,19 +1067,19 @@ Result<ImageRecord> SqliteCatalogue::GetRecord(int64_t file_id) {
   };
   parse_list(s->Text(28), m.keywords);
   parse_list(s->Text(29), m.warnings);
+  ReadSignature(s, 30, r.fingerprints.signature);
   return r;
 }
 
 Result<std::vector<MatchInput>> SqliteCatalogue::LoadMatchInputs() {
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(
+  static const std::string sql =
       "SELECT f.id, s.name, f.path, s.priority, f.size, f.sha256, f.content_hash, f.format, f.width, f.height, "
-      "f.bands, f.bit_depth, f.orientation, p.pdq, p.quality, p.dihedral, g.thumb, g.trim_left, g.trim_top, "
-      "g.trim_right, g.trim_bottom, g.trimmed_pdq, g.trimmed_quality, g.inner_thumb, m.capture_time, m.make, "
-      "m.model, m.gps_lat, m.gps_lon, ms.file_id IS NOT NULL, g.smooth_pdq, g.smooth_quality, g.smooth_dihedral, "
-      "g.chroma "
-      "FROM files f JOIN sources s ON s.id = f.source_id JOIN fingerprints p ON p.file_id = f.id "
+      "f.bands, f.bit_depth, f.orientation, p.pdq, p.quality, p.dihedral, m.capture_time, m.make, "
+      "m.model, m.gps_lat, m.gps_lon, ms.file_id IS NOT NULL, " + std::string(kSignatureColumns) +
+      " FROM files f JOIN sources s ON s.id = f.source_id JOIN fingerprints p ON p.file_id = f.id "
       "LEFT JOIN signatures g ON g.file_id = f.id LEFT JOIN metadata m ON m.file_id = f.id "
-      "LEFT JOIN match_state ms ON ms.file_id = f.id WHERE f.status = 'ok' ORDER BY f.id"));
+      "LEFT JOIN match_state ms ON ms.file_id = f.id WHERE f.status = 'ok' ORDER BY f.id";
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(sql.c_str()));
   std::vector<MatchInput> out;
   for (;;) {
     DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot load fingerprints for matching"));
@@ -1075,27 +1099,13 @@ Result<std::vector<MatchInput>> SqliteCatalogue::LoadMatchInputs() {
     m.info.bit_depth = int(s->Int(11));
     m.info.orientation = int(s->Int(12));
     ReadPdq(s, 13, 14, 15, m.fingerprints.pdq);
-    Signature& g = m.fingerprints.signature;
-    ReadThumb(s, 16, g.thumb);
-    g.trim_left = float(s->Real(17));
-    g.trim_top = float(s->Real(18));
-    g.trim_right = float(s->Real(19));
-    g.trim_bottom = float(s->Real(20));
-    if (!s->IsNull(21)) {
-      PdqResult t;
-      ReadPdq(s, 21, 22, -1, t);
-      g.trimmed = t;
-      ReadThumb(s, 23, g.inner_thumb);
-    }
-    m.metadata.capture_time = s->Text(24);
-    m.metadata.make = s->Text(25);
-    m.metadata.model = s->Text(26);
-    if (!s->IsNull(27)) m.metadata.gps_latitude = s->Real(27);
-    if (!s->IsNull(28)) m.metadata.gps_longitude = s->Real(28);
-    m.already_matched = s->Int(29) != 0;
-    if (!s->IsNull(30)) ReadPdq(s, 30, 31, 32, g.smooth);
-    std::string chroma = s->Text(33);
-    if (chroma.size() == g.chroma.size()) std::memcpy(g.chroma.data(), chroma.data(), chroma.size());
+    m.metadata.capture_time = s->Text(16);
+    m.metadata.make = s->Text(17);
+    m.metadata.model = s->Text(18);
+    if (!s->IsNull(19)) m.metadata.gps_latitude = s->Real(19);
+    if (!s->IsNull(20)) m.metadata.gps_longitude = s->Real(20);
+    m.already_matched = s->Int(21) != 0;
+    ReadSignature(s, 22, m.fingerprints.signature);
     out.push_back(std::move(m));
   }
   return out;
