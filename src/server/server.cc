@@ -105,7 +105,8 @@ struct Histogram {
         std::snprintf(le, sizeof le, "%g", buckets[b]);
       else
         std::snprintf(le, sizeof le, "+Inf");
-      out += name + "_bucket{" + labels + "le=\"" + le + "\"} " + std::to_string(cum) + "\n";
+      out.append(name).append("_bucket{").append(labels).append("le=\"").append(le);
+      out.append("\"} ").append(std::to_string(cum)).append("\n");
     }
     const std::string l = labels.empty() ? "" : "{" + labels.substr(0, labels.size() - 1) + "}";
     char sum_s[64];
