@@ -13,13 +13,16 @@
 
 #include <atomic>
 #include <filesystem>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <vector>
 
 #include "doppel/catalogue.h"
 #include "doppel/fingerprint.h"
 #include "doppel/gate.h"
 #include "doppel/rendition.h"
+#include "server/admission.h"
 #include "test_util.h"
 
 namespace doppel {
@@ -100,6 +103,10 @@ class ServerTest : public ::testing::Test {
     o.decode_slots = 4;
     o.http_threads = 12;
     o.gate.held_dir = (tmp_ / "held").string();
+    o.log = [this](const std::string& line) {
+      std::lock_guard lk(log_mu_);
+      log_.push_back(line);
+    };
     auto s = server::Server::Create(o);
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     server_ = std::move(*s);
@@ -184,6 +191,8 @@ class ServerTest : public ::testing::Test {
   std::string uploader_, urb_uploader_, reviewer_, admin_;
   std::unique_ptr<server::Server> server_;
   std::thread thread_;
+  std::mutex log_mu_;
+  std::vector<std::string> log_;  // the access log
 };
 
 TEST_F(ServerTest, AcceptsANewPhotoAndRefusesItsResizedCopyAtOnce) {
@@ -485,6 +494,97 @@ TEST_F(ServerTest, KeyCommandsPrintTheTokenOnceAndListWithoutIt) {
   EXPECT_EQ(RunDoppel({"--db", db_, "key", "revoke", "99"}).exit_code, 1);
   EXPECT_EQ(RunDoppel({"--db", db_, "key", "add", "urb", "--role", "king"}).exit_code, 2);
   EXPECT_EQ(RunDoppel({"--db", db_, "serve", "--help"}).exit_code, 0);
+}
+
+// Issue 12: the decode slots are a FIFO line with a bound. While every slot is
+// held and the line is full, a hash lookup (no decode) is still answered, and
+// a picture is refused at once with Retry-After; once the slots free up, the
+// waiting requests are served and the line's numbers show in /metrics and the
+// access log.
+TEST_F(ServerTest, HashLookupsPassAFullDecodeLineAndPicturesAreRefusedAtOnce) {
+  StartServer();  // 4 decode slots, a line of 16 (the default: 4 x slots)
+  auto c = Client();
+  const httplib::Headers auth = {{"Authorization", "Bearer " + uploader_}};
+  const httplib::MultipartFormDataItems picture = {
+      {"image", ResizedJpeg(tmp_ / "urb" / "bridge.png", 400), "b.jpg", "image/jpeg"}};
+  auto first = c.Post("/api/v1/lookup", auth, picture);
+  ASSERT_EQ(first->status, 200) << first->body;
+  const std::string pdq = Body(first)["pdq"];
+
+  server::AdmissionQueue& q = server_->decode_queue();
+  std::vector<server::AdmissionQueue::Slot> held;
+  for (int i = 0; i < 4; ++i) {
+    auto s = q.Enter(nullptr);
+    ASSERT_TRUE(s);
+    held.push_back(std::move(*s));
+  }
+  // Sixteen pictures wait in line (as requests would, through the same queue).
+  std::atomic<int> served{0};
+  std::vector<std::thread> waiters;
+  struct Cleanup {  // a failed ASSERT must not leave the waiters blocked
+    std::vector<server::AdmissionQueue::Slot>& held;
+    std::vector<std::thread>& threads;
+    ~Cleanup() {
+      held.clear();
+      for (auto& t : threads)
+        if (t.joinable()) t.join();
+    }
+  } cleanup{held, waiters};
+  for (int i = 0; i < 16; ++i) {
+    waiters.emplace_back([&] {
+      if (q.Enter(nullptr)) ++served;
+    });
+    while (q.snapshot().waiting != i + 1) std::this_thread::yield();
+  }
+
+  auto by_hash = c.Post("/api/v1/lookup", auth, json{{"pdq", pdq}}.dump(), "application/json");
+  ASSERT_TRUE(by_hash);
+  EXPECT_EQ(by_hash->status, 200) << by_hash->body;
+  EXPECT_EQ(Body(by_hash)["matches"][0]["path"], "bridge.png");
+
+  auto refused = c.Post("/api/v1/lookup", auth, picture);
+  ExpectError(refused, 503, "busy");
+  ASSERT_TRUE(refused->has_header("Retry-After")) << refused->body;
+  EXPECT_GE(std::stoi(refused->get_header_value("Retry-After")), 1);
+  EXPECT_NE(refused->body.find("--decode-queue"), std::string::npos) << refused->body;
+  auto up = Upload(uploader_, ReadFile(tmp_ / "apur" / "facade.jpg"));
+  ExpectError(up, 503, "busy");
+  EXPECT_TRUE(up->has_header("Retry-After"));
+  EXPECT_EQ(q.snapshot().waiting, 16);  // the refusals did not join the line
+
+  auto m = Client().Get("/metrics");
+  ASSERT_EQ(m->status, 200);
+  EXPECT_NE(m->body.find("doppel_decode_refused_total 2\n"), std::string::npos) << m->body;
+  EXPECT_NE(m->body.find("doppel_decode_queue_waiting 16\n"), std::string::npos);
+  EXPECT_NE(m->body.find("doppel_decodes_in_flight 4\n"), std::string::npos);
+  EXPECT_NE(m->body.find("doppel_decode_queue_limit 16\n"), std::string::npos);
+
+  held.clear();
+  for (auto& t : waiters) t.join();
+  EXPECT_EQ(served.load(), 16);
+  auto again = Client().Post("/api/v1/lookup", auth, picture);
+  ASSERT_EQ(again->status, 200) << again->body;
+
+  m = Client().Get("/metrics");
+  // The two lookups that were decoded: wait, depth and service recorded.
+  EXPECT_NE(m->body.find("doppel_decode_queue_wait_seconds_count 2\n"), std::string::npos)
+      << m->body;
+  EXPECT_NE(m->body.find("doppel_decode_service_seconds_count 2\n"), std::string::npos);
+  EXPECT_NE(m->body.find("doppel_decode_queue_depth_bucket{le=\"0\"} 2\n"), std::string::npos);
+  EXPECT_NE(m->body.find("doppel_decode_service_seconds_bucket{le=\"+Inf\"} 2\n"),
+            std::string::npos);
+  StopServer();  // the access log is complete
+  int decoded = 0, refusals = 0;
+  for (const auto& line : log_) {
+    if (line.find("POST /api/v1/lookup 200") != std::string::npos &&
+        line.find(" decode: ahead=0 wait=") != std::string::npos)
+      ++decoded;
+    if (line.find(" 503 ") != std::string::npos &&
+        line.find("decode: refused position=17 retry-after=") != std::string::npos)
+      ++refusals;
+  }
+  EXPECT_EQ(decoded, 2);
+  EXPECT_EQ(refusals, 2);
 }
 
 }  // namespace

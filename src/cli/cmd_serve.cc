@@ -22,6 +22,7 @@ struct ServeArgs {
   int64_t max_body_mb = 64;
   int64_t max_pixels = 100'000'000;
   int decode_threads = 2;
+  int decode_queue = -1;  // -1: 4 x decode_threads
   int decode_timeout_ms = 20000;
   int read_timeout_s = 10;
   int http_threads = 8;
@@ -50,6 +51,7 @@ int CmdServe(const Globals& g, const ServeArgs& a) {
   o.max_body_bytes = a.max_body_mb << 20;
   o.max_pixels = a.max_pixels;
   o.decode_slots = a.decode_threads;
+  o.decode_queue = a.decode_queue;
   o.decode_timeout_ms = a.decode_timeout_ms;
   o.read_timeout_s = a.read_timeout_s;
   o.http_threads = a.http_threads;
@@ -195,8 +197,14 @@ CommandRunner RegisterServeCommands(CLI::App& app, const Globals& g) {
       ->check(CLI::PositiveNumber);
   serve
       ->add_option("--decode-threads", a->decode_threads,
-                   "pictures decoded at once; others wait, then 503 (default 2)")
+                   "pictures decoded at once; others wait in line, first come first served "
+                   "(default 2)")
       ->check(CLI::Range(1, 256));
+  serve
+      ->add_option("--decode-queue", a->decode_queue,
+                   "pictures that may wait for a decode slot; more get 503 with Retry-After at "
+                   "once (default 4 x --decode-threads; 0 = never wait)")
+      ->check(CLI::Range(0, 4096));
   serve
       ->add_option("--decode-timeout-ms", a->decode_timeout_ms,
                    "abandon longer decodes with 422 (default 20000)")
@@ -205,7 +213,10 @@ CommandRunner RegisterServeCommands(CLI::App& app, const Globals& g) {
       ->add_option("--read-timeout", a->read_timeout_s,
                    "seconds a client may stall while sending (default 10)")
       ->check(CLI::Range(1, 3600));
-  serve->add_option("--http-threads", a->http_threads, "request workers (default 8)")
+  serve
+      ->add_option("--http-threads", a->http_threads,
+                   "request workers besides one per decode slot and place in line; each open "
+                   "client connection holds one (default 8)")
       ->check(CLI::Range(1, 1024));
   serve
       ->add_option("--policy", a->policy,
@@ -224,6 +235,7 @@ CommandRunner RegisterServeCommands(CLI::App& app, const Globals& g) {
   serve->footer(
       "Examples:\n  doppel serve\n  doppel serve --listen 0.0.0.0:8080 --max-body-mb 100 "
       "--decode-threads 4\n"
+      "  doppel serve --decode-threads 4 --decode-queue 32 --http-threads 64 --access-log\n"
       "  curl -H 'Authorization: Bearer dpl_...' -F source=apur -F image=@photo.jpg \\\n"
       "       http://127.0.0.1:8080/api/v1/uploads\n\n"
       "Accepted pictures go to SOURCE_ROOT/uploads/YYYY/MM/DD/SHA256.EXT. API: docs/api.md.\n"

@@ -15,13 +15,13 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <semaphore>
 #include <thread>
 #include <unordered_map>
 
 #include "doppel/catalogue.h"
 #include "doppel/fingerprint.h"
 #include "doppel/rendition.h"
+#include "server/admission.h"
 #include "server/requests.h"
 #include "util/paths.h"
 
@@ -77,11 +77,43 @@ void SendStatus(httplib::Response& res, const Status& s) {
 constexpr double kBuckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                0.25,  0.5,    1,     2.5,  5,     10};
 constexpr size_t kNumBuckets = sizeof(kBuckets) / sizeof(kBuckets[0]);
+// Requests in line ahead of a picture when it arrived (0: a slot was free).
+constexpr double kDepthBuckets[] = {0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
+static_assert(sizeof(kDepthBuckets) / sizeof(kDepthBuckets[0]) <= kNumBuckets);
 
 struct Histogram {
   uint64_t counts[kNumBuckets + 1] = {};  // last: +Inf
   double sum = 0;
   uint64_t n = 0;
+  template <size_t N>
+  void Add(const double (&buckets)[N], double v) {
+    size_t b = 0;
+    while (b < N && v > buckets[b]) ++b;
+    ++counts[b];
+    sum += v;
+    ++n;
+  }
+  // Prometheus lines of `name` with `labels` ("" or `route="...",`).
+  template <size_t N>
+  void Render(std::string& out, const std::string& name, const std::string& labels,
+              const double (&buckets)[N]) const {
+    uint64_t cum = 0;
+    for (size_t b = 0; b <= N; ++b) {
+      cum += counts[b];
+      char le[32];
+      if (b < N)
+        std::snprintf(le, sizeof le, "%g", buckets[b]);
+      else
+        std::snprintf(le, sizeof le, "+Inf");
+      out.append(name).append("_bucket{").append(labels).append("le=\"").append(le);
+      out.append("\"} ").append(std::to_string(cum)).append("\n");
+    }
+    const std::string l = labels.empty() ? "" : "{" + labels.substr(0, labels.size() - 1) + "}";
+    char sum_s[64];
+    std::snprintf(sum_s, sizeof sum_s, "%.6f", sum);
+    out += name + "_sum" + l + " " + sum_s + "\n";
+    out += name + "_count" + l + " " + std::to_string(n) + "\n";
+  }
 };
 
 class Metrics {
@@ -89,14 +121,17 @@ class Metrics {
   void Record(const std::string& route, const std::string& method, int code, double seconds) {
     std::lock_guard lk(mu_);
     ++requests_[{route, method, code}];
-    Histogram& h = latency_[route];
-    size_t b = 0;
-    while (b < kNumBuckets && seconds > kBuckets[b]) ++b;
-    ++h.counts[b];
-    h.sum += seconds;
-    ++h.n;
+    latency_[route].Add(kBuckets, seconds);
   }
-  std::string Render(size_t index_size, int decodes_in_flight) const {
+  // A picture that got a decode slot: its wait in line, the requests ahead of
+  // it on arrival, and how long it held the slot.
+  void RecordDecode(double wait_s, int64_t ahead, double service_s) {
+    std::lock_guard lk(mu_);
+    decode_wait_.Add(kBuckets, wait_s);
+    decode_depth_.Add(kDepthBuckets, double(ahead));
+    decode_service_.Add(kBuckets, service_s);
+  }
+  std::string Render(size_t index_size, const AdmissionQueue::Snapshot& q) const {
     std::string out;
     out += "# HELP doppel_http_requests_total HTTP requests by route, method and status code.\n";
     out += "# TYPE doppel_http_requests_total counter\n";
@@ -109,31 +144,45 @@ class Metrics {
         "# HELP doppel_http_request_duration_seconds Time from request start to response, by "
         "route.\n";
     out += "# TYPE doppel_http_request_duration_seconds histogram\n";
-    for (const auto& [route, h] : latency_) {
-      uint64_t cum = 0;
-      for (size_t b = 0; b <= kNumBuckets; ++b) {
-        cum += h.counts[b];
-        char le[32];
-        if (b < kNumBuckets)
-          std::snprintf(le, sizeof le, "%g", kBuckets[b]);
-        else
-          std::snprintf(le, sizeof le, "+Inf");
-        out += "doppel_http_request_duration_seconds_bucket{route=\"" + route + "\",le=\"" + le +
-               "\"} " + std::to_string(cum) + "\n";
-      }
-      char sum[64];
-      std::snprintf(sum, sizeof sum, "%.6f", h.sum);
-      out += "doppel_http_request_duration_seconds_sum{route=\"" + route + "\"} " + sum + "\n";
-      out += "doppel_http_request_duration_seconds_count{route=\"" + route + "\"} " +
-             std::to_string(h.n) + "\n";
-    }
+    for (const auto& [route, h] : latency_)
+      h.Render(out, "doppel_http_request_duration_seconds", "route=\"" + route + "\",", kBuckets);
+    out +=
+        "# HELP doppel_decode_queue_wait_seconds Time a picture waited in line for a decode "
+        "slot.\n# TYPE doppel_decode_queue_wait_seconds histogram\n";
+    decode_wait_.Render(out, "doppel_decode_queue_wait_seconds", "", kBuckets);
+    out +=
+        "# HELP doppel_decode_queue_depth Requests in line ahead of a picture when it "
+        "arrived.\n# TYPE doppel_decode_queue_depth histogram\n";
+    decode_depth_.Render(out, "doppel_decode_queue_depth", "", kDepthBuckets);
+    out +=
+        "# HELP doppel_decode_service_seconds Time a picture held its decode slot (decode and "
+        "fingerprints).\n# TYPE doppel_decode_service_seconds histogram\n";
+    decode_service_.Render(out, "doppel_decode_service_seconds", "", kBuckets);
     out +=
         "# HELP doppel_index_files Files in the live PDQ index.\n# TYPE doppel_index_files gauge\n";
     out += "doppel_index_files " + std::to_string(index_size) + "\n";
     out +=
         "# HELP doppel_decodes_in_flight Pictures being decoded now.\n# TYPE "
         "doppel_decodes_in_flight gauge\n";
-    out += "doppel_decodes_in_flight " + std::to_string(decodes_in_flight) + "\n";
+    out += "doppel_decodes_in_flight " + std::to_string(q.in_service) + "\n";
+    out +=
+        "# HELP doppel_decode_queue_waiting Pictures waiting in line for a decode slot now.\n"
+        "# TYPE doppel_decode_queue_waiting gauge\n";
+    out += "doppel_decode_queue_waiting " + std::to_string(q.waiting) + "\n";
+    out +=
+        "# HELP doppel_decode_queue_limit Pictures that may wait (--decode-queue).\n"
+        "# TYPE doppel_decode_queue_limit gauge\n";
+    out += "doppel_decode_queue_limit " + std::to_string(q.max_waiting) + "\n";
+    out +=
+        "# HELP doppel_decode_refused_total Pictures answered 503 at once because the line was "
+        "full.\n# TYPE doppel_decode_refused_total counter\n";
+    out += "doppel_decode_refused_total " + std::to_string(q.refused) + "\n";
+    char est[64];
+    std::snprintf(est, sizeof est, "%.6f", q.mean_service_s);
+    out +=
+        "# HELP doppel_decode_service_estimate_seconds The decode time Retry-After is computed "
+        "from (moving average).\n# TYPE doppel_decode_service_estimate_seconds gauge\n";
+    out += std::string("doppel_decode_service_estimate_seconds ") + est + "\n";
     return out;
   }
 
@@ -141,6 +190,7 @@ class Metrics {
   mutable std::mutex mu_;
   std::map<std::tuple<std::string, std::string, int>, uint64_t> requests_;
   std::map<std::string, Histogram> latency_;
+  Histogram decode_wait_, decode_depth_, decode_service_;
 };
 
 // --- Catalogue connections: one per thread that needs one, reused ---
@@ -275,8 +325,7 @@ struct Server::Impl {
   CataloguePool pool;
   Metrics metrics;
   ThumbnailCache thumbs;
-  std::counting_semaphore<1024> decode_slots;
-  std::atomic<int> decodes_in_flight{0};
+  AdmissionQueue decode_queue;
   httplib::Server http;
   int port = 0;
   // Picks up files another process catalogued, once a `doppel match` ran.
@@ -285,12 +334,51 @@ struct Server::Impl {
   std::condition_variable refresh_cv;
   bool stopping = false;
   static thread_local Clock::time_point request_start;
+  // What the decode line did with this thread's current request: for the
+  // access log and for Retry-After on a refusal.
+  struct DecodeAdmission {
+    bool decoded = false;
+    int64_t ahead = 0;
+    double wait_s = 0, service_s = 0;
+    bool refused = false;
+    AdmissionQueue::Refusal refusal;
+  };
+  static thread_local DecodeAdmission admission;
 
   explicit Impl(const ServerOptions& o)
       : opt(o),
         pool(o.catalogue),
         thumbs(size_t(std::max(1, o.thumbnail_cache))),
-        decode_slots(std::clamp(o.decode_slots, 1, 1024)) {}
+        decode_queue(std::clamp(o.decode_slots, 1, 1024), DecodeQueueLimit(o)) {}
+
+  static int DecodeQueueLimit(const ServerOptions& o) {
+    const int slots = std::clamp(o.decode_slots, 1, 1024);
+    return o.decode_queue < 0 ? 4 * slots : std::min(o.decode_queue, 4096);
+  }
+
+  // A decode slot in arrival order, or kBusy at once when the line is full
+  // (the post-routing handler adds Retry-After). `what` says what was not done.
+  Result<AdmissionQueue::Slot> DecodeSlot(const std::string& what) {
+    auto slot = decode_queue.Enter(&admission.refusal);
+    if (!slot) {
+      admission.refused = true;
+      const auto q = decode_queue.snapshot();
+      return Busy("all " + std::to_string(q.slots) + " decode slots are busy and " +
+                  std::to_string(q.max_waiting) + " requests already wait (--decode-queue); " +
+                  what + "; retry after " + std::to_string(admission.refusal.retry_after_s) +
+                  " s (Retry-After)");
+    }
+    admission.decoded = true;
+    admission.ahead = slot->queued_behind();
+    admission.wait_s = slot->wait_seconds();
+    return std::move(*slot);
+  }
+  // Gives the slot back and records its times.
+  void EndDecode(AdmissionQueue::Slot& slot, Clock::time_point started) {
+    slot.Release();
+    admission.service_s = std::chrono::duration<double>(Clock::now() - started).count();
+    metrics.RecordDecode(admission.wait_s, admission.ahead, admission.service_s);
+  }
 
   // --- Authentication ---
   enum class Need { kAny, kUploader, kReviewer };
@@ -336,18 +424,15 @@ struct Server::Impl {
   // --- Decoding under the limits ---
   // Lookups skip the metadata (exiv2): matching does not use it.
   Result<ImageRecord> Analyse(const std::string& bytes, bool metadata = true) {
-    if (!decode_slots.try_acquire_for(std::chrono::milliseconds(opt.decode_wait_ms)))
-      return Busy("all " + std::to_string(opt.decode_slots) +
-                  " decode slots are busy; try again shortly");
-    ++decodes_in_flight;
+    DOPPEL_ASSIGN_OR_RETURN(auto slot, DecodeSlot("nothing was decoded or stored"));
+    const auto started = Clock::now();
     AnalyseOptions ao;
     ao.max_pixels = opt.max_pixels;
     ao.read_metadata = metadata;
     const auto deadline = Clock::now() + std::chrono::milliseconds(opt.decode_timeout_ms);
     ao.cancelled = [deadline] { return Clock::now() > deadline; };
     auto r = AnalyseBuffer(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), ao);
-    --decodes_in_flight;
-    decode_slots.release();
+    EndDecode(slot, started);
     if (!r.ok() && r.status().code() == StatusCode::kCancelled)
       return Cancelled("decoding took longer than " + std::to_string(opt.decode_timeout_ms) +
                        " ms (the server's --decode-timeout-ms); the picture was not stored");
@@ -389,6 +474,7 @@ struct Server::Impl {
 };
 
 thread_local Clock::time_point Server::Impl::request_start;
+thread_local Server::Impl::DecodeAdmission Server::Impl::admission;
 
 void Server::Impl::Uploads(const httplib::Request& req, httplib::Response& res) {
   auto key = Authenticate(req, res, Need::kUploader);
@@ -525,15 +611,14 @@ void Server::Impl::Thumbnail(const httplib::Request& req, httplib::Response& res
     root = src->root;
   }
   // The path comes from the catalogue, never from the request.
-  if (!decode_slots.try_acquire_for(std::chrono::milliseconds(opt.decode_wait_ms)))
-    return SendError(res, 503, "busy", "all decode slots are busy; try again shortly");
-  ++decodes_in_flight;
+  auto slot = DecodeSlot("no thumbnail was made");
+  if (!slot.ok()) return SendStatus(res, slot.status());
+  const auto started = Clock::now();
   RenditionOptions ro;
   ro.max_side = 320;
   ro.max_pixels = std::max<int64_t>(opt.max_pixels, 1'000'000'000);
   auto r = RenderFile(JoinPath(root, f->path), ro);
-  --decodes_in_flight;
-  decode_slots.release();
+  EndDecode(*slot, started);
   if (!r.ok())
     return SendStatus(res, r.status().WithContext(f->source + ":" + DisplayPath(f->path)));
   auto jpeg = EncodeJpeg(*r, 80);
@@ -709,7 +794,11 @@ void Server::Impl::Routes() {
   // Headers and body go out in separate writes: without TCP_NODELAY, Nagle and
   // delayed ACKs add ~40 ms to every keep-alive response.
   http.set_tcp_nodelay(true);
-  const int threads = std::max(1, opt.http_threads);
+  // Pictures in a decode slot or in line each hold a worker: they get workers
+  // of their own, so hash lookups, reviews and /metrics are never stuck behind
+  // them (docs/api.md, "Back-pressure").
+  const auto q = decode_queue.snapshot();
+  const int threads = std::max(1, opt.http_threads) + q.slots + q.max_waiting;
   http.new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
 
   // Runs before httplib reads the body: a request without a working key is
@@ -717,6 +806,7 @@ void Server::Impl::Routes() {
   // hold) large bodies. The handlers check the role afterwards.
   http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     request_start = Clock::now();
+    admission = DecodeAdmission{};
     if (req.path.rfind("/api/", 0) == 0 && !Authenticate(req, res, Need::kAny)) {
       res.set_header("Connection", "close");  // the unread body must not be taken for a request
       return httplib::Server::HandlerResponse::Handled;
@@ -729,7 +819,31 @@ void Server::Impl::Routes() {
     if (opt.log) {
       char buf[64];
       std::snprintf(buf, sizeof buf, " %d %.1f ms", res.status, s * 1000);
-      opt.log(req.remote_addr + " " + req.method + " " + DisplayPath(req.path) + buf);
+      std::string line = req.remote_addr + " " + req.method + " " + DisplayPath(req.path) + buf;
+      char dec[128];
+      if (admission.decoded) {
+        std::snprintf(dec, sizeof dec, " decode: ahead=%lld wait=%.1f ms service=%.1f ms",
+                      static_cast<long long>(admission.ahead), admission.wait_s * 1000,
+                      admission.service_s * 1000);
+        line += dec;
+      } else if (admission.refused) {
+        std::snprintf(dec, sizeof dec, " decode: refused position=%lld retry-after=%d s",
+                      static_cast<long long>(admission.refusal.position),
+                      admission.refusal.retry_after_s);
+        line += dec;
+      }
+      opt.log(line);
+    }
+    // Requests httplib answers before routing (413, 400) skip the pre-routing
+    // handler: they must not inherit this request's decode figures.
+    admission = DecodeAdmission{};
+  });
+  // A picture refused by the full decode line: when to come back, and the
+  // worker is freed for others (clients reconnect after the pause anyway).
+  http.set_post_routing_handler([](const httplib::Request&, httplib::Response& res) {
+    if (admission.refused && res.status == 503) {
+      res.set_header("Retry-After", std::to_string(admission.refusal.retry_after_s));
+      res.set_header("Connection", "close");
     }
   });
   // Errors httplib answers itself (413 body too large, 400 malformed, 404 no
@@ -771,7 +885,7 @@ void Server::Impl::Routes() {
     SendJson(res, 200, {{"status", "ok"}, {"index_files", gate->size()}});
   });
   http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    res.set_content(metrics.Render(gate->size(), decodes_in_flight.load()),
+    res.set_content(metrics.Render(gate->size(), decode_queue.snapshot()),
                     "text/plain; version=0.0.4");
   });
   http.Get("/review", [](const httplib::Request&, httplib::Response& res) {
@@ -859,5 +973,7 @@ Status Server::Run() {
 void Server::Stop() { impl_->http.stop(); }
 
 Gate& Server::gate() { return *impl_->gate; }
+
+AdmissionQueue& Server::decode_queue() { return impl_->decode_queue; }
 
 }  // namespace doppel::server

@@ -13,16 +13,19 @@
 
 namespace doppel::server {
 
+class AdmissionQueue;
+
 struct ServerOptions {
   std::string catalogue;  // path of the SQLite catalogue
   std::string host = "127.0.0.1";
   int port = 8080;                      // 0: any free port (see Server::port)
   int64_t max_body_bytes = 64ll << 20;  // larger requests: 413
   int64_t max_pixels = 100'000'000;     // larger pictures: 422 (before decoding)
-  int decode_slots = 2;                 // concurrent decodes; more wait, then 503
-  int decode_wait_ms = 2000;            // how long a request waits for a decode slot
+  int decode_slots = 2;                 // concurrent decodes; more wait in line (FIFO)
+  int decode_queue = -1;                // pictures that may wait; more: 503 at once (-1: 4 x slots)
   int decode_timeout_ms = 20000;        // checked between fingerprinting stages: 422
   int read_timeout_s = 10;              // slow clients are cut off
+  // Workers besides one per decode slot and one per place in the decode line.
   int http_threads = 8;
   int thumbnail_cache = 512;  // thumbnails kept in memory (LRU)
   int refresh_seconds = 30;   // look for a finished `doppel match` this often (0: never)
@@ -44,6 +47,8 @@ class Server {
   Status Run();
   void Stop();
   Gate& gate();
+  // The line for the decode slots (tests hold slots through it).
+  AdmissionQueue& decode_queue();
 
  private:
   struct Impl;
