@@ -22,7 +22,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (d->decision == "choose_master" && !d->master_id) std::abort();
   }
   if (auto h = ParseHashLookupJson(in, 31); h.ok()) {
-    if (h->radius < 0 || h->radius > 128) std::abort();
+    if (h->radius < 0 || h->radius > 31) std::abort();  // at most the threshold given
     if (doppel::PdqHash::FromHex(h->hash.ToHex()) != h->hash) std::abort();
   }
 

@@ -102,6 +102,7 @@ class ServerTest : public ::testing::Test {
     o.read_timeout_s = 1;
     o.decode_slots = 4;
     o.http_threads = 12;
+    o.max_connections_per_ip = 32;  // the concurrency tests come from one address
     o.gate.held_dir = (tmp_ / "held").string();
     o.log = [this](const std::string& line) {
       std::lock_guard lk(log_mu_);
@@ -465,7 +466,10 @@ TEST_F(ServerTest, ReviewDecisionsPersistAndMetricsCount) {
   EXPECT_EQ(ds->at(0).master_file_id, other);
   auto html = c.Get("/review");
   ASSERT_EQ(html->status, 200);
-  EXPECT_NE(html->body.find("sessionStorage"), std::string::npos);
+  EXPECT_NE(html->body.find("/review.js"), std::string::npos);
+  auto script = c.Get("/review.js");
+  ASSERT_EQ(script->status, 200);
+  EXPECT_NE(script->body.find("sessionStorage"), std::string::npos);
   auto metrics = c.Get("/metrics");
   ASSERT_EQ(metrics->status, 200);
   EXPECT_NE(

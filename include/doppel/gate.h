@@ -96,8 +96,8 @@ class Gate {
   // (exact, metadata, near, then similar; closer first). Stores nothing.
   Result<std::vector<GateMatch>> Lookup(const ImageRecord& record) const;
   // Catalogued files whose PDQ hash (or a rotation/mirror of it) is within
-  // `radius` bits of `hash`, closest first.
-  std::vector<GateMatch> LookupHash(const PdqHash& hash, int radius) const;
+  // `radius` bits of `hash`, closest first, at most `max_results` of them.
+  std::vector<GateMatch> LookupHash(const PdqHash& hash, int radius, size_t max_results) const;
 
   // Decides what happens to an upload (bytes and their fingerprints) and does
   // it: accepted bytes go to SOURCE_ROOT/uploads/YYYY/MM/DD/SHA256.EXT (the

@@ -25,7 +25,10 @@ struct ServeArgs {
   int decode_queue = -1;  // -1: 4 x decode_threads
   int decode_timeout_ms = 20000;
   int read_timeout_s = 10;
-  int http_threads = 8;
+  int header_timeout_s = 10;
+  int body_timeout_s = 120;
+  int max_connections_per_ip = 8;
+  int http_threads = 16;
   std::string policy;
   std::string held_dir;
   int threshold = 31;
@@ -54,6 +57,9 @@ int CmdServe(const Globals& g, const ServeArgs& a) {
   o.decode_queue = a.decode_queue;
   o.decode_timeout_ms = a.decode_timeout_ms;
   o.read_timeout_s = a.read_timeout_s;
+  o.header_timeout_s = a.header_timeout_s;
+  o.body_timeout_s = a.body_timeout_s;
+  o.max_connections_per_ip = a.max_connections_per_ip;
   o.http_threads = a.http_threads;
   o.gate.policy_override = a.policy;
   o.gate.held_dir = a.held_dir;
@@ -214,9 +220,22 @@ CommandRunner RegisterServeCommands(CLI::App& app, const Globals& g) {
                    "seconds a client may stall while sending (default 10)")
       ->check(CLI::Range(1, 3600));
   serve
+      ->add_option("--header-timeout", a->header_timeout_s,
+                   "seconds a request's line and headers may take in all (default 10)")
+      ->check(CLI::Range(1, 3600));
+  serve
+      ->add_option("--body-timeout", a->body_timeout_s,
+                   "seconds a request's body may take in all (default 120)")
+      ->check(CLI::Range(1, 86400));
+  serve
+      ->add_option("--max-connections-per-ip", a->max_connections_per_ip,
+                   "connections served at once per client address; more get 503 (default 8; "
+                   "0 = no limit, e.g. behind a reverse proxy)")
+      ->check(CLI::Range(0, 100000));
+  serve
       ->add_option("--http-threads", a->http_threads,
                    "request workers besides one per decode slot and place in line; each open "
-                   "client connection holds one (default 8)")
+                   "client connection holds one (default 16)")
       ->check(CLI::Range(1, 1024));
   serve
       ->add_option("--policy", a->policy,

@@ -53,42 +53,102 @@ std::string ExtensionFor(const std::string& format) {
 
 int KindRank(MatchKind k) { return int(k); }
 
-// Writes bytes to `path` atomically (temporary file, fsync, rename), creating
-// folders as needed. The path is built by the gate, never by a client.
-Status WriteFileAtomically(const std::string& path, const uint8_t* data, size_t size) {
+// A descriptor that closes itself.
+struct Fd {
+  int fd = -1;
+  explicit Fd(int f) : fd(f) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+// Writes bytes to ROOT/REL atomically (temporary file, fsync, rename),
+// creating folders as needed. REL is built by the gate, never by a client.
+// Every component below ROOT is created and opened relative to its parent
+// with O_NOFOLLOW: a symbolic link planted inside the Source (say
+// uploads/2026 -> /etc) is refused, never followed. ROOT itself is the
+// administrator's configured folder and may be a link.
+Status WriteFileAtomically(const std::string& root, const std::string& rel, const uint8_t* data,
+                           size_t size) {
+  const std::string path = JoinPath(root, rel);
   std::error_code ec;
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
-  if (ec)
-    return IOError(std::filesystem::path(path).parent_path().string() +
-                   ": cannot create folder: " + ec.message());
+  std::filesystem::create_directories(root, ec);  // the held folder may not exist yet
+  Fd dir(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir.fd < 0) return IOError(root + ": cannot open folder: " + std::strerror(errno));
+  std::string walked = root;
+  size_t pos = 0;
+  for (size_t slash; (slash = rel.find('/', pos)) != std::string::npos; pos = slash + 1) {
+    const std::string comp = rel.substr(pos, slash - pos);
+    walked = JoinPath(walked, comp);
+    if (::mkdirat(dir.fd, comp.c_str(), 0755) != 0 && errno != EEXIST)
+      return IOError(walked + ": cannot create folder: " + std::strerror(errno) +
+                     "; nothing was stored");
+    const int next =
+        ::openat(dir.fd, comp.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (next < 0) {
+      const int err = errno;
+      struct stat st {};
+      if ((err == ELOOP || err == ENOTDIR) &&
+          ::fstatat(dir.fd, comp.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+        return IOError(walked +
+                       ": is a symbolic link; the gate never writes through a link inside a "
+                       "folder it stores into; remove the link; nothing was stored");
+      return IOError(walked + ": cannot open folder: " + std::strerror(err) +
+                     "; nothing was stored");
+    }
+    ::close(dir.fd);
+    dir.fd = next;
+  }
+  const std::string name = rel.substr(pos);
   static std::atomic<uint64_t> counter{0};
   const std::string tmp =
-      path + ".tmp-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) return IOError(tmp + ": cannot create: " + std::strerror(errno));
+      name + ".tmp-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
+  Fd fd(::openat(dir.fd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+  if (fd.fd < 0) return IOError(path + ": cannot create: " + std::strerror(errno));
+  auto fail = [&](Status s) {
+    ::unlinkat(dir.fd, tmp.c_str(), 0);
+    return s;
+  };
   size_t done = 0;
   while (done < size) {
-    ssize_t n = ::write(fd, data + done, size - done);
+    ssize_t n = ::write(fd.fd, data + done, size - done);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       const int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      if (err == ENOSPC) return DiskFull(path + ": no space left; nothing was stored");
-      return IOError(path + ": cannot write: " + std::strerror(err));
+      if (err == ENOSPC) return fail(DiskFull(path + ": no space left; nothing was stored"));
+      return fail(IOError(path + ": cannot write: " + std::strerror(err)));
     }
     done += size_t(n);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    ::unlink(tmp.c_str());
-    return IOError(path + ": cannot flush to disk: " + std::strerror(errno));
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+  const int closed = ::fsync(fd.fd) == 0 ? ::close(fd.fd) : -1;
+  fd.fd = -1;
+  if (closed != 0) return fail(IOError(path + ": cannot flush to disk: " + std::strerror(errno)));
+  // renameat replaces a link planted at the final name; it does not follow it.
+  if (::renameat(dir.fd, tmp.c_str(), dir.fd, name.c_str()) != 0) {
     const int err = errno;
-    ::unlink(tmp.c_str());
-    return IOError(path + ": cannot rename into place: " + std::strerror(err));
+    return fail(IOError(path + ": cannot rename into place: " + std::strerror(err)));
   }
   return Status::OK();
+}
+
+// Removes a file written for a request that then failed (see Ingest).
+class WrittenFile {
+ public:
+  void Set(std::string path) { path_ = std::move(path); }
+  void Keep() { path_.clear(); }
+  ~WrittenFile() {
+    if (!path_.empty()) ::unlink(path_.c_str());
+  }
+
+ private:
+  std::string path_;
+};
+
+// JSON text that never throws: bytes that are not UTF-8 become U+FFFD.
+std::string Dump(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 bool IsZero(const PdqHash& h) { return h == PdqHash{}; }
@@ -311,7 +371,7 @@ Result<std::vector<GateMatch>> Gate::Lookup(const ImageRecord& record) const {
   return impl_->LookupLocked(probe);
 }
 
-std::vector<GateMatch> Gate::LookupHash(const PdqHash& hash, int radius) const {
+std::vector<GateMatch> Gate::LookupHash(const PdqHash& hash, int radius, size_t max_results) const {
   std::shared_lock lk(impl_->mu);
   std::unordered_map<uint32_t, int> best;
   if (!impl_->files.empty()) {
@@ -342,6 +402,7 @@ std::vector<GateMatch> Gate::LookupHash(const PdqHash& hash, int radius) const {
   std::sort(out.begin(), out.end(), [](const GateMatch& x, const GateMatch& y) {
     return x.distance != y.distance ? x.distance < y.distance : x.file_id < y.file_id;
   });
+  if (out.size() > max_results) out.resize(max_results);
   return out;
 }
 
@@ -371,26 +432,32 @@ Result<UploadResult> Gate::Ingest(const UploadRequest& req, const uint8_t* data,
   auto dup = std::find_if(matches.begin(), matches.end(),
                           [](const GateMatch& m) { return IsAutomatic(m.kind); });
   nlohmann::json fields = nlohmann::json::object();
-  for (const auto& [k, v] : req.fields) fields[k] = IsValidUtf8(v) ? v : DisplayPath(v);
+  // The server refuses names that are not text (requests.cc); the gate still
+  // never hands nlohmann::json bytes it would throw on.
+  for (const auto& [k, v] : req.fields)
+    fields[IsValidUtf8(k) ? k : DisplayPath(k)] = IsValidUtf8(v) ? v : DisplayPath(v);
 
   if (dup == matches.end()) {
     // Accept: a path that depends only on the day and the bytes.
     const std::string rel =
         "uploads/" + FormatUtcNow("%Y/%m/%d") + "/" + res.sha256 + "." + ExtensionFor(record.info.format);
     const std::string abs = JoinPath(src.root, rel);
-    DOPPEL_RETURN_IF_ERROR(WriteFileAtomically(abs, data, size));
-    struct stat st {};
-    if (::stat(abs.c_str(), &st) == 0)
-      record.mtime_ns = int64_t(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+    // Everything the catalogue needs is prepared before the first byte is
+    // written; a write whose request then fails is removed (`written`).
     nlohmann::json detail = {{"source", src.name},   {"outcome", "accepted"}, {"path", rel},
                              {"sha256", res.sha256}, {"bytes", size},         {"fields", fields}};
     if (!req.client_name.empty()) detail["client_name"] = DisplayPath(req.client_name);
     if (req.key_id) detail["key_id"] = req.key_id;
-    auto id = g.cat->AddUploadedFile(src.id, rel, record, detail.dump());
-    if (!id.ok()) {
-      ::unlink(abs.c_str());
-      return id.status().WithContext("upload to source " + src.name);
-    }
+    const std::string detail_text = Dump(detail);
+    WrittenFile written;
+    DOPPEL_RETURN_IF_ERROR(WriteFileAtomically(src.root, rel, data, size));
+    written.Set(abs);
+    struct stat st {};
+    if (::stat(abs.c_str(), &st) == 0)
+      record.mtime_ns = int64_t(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+    auto id = g.cat->AddUploadedFile(src.id, rel, record, detail_text);
+    if (!id.ok()) return id.status().WithContext("upload to source " + src.name);
+    written.Keep();
     probe.file_id = *id;
     probe.path = rel;
     probe.already_matched = false;
@@ -436,21 +503,20 @@ Result<UploadResult> Gate::Ingest(const UploadRequest& req, const uint8_t* data,
     u.distance = dup->distance;
     u.reason = dup->reason;
     u.client_name = IsValidUtf8(req.client_name) ? req.client_name : DisplayPath(req.client_name);
-    u.fields = fields.dump();
+    u.fields = Dump(fields);
     u.key_id = req.key_id;
-    std::string held_abs;
+    detail["outcome"] = u.outcome;
+    const std::string detail_text = Dump(detail);
+    WrittenFile written;
     if (policy == "hold") {
       u.held_path = src.name + "/" + res.sha256.substr(0, 2) + "/" + res.sha256 + "." +
                     ExtensionFor(record.info.format);
-      held_abs = JoinPath(g.options.held_dir, u.held_path);
-      DOPPEL_RETURN_IF_ERROR(WriteFileAtomically(held_abs, data, size));
+      DOPPEL_RETURN_IF_ERROR(WriteFileAtomically(g.options.held_dir, u.held_path, data, size));
+      written.Set(JoinPath(g.options.held_dir, u.held_path));
     }
-    detail["outcome"] = u.outcome;
-    auto id = g.cat->AddUpload(u, detail.dump());
-    if (!id.ok()) {
-      if (!held_abs.empty()) ::unlink(held_abs.c_str());
-      return id.status().WithContext("upload to source " + src.name);
-    }
+    auto id = g.cat->AddUpload(u, detail_text);
+    if (!id.ok()) return id.status().WithContext("upload to source " + src.name);
+    written.Keep();
     res.outcome = policy == "alias" ? UploadOutcome::kAlias : UploadOutcome::kHeld;
     res.upload_id = *id;
     res.reason = policy == "alias"
@@ -464,7 +530,7 @@ Result<UploadResult> Gate::Ingest(const UploadRequest& req, const uint8_t* data,
   Event e;
   e.type = "upload";
   e.object = "upload:" + res.sha256;
-  e.detail = detail.dump();
+  e.detail = Dump(detail);
   DOPPEL_RETURN_IF_ERROR(g.cat->AppendEvent(e).status());
   res.outcome = UploadOutcome::kRejected;
   res.reason = "a copy is already catalogued as file " + std::to_string(dup->file_id) + " (" +

@@ -1,5 +1,6 @@
 #include "server/requests.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "util/paths.h"
@@ -8,19 +9,75 @@ namespace doppel::server {
 
 using json = nlohmann::json;
 
-std::optional<int64_t> ParseId(std::string_view s) {
-  if (s.empty() || s.size() > 18) return std::nullopt;
+namespace {
+
+// The received text for an error message: at most 32 bytes, escaped.
+std::string Shown(std::string_view text) {
+  std::string t(text.substr(0, 32));
+  return "'" + DisplayPath(t) + (text.size() > 32 ? "...'" : "'");
+}
+
+std::string RangeText(std::string_view name, int64_t min, int64_t max) {
+  return std::string(name) + " must be a whole number from " + std::to_string(min) + " to " +
+         std::to_string(max);
+}
+
+// A JSON value as a number within [min, max]; nlohmann's unsigned and
+// floating values are refused rather than converted.
+Result<int64_t> JsonNumber(const json& v, std::string_view name, int64_t min, int64_t max) {
+  if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(max)))
+    return InvalidArgument(RangeText(name, min, max));
+  const int64_t n = v.get<int64_t>();
+  if (n < min || n > max) return InvalidArgument(RangeText(name, min, max));
+  return n;
+}
+
+}  // namespace
+
+Result<int64_t> ParseNumber(std::string_view text, std::string_view name, int64_t min,
+                            int64_t max) {
+  std::string_view digits = text;
+  const bool negative = !digits.empty() && digits[0] == '-' && min < 0;
+  if (negative) digits.remove_prefix(1);
+  // 18 digits cannot overflow int64_t (< 9.22e18).
+  bool ok = !digits.empty() && digits.size() <= 18;
   int64_t v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return std::nullopt;
+  for (char c : digits) {
+    if (c < '0' || c > '9') {
+      ok = false;
+      break;
+    }
     v = v * 10 + (c - '0');
   }
+  if (negative) v = -v;
+  if (!ok || v < min || v > max)
+    return InvalidArgument(RangeText(name, min, max) + " (got " + Shown(text) + ")");
   return v;
 }
 
+std::optional<int64_t> ParseId(std::string_view s) {
+  auto v = ParseNumber(s, "id", 0, 999'999'999'999'999'999);
+  if (!v.ok()) return std::nullopt;
+  return *v;
+}
+
+Result<PageRequest> ParsePageRequest(const std::optional<std::string>& page,
+                                     const std::optional<std::string>& per_page) {
+  PageRequest r;
+  if (page) {
+    DOPPEL_ASSIGN_OR_RETURN(r.page, ParseNumber(*page, "page", 1, PageRequest::kMaxPage));
+  }
+  if (per_page) {
+    DOPPEL_ASSIGN_OR_RETURN(r.per_page,
+                            ParseNumber(*per_page, "per_page", 1, PageRequest::kMaxPerPage));
+  }
+  return r;
+}
+
 std::string RouteOf(const std::string& path) {
-  static const char* const kFixed[] = {"/healthz",        "/metrics",       "/review",
-                                       "/api/v1/uploads", "/api/v1/lookup", "/api/v1/clusters"};
+  static const char* const kFixed[] = {"/healthz",        "/metrics",        "/review",
+                                       "/review.js",      "/api/v1/uploads", "/api/v1/lookup",
+                                       "/api/v1/clusters"};
   for (const char* f : kFixed)
     if (path == f) return f;
   auto ends = [&](std::string_view suffix) {
@@ -45,9 +102,9 @@ Result<DecisionRequest> ParseDecisionBody(const std::string& body) {
   d.decision = j["decision"].get<std::string>();
   for (auto [name, slot] : {std::pair{"master_id", &d.master_id}, {"file_id", &d.file_id}}) {
     if (!j.contains(name)) continue;
-    if (!j[name].is_number_integer())
-      return InvalidArgument(std::string(name) + " must be a file id (a number)");
-    *slot = j[name].get<int64_t>();
+    auto v = JsonNumber(j[name], std::string(name) + " (a file id)", 1, 999'999'999'999'999'999);
+    if (!v.ok()) return v.status();
+    *slot = *v;
   }
   if (d.decision == "choose_master" && !d.master_id)
     return InvalidArgument("choose_master needs master_id, the chosen member's id");
@@ -59,27 +116,43 @@ Result<DecisionRequest> ParseDecisionBody(const std::string& body) {
   return d;
 }
 
-Result<HashLookupRequest> ParseHashLookup(const std::string& pdq_hex, std::optional<int> radius,
-                                          int default_radius) {
-  auto h = PdqHash::FromHex(pdq_hex);
-  if (!h) return InvalidArgument("'pdq' must be 64 hex digits (or send a picture as 'image')");
-  HashLookupRequest r{*h, radius.value_or(default_radius)};
-  if (r.radius < 0 || r.radius > 128) return InvalidArgument("radius must be 0..128");
-  return r;
+namespace {
+
+std::string RadiusName(int max_radius) {
+  return "radius (PDQ bits; at most the server's near threshold, " + std::to_string(max_radius) +
+         ")";
 }
 
-Result<HashLookupRequest> ParseHashLookupJson(const std::string& body, int default_radius) {
+Result<HashLookupRequest> HashWithRadius(const std::string& pdq_hex, int radius) {
+  auto h = PdqHash::FromHex(pdq_hex);
+  if (!h) return InvalidArgument("'pdq' must be 64 hex digits (or send a picture as 'image')");
+  return HashLookupRequest{*h, radius};
+}
+
+}  // namespace
+
+Result<HashLookupRequest> ParseHashLookup(const std::string& pdq_hex,
+                                          const std::optional<std::string>& radius,
+                                          int max_radius) {
+  int r = max_radius;
+  if (radius) {
+    DOPPEL_ASSIGN_OR_RETURN(int64_t v, ParseNumber(*radius, RadiusName(max_radius), 0, max_radius));
+    r = int(v);
+  }
+  return HashWithRadius(pdq_hex, r);
+}
+
+Result<HashLookupRequest> ParseHashLookupJson(const std::string& body, int max_radius) {
   const json j = json::parse(body, nullptr, false);
   if (j.is_discarded() || !j.is_object() || !j.contains("pdq") || !j["pdq"].is_string())
     return InvalidArgument("send {\"pdq\": \"64 hex digits\"} or a multipart picture");
-  std::optional<int> radius;
+  int r = max_radius;
   if (j.contains("radius")) {
-    if (!j["radius"].is_number_integer()) return InvalidArgument("radius must be 0..128");
-    const int64_t r = j["radius"].get<int64_t>();
-    if (r < 0 || r > 128) return InvalidArgument("radius must be 0..128");
-    radius = int(r);
+    DOPPEL_ASSIGN_OR_RETURN(int64_t v,
+                            JsonNumber(j["radius"], RadiusName(max_radius), 0, max_radius));
+    r = int(v);
   }
-  return ParseHashLookup(j["pdq"].get<std::string>(), radius, default_radius);
+  return HashWithRadius(j["pdq"].get<std::string>(), r);
 }
 
 Result<std::map<std::string, std::string>> UploadFields(
@@ -89,7 +162,15 @@ Result<std::map<std::string, std::string>> UploadFields(
     if (name == "image" || name == "source") continue;
     if (name.empty() || name.size() > 64 || value.size() > 4096)
       return InvalidArgument("metadata field '" + DisplayPath(name.substr(0, 64)) +
-                             "' is empty or too long (names up to 64 bytes, values up to 4096)");
+                             "' is empty or too long (names up to 64 bytes, values up to 4096); "
+                             "nothing was stored");
+    // Names become JSON keys in the audit trail: they must be text.
+    const bool control = std::any_of(name.begin(), name.end(),
+                                     [](char c) { return uint8_t(c) < 0x20 || c == 0x7f; });
+    if (!IsValidUtf8(name) || control)
+      return InvalidArgument("metadata field name '" + DisplayPath(name) +
+                             "' is not UTF-8 text (or holds control characters); rename the "
+                             "field; nothing was stored");
     if (out.size() >= 64 && !out.count(name)) return InvalidArgument("at most 64 metadata fields");
     out[name] = value;
   }

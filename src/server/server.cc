@@ -22,6 +22,7 @@
 #include "doppel/fingerprint.h"
 #include "doppel/rendition.h"
 #include "server/admission.h"
+#include "server/guarded_http.h"
 #include "server/requests.h"
 #include "util/paths.h"
 
@@ -326,7 +327,7 @@ struct Server::Impl {
   Metrics metrics;
   ThumbnailCache thumbs;
   AdmissionQueue decode_queue;
-  httplib::Server http;
+  GuardedHttpServer http;
   int port = 0;
   // Picks up files another process catalogued, once a `doppel match` ran.
   std::thread refresher;
@@ -349,11 +350,22 @@ struct Server::Impl {
       : opt(o),
         pool(o.catalogue),
         thumbs(size_t(std::max(1, o.thumbnail_cache))),
-        decode_queue(std::clamp(o.decode_slots, 1, 1024), DecodeQueueLimit(o)) {}
+        decode_queue(std::clamp(o.decode_slots, 1, 1024), DecodeQueueLimit(o)),
+        http(LimitsOf(o)) {}
 
   static int DecodeQueueLimit(const ServerOptions& o) {
     const int slots = std::clamp(o.decode_slots, 1, 1024);
     return o.decode_queue < 0 ? 4 * slots : std::min(o.decode_queue, 4096);
+  }
+
+  static ConnectionLimits LimitsOf(const ServerOptions& o) {
+    ConnectionLimits l;
+    l.header_timeout_ms = std::max(1, o.header_timeout_s) * 1000;
+    l.body_timeout_ms = std::max(1, o.body_timeout_s) * 1000;
+    l.read_timeout_ms = std::max(1, o.read_timeout_s) * 1000;
+    l.write_timeout_ms = l.read_timeout_ms;
+    l.max_per_ip = std::max(0, o.max_connections_per_ip);
+    return l;
   }
 
   // A decode slot in arrival order, or kBusy at once when the line is full
@@ -542,8 +554,9 @@ void Server::Impl::Lookup(const httplib::Request& req, httplib::Response& res) {
       if (!req.has_file("pdq"))
         return SendError(res, 400, "missing_image",
                          "send a picture in a field 'image' or a hash in 'pdq'");
-      auto h = ParseHashLookup(req.get_file_value("pdq").content, std::nullopt,
-                               opt.gate.match.threshold);
+      std::optional<std::string> radius;
+      if (req.has_file("radius")) radius = req.get_file_value("radius").content;
+      auto h = ParseHashLookup(req.get_file_value("pdq").content, radius, opt.gate.match.threshold);
       if (!h.ok()) return SendError(res, 400, "invalid_pdq", h.status().message());
       by_hash = *h;
     }
@@ -570,7 +583,9 @@ void Server::Impl::Lookup(const httplib::Request& req, httplib::Response& res) {
                      {"pdq", record->fingerprints.pdq.hash.ToHex()},
                      {"matches", matches}});
   }
-  for (const auto& m : gate->LookupHash(by_hash->hash, by_hash->radius))
+  // Bounded like the radius: a hash lookup is no way to list the catalogue.
+  for (const auto& m : gate->LookupHash(by_hash->hash, by_hash->radius,
+                                        size_t(std::max(1, opt.max_lookup_matches))))
     matches.push_back(MatchJson(m));
   SendJson(res, 200, {{"duplicate", false}, {"pdq", by_hash->hash.ToHex()}, {"matches", matches}});
 }
@@ -675,26 +690,20 @@ json Server::Impl::ClusterJson(Catalogue& cat, const Cluster& c, bool full) {
 void Server::Impl::Clusters(const httplib::Request& req, httplib::Response& res) {
   auto key = Authenticate(req, res, Need::kReviewer);
   if (!key) return;
-  int64_t page = 1, per_page = 20;
-  if (req.has_param("page")) {
-    auto p = ParseId(req.get_param_value("page"));
-    if (!p || *p < 1)
-      return SendError(res, 400, "invalid_argument", "page must be a number from 1");
-    page = *p;
-  }
-  if (req.has_param("per_page")) {
-    auto p = ParseId(req.get_param_value("per_page"));
-    if (!p || *p < 1 || *p > 100)
-      return SendError(res, 400, "invalid_argument", "per_page must be 1..100");
-    per_page = *p;
-  }
+  auto param = [&](const char* name) -> std::optional<std::string> {
+    if (!req.has_param(name)) return std::nullopt;
+    return req.get_param_value(name);
+  };
+  auto pr = ParsePageRequest(param("page"), param("per_page"));
+  if (!pr.ok()) return SendError(res, 400, "invalid_argument", pr.status().message());
+  const int64_t page = pr->page, per_page = pr->per_page;
   auto cat = pool.Get();
   if (!cat.ok()) return SendStatus(res, cat.status());
   auto clusters = (*cat)->LoadClusters();
   if (!clusters.ok()) return SendStatus(res, clusters.status());
   const int64_t total = int64_t(clusters->size());
   json items = json::array();
-  for (int64_t i = (page - 1) * per_page; i < std::min(total, page * per_page); ++i)
+  for (int64_t i = pr->offset(); i < std::min(total, pr->offset() + per_page); ++i)
     items.push_back(ClusterJson(**cat, (*clusters)[size_t(i)], false));
   SendJson(res, 200,
            {{"page", page},
@@ -794,22 +803,51 @@ void Server::Impl::Routes() {
   // Headers and body go out in separate writes: without TCP_NODELAY, Nagle and
   // delayed ACKs add ~40 ms to every keep-alive response.
   http.set_tcp_nodelay(true);
+  // Exclusive use of the port: httplib's default sets SO_REUSEPORT, with which
+  // a second `doppel serve` binds the same port and the kernel splits the
+  // connections between the two. SO_REUSEADDR alone still allows a restart
+  // while old connections linger in TIME_WAIT.
+  http.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   // Pictures in a decode slot or in line each hold a worker: they get workers
   // of their own, so hash lookups, reviews and /metrics are never stuck behind
   // them (docs/api.md, "Back-pressure").
   const auto q = decode_queue.snapshot();
   const int threads = std::max(1, opt.http_threads) + q.slots + q.max_waiting;
   http.new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
+  http.on_refused = [this](const std::string& ip) {
+    if (opt.log)
+      opt.log(ip + " refused: already " + std::to_string(opt.max_connections_per_ip) +
+              " connections (--max-connections-per-ip)");
+  };
 
-  // Runs before httplib reads the body: a request without a working key is
-  // answered 401 at once, so strangers cannot make the server read (and
-  // hold) large bodies. The handlers check the role afterwards.
+  // Runs once the headers are read, before httplib reads the body: a request
+  // without a working key is answered 401 at once, so strangers cannot make
+  // the server read (and hold) large bodies. The handlers check the role
+  // afterwards. Outside /api/ nothing takes a body: such a request is refused
+  // unread too.
   http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     request_start = Clock::now();
     admission = DecodeAdmission{};
-    if (req.path.rfind("/api/", 0) == 0 && !Authenticate(req, res, Need::kAny)) {
+    auto refuse_unread = [&] {
       res.set_header("Connection", "close");  // the unread body must not be taken for a request
+      GuardedHttpServer::CloseAfterResponse();
       return httplib::Server::HandlerResponse::Handled;
+    };
+    if (req.path.rfind("/api/", 0) == 0) {
+      if (!Authenticate(req, res, Need::kAny)) return refuse_unread();
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
+    const bool has_body =
+        req.has_header("Transfer-Encoding") ||
+        (req.has_header("Content-Length") && req.get_header_value("Content-Length") != "0");
+    if (has_body || (req.method != "GET" && req.method != "HEAD")) {
+      SendError(res, 404, "not_found",
+                "no endpoint " + req.method + " " + DisplayPath(req.path) +
+                    " (only GET outside /api/; see docs/api.md); the body was not read");
+      return refuse_unread();
     }
     return httplib::Server::HandlerResponse::Unhandled;
   });
@@ -851,6 +889,16 @@ void Server::Impl::Routes() {
   http.set_error_handler(
       httplib::Server::HandlerWithResponse([this](const httplib::Request&, httplib::Response& res) {
         if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+        if (GuardedHttpServer::RequestTimedOut()) {
+          res.set_header("Connection", "close");
+          GuardedHttpServer::CloseAfterResponse();
+          SendError(res, 408, "request_timeout",
+                    "the request did not arrive in time (headers within " +
+                        std::to_string(opt.header_timeout_s) +
+                        " s, --header-timeout; body within " + std::to_string(opt.body_timeout_s) +
+                        " s, --body-timeout); the connection is closed");
+          return httplib::Server::HandlerResponse::Handled;
+        }
         switch (res.status) {
           case 413:
             SendError(res, 413, "body_too_large",
@@ -864,8 +912,13 @@ void Server::Impl::Routes() {
             SendError(res, 405, "method_not_allowed", "this endpoint does not take that method");
             break;
           default:
+            // What follows an unreadable request cannot be trusted to start
+            // the next one.
+            res.set_header("Connection", "close");
+            GuardedHttpServer::CloseAfterResponse();
             SendError(res, res.status, "bad_request",
-                      "the request could not be read (malformed or truncated)");
+                      "the request could not be read (malformed or truncated); the connection "
+                      "is closed");
         }
         return httplib::Server::HandlerResponse::Handled;
       }));
@@ -888,12 +941,25 @@ void Server::Impl::Routes() {
     res.set_content(metrics.Render(gate->size(), decode_queue.snapshot()),
                     "text/plain; version=0.0.4");
   });
-  http.Get("/review", [](const httplib::Request&, httplib::Response& res) {
-    res.set_header("Content-Security-Policy",
-                   "default-src 'self'; img-src 'self' blob:; style-src 'unsafe-inline'; "
-                   "script-src 'unsafe-inline'");
+  // No inline script may run and no other site may frame the page (a framed
+  // review page could be clickjacked into recording decisions).
+  static const char* const kReviewCsp =
+      "default-src 'none'; script-src 'self'; connect-src 'self'; img-src 'self' blob:; "
+      "style-src 'self' 'unsafe-inline'; base-uri 'none'; form-action 'none'; "
+      "frame-ancestors 'none'";
+  auto page_headers = [](httplib::Response& res) {
+    res.set_header("Content-Security-Policy", kReviewCsp);
+    res.set_header("X-Frame-Options", "DENY");
     res.set_header("X-Content-Type-Options", "nosniff");
+    res.set_header("Referrer-Policy", "no-referrer");
+  };
+  http.Get("/review", [page_headers](const httplib::Request&, httplib::Response& res) {
+    page_headers(res);
     res.set_content(ReviewPageHtml(), "text/html; charset=utf-8");
+  });
+  http.Get("/review.js", [page_headers](const httplib::Request&, httplib::Response& res) {
+    page_headers(res);
+    res.set_content(ReviewPageScript(), "text/javascript; charset=utf-8");
   });
   http.Get("/",
            [](const httplib::Request&, httplib::Response& res) { res.set_redirect("/review"); });

@@ -24,11 +24,24 @@ struct ServerOptions {
   int decode_slots = 2;                 // concurrent decodes; more wait in line (FIFO)
   int decode_queue = -1;                // pictures that may wait; more: 503 at once (-1: 4 x slots)
   int decode_timeout_ms = 20000;        // checked between fingerprinting stages: 422
-  int read_timeout_s = 10;              // slow clients are cut off
-  // Workers besides one per decode slot and one per place in the decode line.
-  int http_threads = 8;
+  int read_timeout_s = 10;              // any one wait for bytes from a client
+  // Totals, however slowly the bytes trickle in: a request's line and headers
+  // within header_timeout_s of the server being ready for them (idle
+  // keep-alive time included), its body within body_timeout_s after that.
+  int header_timeout_s = 10;
+  int body_timeout_s = 120;
+  // Connections served at once per client address (0: no limit); more are
+  // answered 503 unread. Behind a reverse proxy every client has the proxy's
+  // address: raise it or set 0 there.
+  int max_connections_per_ip = 8;
+  // Workers besides one per decode slot and one per place in the decode
+  // line; more than max_connections_per_ip, so one address cannot hold them all.
+  int http_threads = 16;
   int thumbnail_cache = 512;  // thumbnails kept in memory (LRU)
-  int refresh_seconds = 30;   // look for a finished `doppel match` this often (0: never)
+  // A PDQ-hash lookup lists at most this many files (closest first); its
+  // radius is at most gate.match.threshold.
+  int max_lookup_matches = 20;
+  int refresh_seconds = 30;  // look for a finished `doppel match` this often (0: never)
   GateOptions gate;
   // One line per request ("POST /api/v1/uploads 201 12.3 ms"); may be empty.
   std::function<void(const std::string&)> log;
@@ -56,7 +69,9 @@ class Server {
   std::unique_ptr<Impl> impl_;
 };
 
-// The review page (HTML, CSS and JavaScript in one document, no external assets).
+// The review page (HTML and CSS, served at /review) and its script (served at
+// /review.js; no inline script, see the page's Content-Security-Policy).
 const char* ReviewPageHtml();
+const char* ReviewPageScript();
 
 }  // namespace doppel::server
