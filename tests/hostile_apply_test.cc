@@ -44,9 +44,8 @@ std::map<std::string, std::string> Tree(const fs::path& dir) {
     if ((rel.rfind("c.db", 0) == 0 && rel.rfind("c.db.replace/", 0) != 0) ||
         rel == "c.db.replace/lock")
       continue;
-    out[rel] =
-        DigestHex(Sha256::Of(bytes.data(), bytes.size())) + " " +
-        std::to_string(int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec);
+    out[rel] = DigestHex(Sha256::Of(bytes.data(), bytes.size())) + " " +
+               std::to_string(int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec);
   }
   return out;
 }
@@ -370,16 +369,20 @@ TEST_F(HostileApply, AMalformedPlanIsRefusedWithAnErrorNamingTheFile) {
       {"format of the wrong type", edit([](json& j) { j["format"] = 7; })},
       {"version as a string", edit([](json& j) { j["version"] = "1"; })},
       {"actions not an array", edit([](json& j) { j["actions"] = 5; })},
-      {"odd hex path", edit([](json& j) { j["actions"][0]["path"] = {{"hex", "616"}}; })},
-      {"non-hex path", edit([](json& j) { j["actions"][0]["path"] = {{"hex", "zz"}}; })},
-      {"NUL byte in a path",
-       edit([](json& j) { j["actions"][0]["abs_path"] = {{"hex", "2f6100"}}; })},
+      {"odd hex path", edit([](json& j) {
+         j["actions"][0]["path"] = {{"hex", "616"}};
+       })},
+      {"non-hex path", edit([](json& j) {
+         j["actions"][0]["path"] = {{"hex", "zz"}};
+       })},
+      {"NUL byte in a path", edit([](json& j) {
+         j["actions"][0]["abs_path"] = {{"hex", "2f6100"}};
+       })},
       {"path climbing out", edit([](json& j) { j["actions"][0]["path"] = "a/../../x.png"; })},
       {"absolute relative path", edit([](json& j) { j["actions"][0]["path"] = "/etc/passwd"; })},
       {"source with a slash", edit([](json& j) { j["actions"][0]["source"] = "../x"; })},
       {"negative bytes", edit([](json& j) { j["actions"][0]["bytes"] = -1; })},
-      {"bytes adding past int64",
-       edit([](json& j) {
+      {"bytes adding past int64", edit([](json& j) {
          for (auto& a : j["actions"]) a["bytes"] = int64_t(1) << 56;
          for (int i = 0; i < 200; ++i) j["actions"].push_back(j["actions"][0]);
        })},

@@ -780,7 +780,8 @@ Status CheckPlan(Catalogue& cat, Env& env, const Plan& plan, ActionKind kind,
     const std::string entry = "plan entry " + std::to_string(i) + " (file " +
                               std::to_string(a.file_id) + ", " + a.source + "/" +
                               DisplayPath(a.path) + ")";
-    if (!seen.insert(a.file_id).second) return InvalidArgument(entry + ": file listed twice" + refused);
+    if (!seen.insert(a.file_id).second)
+      return InvalidArgument(entry + ": file listed twice" + refused);
     if (masters.count(a.file_id))
       return InvalidArgument(entry + ": the file is also a master in this plan" + refused);
     if (retiring.count(a.master_file_id))
@@ -792,9 +793,9 @@ Status CheckPlan(Catalogue& cat, Env& env, const Plan& plan, ActionKind kind,
       int64_t id;
       const std::string &source, &path, &abs_path;
     };
-    for (const Side& side : {Side{"file", a.file_id, a.source, a.path, a.abs_path},
-                             Side{"master", a.master_file_id, a.master_source, a.master_path,
-                                  a.master_abs_path}}) {
+    for (const Side& side :
+         {Side{"file", a.file_id, a.source, a.path, a.abs_path},
+          Side{"master", a.master_file_id, a.master_source, a.master_path, a.master_abs_path}}) {
       auto f = file_of.find(side.id);
       if (f == file_of.end())
         return InvalidArgument(entry + ": the catalogue has no file " + std::to_string(side.id) +
@@ -809,8 +810,8 @@ Status CheckPlan(Catalogue& cat, Env& env, const Plan& plan, ActionKind kind,
         return InvalidArgument(entry + ": the plan's " + side.what + " " + side.source + "/" +
                                DisplayPath(side.path) + " at " + DisplayPath(side.abs_path) +
                                " is not the catalogue's file " + std::to_string(side.id) + " (" +
-                               fe.source + "/" + DisplayPath(fe.path) + " at " +
-                               DisplayPath(abs) + ")" + refused);
+                               fe.source + "/" + DisplayPath(fe.path) + " at " + DisplayPath(abs) +
+                               ")" + refused);
       // Apply writes in the file's folder (renames, links): it must be the
       // Source's, after symlinks and "..".
       DOPPEL_ASSIGN_OR_RETURN(std::string folder, Resolve(env, Parent(abs)));
@@ -847,10 +848,9 @@ Result<ApplyReport> ApplyPlan(Catalogue& cat, const Plan& plan, const ApplyOptio
   const std::string state = StateDir(cat);
   std::string quarantine = o.quarantine_dir.empty() ? state + "/quarantine" : o.quarantine_dir;
   while (quarantine.size() > 1 && quarantine.back() == '/') quarantine.pop_back();
-  DOPPEL_RETURN_IF_ERROR(CheckPlan(cat, env, plan, o.action,
-                                   o.action == ActionKind::kQuarantine
-                                       ? quarantine + "/" + op
-                                       : state + "/trash/" + op));
+  DOPPEL_RETURN_IF_ERROR(CheckPlan(
+      cat, env, plan, o.action,
+      o.action == ActionKind::kQuarantine ? quarantine + "/" + op : state + "/trash/" + op));
   // The intent, in one durable write: a torn one is recognised (no "ready")
   // and means nothing was done.
   std::string intent = JournalLine({{"type", "begin"},
