@@ -45,6 +45,10 @@ class Env {
   virtual Result<std::string> ReadFile(const std::string& path) = 0;
   virtual Result<std::string> ReadLink(const std::string& path) = 0;
   virtual Result<std::vector<std::string>> ListDir(const std::string& dir) = 0;  // names
+  // realpath(3): the absolute path with every symlink and ".." resolved; the
+  // path must exist. Not pure, so test Envs that only fault mutations need
+  // not forward it.
+  virtual Result<std::string> RealPath(const std::string& path);
 
   // --- Mutations: each one is a step fault injection can fail. ---
   // rename(2). Fails with kUnsupported when `from` and `to` are on different

@@ -251,21 +251,65 @@ class Runner {
     if (t.exists) {
       DOPPEL_ASSIGN_OR_RETURN(bool ours, IsOurLink(x, x.tmp));
       if (ours) return Status::OK();
-      DOPPEL_RETURN_IF_ERROR(env_.Remove(x.tmp));
+      // Someone's own file under that name: never ours to remove.
+      return Changed(DisplayPath(x.tmp) + " exists and is not a link doppel made; " + Name(x.a) +
+                     " left alone, skipped");
     }
     if (x.kind == ActionKind::kSymlink) return env_.Symlink(x.a.master_abs_path, x.tmp);
     return env_.Link(x.a.master_abs_path, x.tmp);
   }
 
+  // True when the master still holds the bytes the plan saw.
+  Result<bool> MasterIntact(const Act& x) {
+    DOPPEL_ASSIGN_OR_RETURN(Env::FileInfo m, env_.Stat(x.a.master_abs_path));
+    if (!m.exists || !m.is_regular) return false;
+    DOPPEL_ASSIGN_OR_RETURN(std::string sha, env_.Sha256Hex(x.a.master_abs_path));
+    return sha == x.a.master_sha256;
+  }
+
+  // The last step of a link action. The link prepared in step 0 can vanish
+  // between a crash and the resume (someone cleaned up `*.doppel-link`); the
+  // file's bytes are then only in `keep`. So that a resume always gets
+  // through, the step then makes the link again if the master is still the
+  // verified one, else puts the kept bytes back and reports the action as
+  // skipped (kChanged): never a state that neither resume nor undo can leave.
   Status PutLink(const Act& x) {
     DOPPEL_ASSIGN_OR_RETURN(Env::FileInfo t, env_.Stat(x.tmp));
     if (!t.exists) {
       DOPPEL_ASSIGN_OR_RETURN(bool ours, IsOurLink(x, x.a.abs_path));
-      if (ours) return Status::OK();
-      return Corruption(DisplayPath(x.tmp) + ": the link doppel made has vanished");
+      if (ours) return Status::OK();  // renamed before the crash
+      DOPPEL_ASSIGN_OR_RETURN(Env::FileInfo f, env_.Stat(x.a.abs_path));
+      DOPPEL_ASSIGN_OR_RETURN(Env::FileInfo k, env_.Stat(x.keep));
+      if (f.exists) {
+        if (!k.exists) {
+          // Put back by an earlier run of this step, killed before the skip
+          // was recorded.
+          return Changed(Name(x.a) + ": the link doppel made vanished and its master changed; " +
+                         "the file was put back, skipped");
+        }
+        return Changed(Name(x.a) + ": the link doppel made vanished and another file took its " +
+                       "place; left alone, skipped; the original bytes stay at " +
+                       DisplayPath(x.keep));
+      }
+      DOPPEL_ASSIGN_OR_RETURN(bool intact, MasterIntact(x));
+      if (!intact) {
+        DOPPEL_RETURN_IF_ERROR(Move(x.keep, x.a.abs_path, x.a.sha256));
+        return Changed(Name(x.a) + ": the link doppel made vanished and its master changed; " +
+                       "the file was put back, skipped");
+      }
+      DOPPEL_RETURN_IF_ERROR(MakeLink(x));
     }
     DOPPEL_RETURN_IF_ERROR(env_.Rename(x.tmp, x.a.abs_path));
     return env_.SyncDir(Parent(x.a.abs_path));
+  }
+
+  // After a link action was skipped part-way: removes the link it prepared.
+  Status RemovePreparedLink(const Act& x) {
+    if (x.kind != ActionKind::kHardlink && x.kind != ActionKind::kSymlink) return Status::OK();
+    DOPPEL_ASSIGN_OR_RETURN(bool ours, IsOurLink(x, x.tmp));
+    if (!ours) return Status::OK();
+    DOPPEL_RETURN_IF_ERROR(env_.Remove(x.tmp));
+    return env_.SyncDir(Parent(x.tmp));
   }
 
   Status RemoveLink(const Act& x) {
@@ -492,7 +536,21 @@ class Runner {
         auto sd = js.steps_done.find(i);
         first_step = sd == js.steps_done.end() ? 0 : sd->second;
       }
-      DOPPEL_RETURN_IF_ERROR(RunSteps(x, first_step, false));
+      Status st = RunSteps(x, first_step, false);
+      if (st.code() == StatusCode::kChanged) {
+        // The file or its master changed under the action (or its place was
+        // taken): the steps left the bytes where the message says; skip it,
+        // so the operation can always finish.
+        DOPPEL_RETURN_IF_ERROR(RemovePreparedLink(x));
+        DOPPEL_RETURN_IF_ERROR(LogApply(x, "warning", 0, st.message()));
+        DOPPEL_RETURN_IF_ERROR(Append({{"type", "skip"}, {"index", i}, {"reason", st.message()}}));
+        out.outcome = "skipped";
+        out.message = st.message();
+        Count(report, out);
+        if (o_.progress) o_.progress(i + 1, total, "skipped " + st.message());
+        continue;
+      }
+      DOPPEL_RETURN_IF_ERROR(st);
       DOPPEL_RETURN_IF_ERROR(LogApply(x, "success", x.reclaimed, x.a.reason));
       DOPPEL_RETURN_IF_ERROR(Append({{"type", "done"}, {"index", i}}));
       out.reclaimed_bytes = x.reclaimed;
@@ -658,6 +716,122 @@ void RemoveEmptyTree(Env& env, const std::string& dir) {
   (void)env.Remove(dir);
 }
 
+// `path` as the kernel reaches it: its longest existing prefix resolved by
+// realpath(3) (symlinks and ".." followed), the rest appended with "." and
+// ".." applied lexically (those folders do not exist yet; apply creates them).
+Result<std::string> Resolve(Env& env, const std::string& path) {
+  std::string head = path;
+  std::vector<std::string> tail;  // the missing components, leaf first
+  for (;;) {
+    DOPPEL_ASSIGN_OR_RETURN(Env::FileInfo fi, env.Stat(head));
+    if (fi.exists) break;
+    const std::string parent = Parent(head);
+    if (parent == head) break;
+    const size_t slash = head.rfind('/');
+    tail.push_back(slash == std::string::npos ? head : head.substr(slash + 1));
+    head = parent;
+  }
+  DOPPEL_ASSIGN_OR_RETURN(std::string out, env.RealPath(head));
+  for (auto it = tail.rbegin(); it != tail.rend(); ++it) {
+    if (*it == "." || it->empty()) continue;
+    if (*it == "..") {
+      out = Parent(out);
+      continue;
+    }
+    out += out == "/" ? *it : "/" + *it;
+  }
+  return out;
+}
+
+bool SameOrUnder(const std::string& path, const std::string& dir) {
+  return path == dir || Under(path, dir);
+}
+
+// Validates a whole plan against the catalogue before anything is written:
+// every action's file and master must be the catalogue's (ids, Sources,
+// paths), every folder apply writes in (the file's, the master's, the kept
+// copy's) must resolve inside its Source or inside `keep_root`. A plan file
+// is only a list of decisions; the paths it acts on come from the catalogue.
+Status CheckPlan(Catalogue& cat, Env& env, const Plan& plan, ActionKind kind,
+                 const std::string& keep_root) {
+  const std::string refused =
+      "; the plan was refused and nothing was changed (make a new plan with `doppel plan`)";
+  DOPPEL_ASSIGN_OR_RETURN(std::vector<Source> sources, cat.ListSources());
+  DOPPEL_ASSIGN_OR_RETURN(std::vector<FileEntry> files, cat.ListFiles(std::nullopt, "", 0));
+  std::map<std::string, std::pair<std::string, std::string>> root_of;  // name -> (root, real)
+  for (const Source& s : sources) {
+    DOPPEL_ASSIGN_OR_RETURN(std::string real, Resolve(env, s.root));
+    root_of[s.name] = {s.root, real};
+  }
+  std::map<int64_t, const FileEntry*> file_of;
+  for (const FileEntry& f : files) file_of[f.id] = &f;
+  std::string keep_real;
+  if (kind != ActionKind::kRedirectOnly) {
+    DOPPEL_ASSIGN_OR_RETURN(keep_real, Resolve(env, keep_root));
+  }
+  std::set<int64_t> retiring, masters;
+  for (const PlannedAction& a : plan.actions) {
+    retiring.insert(a.file_id);
+    masters.insert(a.master_file_id);
+  }
+  std::set<int64_t> seen;
+  for (size_t i = 0; i < plan.actions.size(); ++i) {
+    const PlannedAction& a = plan.actions[i];
+    const std::string entry = "plan entry " + std::to_string(i) + " (file " +
+                              std::to_string(a.file_id) + ", " + a.source + "/" +
+                              DisplayPath(a.path) + ")";
+    if (!seen.insert(a.file_id).second)
+      return InvalidArgument(entry + ": file listed twice" + refused);
+    if (masters.count(a.file_id))
+      return InvalidArgument(entry + ": the file is also a master in this plan" + refused);
+    if (retiring.count(a.master_file_id))
+      return InvalidArgument(entry + ": its master (file " + std::to_string(a.master_file_id) +
+                             ") is retired by this plan too" + refused);
+    // The same checks for the file and its master; `what` names which.
+    struct Side {
+      const char* what;
+      int64_t id;
+      const std::string &source, &path, &abs_path;
+    };
+    for (const Side& side :
+         {Side{"file", a.file_id, a.source, a.path, a.abs_path},
+          Side{"master", a.master_file_id, a.master_source, a.master_path, a.master_abs_path}}) {
+      auto f = file_of.find(side.id);
+      if (f == file_of.end())
+        return InvalidArgument(entry + ": the catalogue has no file " + std::to_string(side.id) +
+                               refused);
+      const FileEntry& fe = *f->second;
+      auto root = root_of.find(fe.source);
+      if (root == root_of.end())
+        return InvalidArgument(entry + ": the catalogue has no Source '" + fe.source + "'" +
+                               refused);
+      const std::string abs = JoinPath(root->second.first, fe.path);
+      if (fe.source != side.source || fe.path != side.path || abs != side.abs_path)
+        return InvalidArgument(entry + ": the plan's " + side.what + " " + side.source + "/" +
+                               DisplayPath(side.path) + " at " + DisplayPath(side.abs_path) +
+                               " is not the catalogue's file " + std::to_string(side.id) + " (" +
+                               fe.source + "/" + DisplayPath(fe.path) + " at " + DisplayPath(abs) +
+                               ")" + refused);
+      // Apply writes in the file's folder (renames, links): it must be the
+      // Source's, after symlinks and "..".
+      DOPPEL_ASSIGN_OR_RETURN(std::string folder, Resolve(env, Parent(abs)));
+      if (!SameOrUnder(folder, root->second.second))
+        return InvalidArgument(entry + ": the " + side.what + "'s folder " +
+                               DisplayPath(Parent(abs)) + " resolves to " + DisplayPath(folder) +
+                               ", outside its Source " + fe.source + " (" +
+                               DisplayPath(root->second.second) + ")" + refused);
+    }
+    if (kind != ActionKind::kRedirectOnly) {
+      const std::string keep = keep_root + "/" + a.source + "/" + a.path;
+      DOPPEL_ASSIGN_OR_RETURN(std::string folder, Resolve(env, Parent(keep)));
+      if (!SameOrUnder(folder, keep_real))
+        return InvalidArgument(entry + ": its kept copy would go to " + DisplayPath(folder) +
+                               ", outside " + DisplayPath(keep_real) + refused);
+    }
+  }
+  return Status::OK();
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- public
@@ -674,6 +848,9 @@ Result<ApplyReport> ApplyPlan(Catalogue& cat, const Plan& plan, const ApplyOptio
   const std::string state = StateDir(cat);
   std::string quarantine = o.quarantine_dir.empty() ? state + "/quarantine" : o.quarantine_dir;
   while (quarantine.size() > 1 && quarantine.back() == '/') quarantine.pop_back();
+  DOPPEL_RETURN_IF_ERROR(CheckPlan(
+      cat, env, plan, o.action,
+      o.action == ActionKind::kQuarantine ? quarantine + "/" + op : state + "/trash/" + op));
   // The intent, in one durable write: a torn one is recognised (no "ready")
   // and means nothing was done.
   std::string intent = JournalLine({{"type", "begin"},

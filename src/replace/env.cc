@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -252,6 +253,14 @@ class PosixEnv final : public Env {
 };
 
 }  // namespace
+
+Result<std::string> Env::RealPath(const std::string& path) {
+  char* r = ::realpath(path.c_str(), nullptr);
+  if (!r) return Errno("resolve", path, errno);
+  std::string out(r);
+  std::free(r);
+  return out;
+}
 
 Env* Env::Default() {
   static Env* env = new PosixEnv();

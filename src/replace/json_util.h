@@ -21,12 +21,28 @@ inline nlohmann::json PathJson(const std::string& raw) {
   return nlohmann::json{{"hex", h}};
 }
 
-// Inverse of PathJson; throws nlohmann::json::exception on a malformed value.
+// Inverse of PathJson; throws nlohmann::json::exception on a malformed value
+// (not a string or {"hex"}, odd or non-hex digits, or a NUL byte, which no
+// POSIX path holds and which would cut the path short at the system call).
 inline std::string PathFromJson(const nlohmann::json& j) {
-  if (j.is_string()) return j.get<std::string>();
-  const std::string h = j.at("hex").get<std::string>();
+  auto bad = [](const std::string& why) {
+    return nlohmann::json::type_error::create(302, "path " + why, nullptr);
+  };
   std::string raw;
-  for (size_t i = 0; i + 1 < h.size(); i += 2) raw += char(std::stoi(h.substr(i, 2), nullptr, 16));
+  if (j.is_string()) {
+    raw = j.get<std::string>();
+  } else {
+    const std::string h = j.at("hex").get<std::string>();
+    if (h.size() % 2 != 0) throw bad("has an odd number of hex digits");
+    auto digit = [&](char c) -> int {
+      if (c >= '0' && c <= '9') return c - '0';
+      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+      if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+      throw bad("has a character that is not a hex digit");
+    };
+    for (size_t i = 0; i < h.size(); i += 2) raw += char(digit(h[i]) * 16 + digit(h[i + 1]));
+  }
+  if (raw.find('\0') != std::string::npos) throw bad("holds a NUL byte");
   return raw;
 }
 

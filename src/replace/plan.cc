@@ -275,26 +275,89 @@ std::string PlanToJson(const Plan& p) {
   return DumpJson(j, 2) + "\n";
 }
 
+namespace {
+
+// Plans are a few levels deep; anything deeper is not a plan, and refusing it
+// keeps the recursive parts of the JSON library (dump, comparisons) shallow.
+constexpr int kMaxPlanDepth = 32;
+
+bool IsSha256Hex(const std::string& s) {
+  return s.size() == 64 && s.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+// A Source name as the catalogue holds it: one path component.
+bool IsSourceName(const std::string& s) {
+  return !s.empty() && s != "." && s != ".." && s.find('/') == std::string::npos;
+}
+
+// A path relative to a Source root that stays inside it: no leading '/', no
+// empty, "." or ".." component.
+bool IsInsidePath(const std::string& p) {
+  if (p.empty() || p.front() == '/') return false;
+  size_t start = 0;
+  for (;;) {
+    const size_t slash = p.find('/', start);
+    const std::string part = p.substr(start, slash == std::string::npos ? slash : slash - start);
+    if (part.empty() || part == "." || part == "..") return false;
+    if (slash == std::string::npos) return true;
+    start = slash + 1;
+  }
+}
+
+// Empty when the action's fields are well formed, else what is wrong.
+std::string ActionProblem(const PlannedAction& a) {
+  if (a.file_id <= 0 || a.master_file_id <= 0) return "file ids must be positive";
+  if (a.file_id == a.master_file_id) return "the file is its own master";
+  if (a.bytes < 0 || a.bytes > (int64_t(1) << 56)) return "\"bytes\" is out of range";
+  if (!IsSha256Hex(a.sha256) || !IsSha256Hex(a.master_sha256))
+    return "a SHA-256 is not 64 lower-case hex digits";
+  if (!IsSourceName(a.source) || !IsSourceName(a.master_source)) return "a source name is invalid";
+  if (!IsInsidePath(a.path) || !IsInsidePath(a.master_path))
+    return "a path is not relative to its Source (absolute, empty, or with a '..' part)";
+  if (a.abs_path.empty() || a.abs_path.front() != '/' || a.master_abs_path.empty() ||
+      a.master_abs_path.front() != '/')
+    return "an abs_path is not absolute";
+  return "";
+}
+
+}  // namespace
+
 Result<Plan> PlanFromJson(const std::string& text, const std::string& name) {
-  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+  const std::string refused = "; refused (nothing was changed): make a new plan with `doppel plan`";
+  bool too_deep = false;
+  nlohmann::json j = nlohmann::json::parse(
+      text,
+      [&](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+        if (depth > kMaxPlanDepth) too_deep = true;
+        return depth <= kMaxPlanDepth;
+      },
+      false);
+  if (too_deep)
+    return Corruption(name + ": nested deeper than any plan (" + std::to_string(kMaxPlanDepth) +
+                      " levels)" + refused);
   if (j.is_discarded() || !j.is_object())
-    return Corruption(name + ": not a JSON plan file (docs/plan.md)");
-  if (j.value("format", "") != "doppel-plan")
-    return InvalidArgument(name + ": not a doppel plan (no \"format\": \"doppel-plan\")");
-  const int version = j.value("version", 0);
-  if (version > kPlanVersion)
-    return Unsupported(name + ": plan version " + std::to_string(version) +
-                       " is newer than this doppel (" + std::to_string(kPlanVersion) +
-                       "); upgrade doppel");
-  if (version < 1) return Corruption(name + ": plan has no valid version");
+    return Corruption(name + ": not a JSON plan file (docs/plan.md)" + refused);
+  // Every field is read inside the try: a value of the wrong type throws.
   try {
+    if (!j.contains("format") || j["format"] != "doppel-plan")
+      return InvalidArgument(name + ": not a doppel plan (no \"format\": \"doppel-plan\")");
+    if (!j.contains("version") || !j["version"].is_number_integer())
+      return Corruption(name + ": plan has no valid version" + refused);
+    const int64_t version = j["version"].get<int64_t>();
+    if (version > kPlanVersion)
+      return Unsupported(name + ": plan version " + std::to_string(version) +
+                         " is newer than this doppel (" + std::to_string(kPlanVersion) +
+                         "); upgrade doppel");
+    if (version < 1) return Corruption(name + ": plan has no valid version" + refused);
     Plan p;
-    p.version = version;
+    p.version = int(version);
     p.plan_id = j.at("plan_id").get<std::string>();
     p.created_at = j.value("created_at", "");
     p.catalogue = j.value("catalogue", "");
     p.policy = j.value("policy", "");
     p.include_unconfirmed = j.value("include_unconfirmed", false);
+    if (!j.at("clusters").is_array() || !j.at("actions").is_array())
+      return Corruption(name + ": \"clusters\" and \"actions\" must be arrays" + refused);
     for (const auto& c : j.at("clusters")) {
       PlannedCluster pc;
       pc.cluster_id = c.at("cluster_id").get<int64_t>();
@@ -310,8 +373,14 @@ Result<Plan> PlanFromJson(const std::string& text, const std::string& name) {
       p.clusters.push_back(std::move(pc));
     }
     for (const auto& a : j.at("actions")) {
+      const size_t index = p.actions.size();
       PlannedAction x = ActionFromJson(a);
-      p.bytes_to_reclaim += x.bytes;
+      const std::string problem = ActionProblem(x);
+      if (!problem.empty())
+        return Corruption(name + ": action " + std::to_string(index) + " (file " +
+                          std::to_string(x.file_id) + "): " + problem + refused);
+      if (__builtin_add_overflow(p.bytes_to_reclaim, x.bytes, &p.bytes_to_reclaim))
+        return Corruption(name + ": the actions' bytes add up past any archive" + refused);
       p.actions.push_back(std::move(x));
     }
     if (j.contains("skipped"))
@@ -319,7 +388,7 @@ Result<Plan> PlanFromJson(const std::string& text, const std::string& name) {
         p.skipped.push_back({s.at("cluster_id").get<int64_t>(), s.value("reason", "")});
     return p;
   } catch (const std::exception& e) {
-    return Corruption(name + ": malformed plan: " + e.what());
+    return Corruption(name + ": malformed plan: " + e.what() + refused);
   }
 }
 
