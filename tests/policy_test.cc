@@ -2,6 +2,8 @@
 // a more authoritative department, the built-in policy keeps the richer copy;
 // a policy that puts departments first keeps the lesser one and the plan
 // says so. Real images, a real scan and match, a real SQLite catalogue.
+#include "doppel/policy.h"
+
 #include <gtest/gtest.h>
 #include <vips/vips.h>
 
@@ -10,7 +12,6 @@
 #include <string>
 
 #include "doppel/catalogue.h"
-#include "doppel/policy.h"
 #include "doppel/replace.h"
 #include "test_util.h"
 
@@ -89,8 +90,7 @@ class InformationFirst : public ::testing::Test {
       Img k1(scaled);
       ASSERT_EQ(vips_cast(scaled, &ushort, VIPS_FORMAT_USHORT, nullptr), 0);
       Img k2(ushort);
-      ASSERT_EQ(vips_copy(ushort, &rgb16, "interpretation", VIPS_INTERPRETATION_RGB16, nullptr),
-                0);
+      ASSERT_EQ(vips_copy(ushort, &rgb16, "interpretation", VIPS_INTERPRETATION_RGB16, nullptr), 0);
       Img k3(rgb16);
       Save(rgb16, low / "deep16.tif");
       testing::CopyFile(work / "deep8.tif", high / "deep8.tif");
@@ -193,8 +193,7 @@ rules = ["source", "information", "original", "capture_date", "metadata", "file_
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(back->LesserMasters(), int64_t(pairs_.size()));
   const fs::path policy_file = tmp_ / "departments-first.toml";
-  testing::WriteFile(policy_file,
-                     "version = 2\nrules = [\"source\", \"original\"]\n");
+  testing::WriteFile(policy_file, "version = 2\nrules = [\"source\", \"original\"]\n");
   auto cli = RunDoppel({"--db", db_, "plan", "--include-unconfirmed", "--policy",
                         policy_file.string(), "-o", (tmp_ / "plan.json").string()});
   ASSERT_EQ(cli.exit_code, 0) << cli.err;
@@ -227,7 +226,8 @@ TEST(InformationDominance, AxesAreMeasuredFromTheRecordAndIncomparableCopiesTie)
   EXPECT_EQ(HoldsMostInformation(c), (std::vector<bool>{true, true}));
   // A crop known from the match relation loses to the whole picture even at
   // the same size.
-  std::vector<Candidate> crop = {cand(3, "png", 800, 600, 3, 8, 1), cand(4, "png", 800, 600, 3, 8, 1)};
+  std::vector<Candidate> crop = {cand(3, "png", 800, 600, 3, 8, 1),
+                                 cand(4, "png", 800, 600, 3, 8, 1)};
   Match m;
   m.file_a = 3;
   m.file_b = 4;

@@ -1022,7 +1022,8 @@ TEST_F(TrashFixture, AFailureAtEveryStepOfPurgeIsFinishedByPurgingAgain) {
         // Undo never runs on a half-purged operation.
         ApplyOptions o;
         auto u = Undo(*cat_, op, o);
-        if (!u.ok() && u.status().message().find("can no longer be restored") != std::string::npos) {
+        if (!u.ok() &&
+            u.status().message().find("can no longer be restored") != std::string::npos) {
           // Refused before touching anything; purging again finishes the job.
         } else {
           // The failure came before the purge began: the trash is whole and

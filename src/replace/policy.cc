@@ -40,8 +40,8 @@ const char* PolicyRuleName(PolicyRule r) {
 namespace {
 
 std::optional<PolicyRule> ParseRule(std::string_view s) {
-  for (PolicyRule r : {PolicyRule::kInformation, PolicyRule::kSource, PolicyRule::kOriginal, PolicyRule::kCaptureDate,
-                       PolicyRule::kMetadata, PolicyRule::kFileId})
+  for (PolicyRule r : {PolicyRule::kInformation, PolicyRule::kSource, PolicyRule::kOriginal,
+                       PolicyRule::kCaptureDate, PolicyRule::kMetadata, PolicyRule::kFileId})
     if (s == PolicyRuleName(r)) return r;
   return std::nullopt;
 }
@@ -146,7 +146,8 @@ Verdict Decide(PolicyRule rule, int order, std::string reason) {
 }
 
 bool IsGrey(const ImageInfo& i) {
-  return i.colourspace == "b-w" || i.colourspace == "grey16" || i.bands - (i.has_alpha ? 1 : 0) == 1;
+  return i.colourspace == "b-w" || i.colourspace == "grey16" ||
+         i.bands - (i.has_alpha ? 1 : 0) == 1;
 }
 
 bool CroppedFrom(const Candidate& inner, const Candidate& outer) {
@@ -158,9 +159,9 @@ bool CroppedFrom(const Candidate& inner, const Candidate& outer) {
 // described (the richer copy's words first).
 struct Axis {
   int cmp = 0;
-  std::string more;     // "it is in colour, the other greyscale"
-  std::string lesser;   // "a greyscale copy"
-  std::string richer;   // "the colour original"
+  std::string more;    // "it is in colour, the other greyscale"
+  std::string lesser;  // "a greyscale copy"
+  std::string richer;  // "the colour original"
 };
 
 std::vector<Axis> InformationAxes(const Candidate& a, const Candidate& b) {
@@ -178,8 +179,7 @@ std::vector<Axis> InformationAxes(const Candidate& a, const Candidate& b) {
   const int64_t pa = int64_t(ia.width) * ia.height, pb = int64_t(ib.width) * ib.height;
   if (pa != pb) {
     auto [r, l] = side(pa > pb, ia, ib);
-    axes.push_back({pa > pb ? 1 : -1,
-                    "it has more pixels (" + Dim(r) + " against " + Dim(l) + ")",
+    axes.push_back({pa > pb ? 1 : -1, "it has more pixels (" + Dim(r) + " against " + Dim(l) + ")",
                     "a smaller copy (" + Dim(l) + ")", "the larger original (" + Dim(r) + ")"});
   }
   const bool ca = CroppedFrom(a, b), cb = CroppedFrom(b, a);

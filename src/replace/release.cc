@@ -67,7 +67,7 @@ Result<ReleaseFiles> MakeRelease(Catalogue& cat, const std::string& version) {
       for (const auto& m : j.value("masters", nlohmann::json::array()))
         if (m.is_object() && m.value("path", nlohmann::json()).is_string())
           named[m.value("file_id", int64_t(0))] = {m.value("source", ""), m.value("path", ""),
-                                                    m.value("sha256", "")};
+                                                   m.value("sha256", "")};
   }
   DOPPEL_ASSIGN_OR_RETURN(std::vector<RetiredFile> retired, RetiredFiles(cat));
   DOPPEL_ASSIGN_OR_RETURN(std::vector<StoredMetadata> docs, cat.LoadConsolidatedMetadata());
@@ -86,7 +86,7 @@ Result<ReleaseFiles> MakeRelease(Catalogue& cat, const std::string& version) {
     direct[r.file_id] = master;
     named[r.file_id] = {d.value("source", ""), d.value("path", ""), d.value("sha256", "")};
     named[master] = {d.value("master_source", ""), d.value("master_path", ""),
-                       d.value("master_sha256", "")};
+                     d.value("master_sha256", "")};
   }
   // Single hop: a master retired since is followed to the live copy it was
   // retired for, so a portal never redirects to a retired path.
@@ -110,8 +110,8 @@ Result<ReleaseFiles> MakeRelease(Catalogue& cat, const std::string& version) {
   std::string csv = "old_path,new_path\n";
   auto target_json = [&](int64_t t) {
     const Named& n = named[t];
-    return nlohmann::json{{"file_id", t}, {"source", n.source}, {"path", n.path},
-                          {"sha256", n.sha256}};
+    return nlohmann::json{
+        {"file_id", t}, {"source", n.source}, {"path", n.path}, {"sha256", n.sha256}};
   };
   for (const RetiredFile& r : retired) {
     auto it = detail_of.find(r.file_id);

@@ -103,9 +103,8 @@ Status RefuseIfPurged(Env& env, const std::string& path, const std::string& oper
   if (n > 5) names += " and " + std::to_string(n - 5) + " more";
   return InvalidArgument(
       "operation " + operation + " cannot be undone: its trash was purged on " + ps.time + " (" +
-      ps.purge_id + "), so " + std::to_string(n) +
-      " retired files can no longer be restored: " + names +
-      "; nothing was changed, their masters are kept" +
+      ps.purge_id + "), so " + std::to_string(n) + " retired files can no longer be restored: " +
+      names + "; nothing was changed, their masters are kept" +
       (ps.committed ? "" : " (the purge was interrupted: run `doppel trash purge` to finish it)"));
 }
 
@@ -116,8 +115,7 @@ Result<PurgeReport> PurgeTrash(Catalogue& cat, const PurgeOptions& o) {
   const std::string journal_dir = StateDir(cat) + "/journal";
   DOPPEL_RETURN_IF_ERROR(env.CreateDirs(journal_dir));
   // One apply, resume, undo or purge at a time (the lock apply.cc takes).
-  DOPPEL_ASSIGN_OR_RETURN(std::unique_ptr<Env::Lock> lock,
-                          env.LockFile(StateDir(cat) + "/lock"));
+  DOPPEL_ASSIGN_OR_RETURN(std::unique_ptr<Env::Lock> lock, env.LockFile(StateDir(cat) + "/lock"));
   const int64_t now = o.now_unix ? o.now_unix : int64_t(std::time(nullptr));
   PurgeReport report;
   report.purge_id = NewOperationId("purge");
@@ -149,12 +147,12 @@ Result<PurgeReport> PurgeTrash(Catalogue& cat, const PurgeOptions& o) {
     DOPPEL_RETURN_IF_ERROR(RepairJournal(env, path, js));
     const std::string purge_id = ps.purge_id.empty() ? report.purge_id : ps.purge_id;
     if (ps.purge_id.empty())
-      DOPPEL_RETURN_IF_ERROR(env.AppendDurably(
-          path, JournalLine({{"type", "purge-begin"},
-                             {"purge_operation", purge_id},
-                             {"time", UtcNow()},
-                             {"older_than_days", o.older_than_days},
-                             {"hold_days", o.hold_days}})));
+      DOPPEL_RETURN_IF_ERROR(
+          env.AppendDurably(path, JournalLine({{"type", "purge-begin"},
+                                               {"purge_operation", purge_id},
+                                               {"time", UtcNow()},
+                                               {"older_than_days", o.older_than_days},
+                                               {"hold_days", o.hold_days}})));
     PurgedOperation done{op, applied_at, 0, 0};
     for (const auto& [i, rec] : js.started) {
       auto fin = js.finished.find(i);

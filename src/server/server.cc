@@ -571,7 +571,8 @@ json Server::Impl::ClusterJson(Catalogue& cat, const Cluster& c, bool full) {
   }
   // The policy's own test (docs/policy.md), so the page and the plan agree.
   const std::vector<bool> most = HoldsMostInformation(cands);
-  for (size_t i = 0; i < cands.size(); ++i) members[cand_member[i]]["most_information"] = bool(most[i]);
+  for (size_t i = 0; i < cands.size(); ++i)
+    members[cand_member[i]]["most_information"] = bool(most[i]);
   json out = {{"id", c.id},
               {"master_id", c.master_file_id},
               {"size", c.members.size()},
