@@ -9,14 +9,17 @@
 
 namespace doppel {
 
-inline constexpr int kReleaseVersion = 1;
+// 2: redirects are single-hop and list every retired path (state.redirects
+// records them for the next release); changes.repointed.
+inline constexpr int kReleaseVersion = 2;
 
 struct ReleaseFiles {
   std::string version;
   std::string manifest_json;  // manifest.json
-  std::string redirects_csv;  // redirects.csv: old_path,new_path
+  std::string redirects_csv;  // redirects.csv: old_path,new_path for every retired path, to a
+                              // live master (one hop)
   std::string changes_md;     // CHANGES.md
-  int64_t newly_retired = 0, restored = 0;
+  int64_t newly_retired = 0, restored = 0, repointed = 0;
 };
 
 // Builds release `version` from the audit trail (which files are retired now)

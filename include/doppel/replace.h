@@ -111,6 +111,10 @@ struct PlannedCluster {
   std::string reason;              // "kept archives/x.tif: source 'archives' ranks above
                                    // 'apur' in the policy"
   std::vector<std::string> notes;  // files left out and why
+  // Set when the kept copy holds strictly less than a retired one (a policy
+  // or a reviewer chose it): "keeps a greyscale copy; the colour original
+  // apur/x.jpg is retired" (LesserCopyWarning).
+  std::string warning;
   ConsolidatedMetadata metadata;
 };
 
@@ -131,6 +135,7 @@ struct Plan {
   std::vector<PlannedAction> actions;
   std::vector<SkippedCluster> skipped;
   int64_t bytes_to_reclaim = 0;
+  int64_t LesserMasters() const;  // clusters with a warning
 };
 
 struct PlanOptions {
@@ -198,6 +203,42 @@ Result<ApplyReport> ResumeApply(Catalogue& catalogue, const std::string& operati
 // left alone and reported.
 Result<ApplyReport> Undo(Catalogue& catalogue, const std::string& operation_id,
                          const ApplyOptions& options);
+
+// ---------------------------------------------------------------- Trash
+// Retired bytes kept for undo (delete, hardlink and symlink keep the file in
+// StateDir()/trash/OPERATION) are removed for good once an operation is old
+// enough (docs/journal.md, "Purge"). Quarantine folders are the archive's
+// own and are never purged.
+struct PurgeOptions {
+  int64_t older_than_days = 30;  // operations begun at least this many days ago
+  // The archive's hold period: an operation younger than this is never
+  // purged, whatever older_than_days says; it is reported as held.
+  int64_t hold_days = 30;
+  Env* env = nullptr;    // null: Env::Default()
+  int64_t now_unix = 0;  // 0: the clock (tests set it)
+  std::function<void(const std::string& line)> progress;
+};
+
+struct PurgedOperation {
+  std::string operation;
+  std::string applied_at;  // when the apply began (the journal's begin time)
+  int64_t files = 0, bytes = 0;
+};
+
+struct PurgeReport {
+  std::string purge_id;  // "purge-...": the audit events' operation
+  std::vector<PurgedOperation> purged;
+  std::vector<std::string> held;  // "op-...: applied 3 days ago, inside the 30-day hold ..."
+  int64_t files = 0, bytes = 0;
+};
+
+// Removes the kept bytes of every committed, not undone operation older than
+// options.older_than_days and the hold period. Each removal is journaled in
+// the operation's journal (purge-begin, purge start/done, purge-commit) before
+// and after it is taken and audited (a `purge` event per file), so a failed
+// or killed purge is finished by running it again. Afterwards `Undo` refuses
+// the operation and names the files that can no longer be restored.
+Result<PurgeReport> PurgeTrash(Catalogue& catalogue, const PurgeOptions& options);
 
 // Files currently retired (their latest apply/undo event is a successful
 // apply), with that event. From the audit trail.

@@ -71,6 +71,7 @@ int CmdPlan(const Globals& g, const std::string& policy_path, bool include_uncon
   for (const PlannedCluster& c : plan->clusters) {
     std::printf("\ncluster %lld (%s)\n  %s\n", (long long)c.cluster_id, c.basis.c_str(),
                 c.reason.c_str());
+    if (!c.warning.empty()) std::printf("  warning: %s\n", c.warning.c_str());
     for (const PlannedAction* a : by_cluster[c.cluster_id])
       std::printf("  retire %s/%s (%s, %s)\n", a->source.c_str(), DisplayPath(a->path).c_str(),
                   a->relation.c_str(), HumanBytes(a->bytes).c_str());
@@ -86,6 +87,11 @@ int CmdPlan(const Globals& g, const std::string& policy_path, bool include_uncon
     for (const SkippedCluster& s : plan->skipped)
       std::printf("  cluster %lld: %s\n", (long long)s.cluster_id, s.reason.c_str());
   }
+  if (const int64_t lesser = plan->LesserMasters(); lesser > 0)
+    std::printf(
+        "\nwarning: %lld clusters keep a copy that holds less than one they retire "
+        "(see the warnings above; a review choice or the policy's rules decided)\n",
+        (long long)lesser);
   std::printf(
       "\nnext: doppel apply %s --action quarantine   (or hardlink, "
       "symlink, delete, redirect-only)\n",
@@ -363,10 +369,55 @@ int CmdRelease(const Globals& g, const std::string& version, std::string dir) {
   }
   if (!g.quiet)
     std::printf(
-        "release %s: %lld files newly retired, %lld restored; written "
-        "to %s/ (manifest.json, redirects.csv, "
-        "CHANGES.md)\n",
-        version.c_str(), (long long)r->newly_retired, (long long)r->restored, dir.c_str());
+        "release %s: %lld files newly retired, %lld restored, %lld redirects repointed; "
+        "written to %s/ (manifest.json, redirects.csv, CHANGES.md)\n",
+        version.c_str(), (long long)r->newly_retired, (long long)r->restored,
+        (long long)r->repointed, dir.c_str());
+  return kExitOk;
+}
+
+// ---------------------------------------------------------------- trash
+
+int CmdTrashPurge(const Globals& g, int64_t older_than, int64_t hold_days, bool json_out) {
+  auto cat = Open(g);
+  if (!cat.ok()) return Fail(cat.status());
+  PurgeOptions o;
+  o.older_than_days = older_than;
+  o.hold_days = hold_days;
+  if (!g.quiet && !json_out)
+    o.progress = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
+  auto r = PurgeTrash(**cat, o);
+  if (!r.ok()) {
+    const int rc = Fail(r.status());
+    std::fprintf(stderr,
+                 "doppel: each operation's journal records what was purged; run `doppel trash "
+                 "purge` again to finish\n");
+    return rc;
+  }
+  if (json_out) {
+    json ops = json::array();
+    for (const PurgedOperation& p : r->purged)
+      ops.push_back({{"operation", p.operation},
+                     {"applied_at", p.applied_at},
+                     {"files", p.files},
+                     {"bytes", p.bytes}});
+    std::cout << json{{"purge", r->purge_id},
+                      {"purged", ops},
+                      {"held", r->held},
+                      {"files", r->files},
+                      {"bytes", r->bytes}}
+                     .dump(2)
+              << "\n";
+    return kExitOk;
+  }
+  if (g.quiet) return kExitOk;
+  for (const PurgedOperation& p : r->purged)
+    std::printf("purged %s (applied %s): %lld files, %s; it can no longer be undone\n",
+                p.operation.c_str(), p.applied_at.c_str(), (long long)p.files,
+                HumanBytes(p.bytes).c_str());
+  for (const std::string& h : r->held) std::printf("held: %s\n", h.c_str());
+  std::printf("%lld files purged from the trash, %s freed\n", (long long)r->files,
+              HumanBytes(r->bytes).c_str());
   return kExitOk;
 }
 
@@ -377,6 +428,7 @@ CommandRunner RegisterReplaceCommands(CLI::App& app, const Globals& g) {
     std::string policy, out = "plan.json", plan, action, quarantine_dir, resume_op, op,
                         format = "table", type, version, dir;
     bool include_unconfirmed = false, json_out = false, resume = false, write_xmp = false;
+    int64_t older_than = -1, hold_days = 30;
   };
   auto a = std::make_shared<Args>();
 
@@ -459,7 +511,28 @@ CommandRunner RegisterReplaceCommands(CLI::App& app, const Globals& g) {
       "Examples:\n  doppel release 1.0\n  doppel release 1.1 -o "
       "/srv/portal/releases/1.1");
 
+  auto* trash = app.add_subcommand("trash", "the retired bytes kept so that undo can restore them");
+  trash->require_subcommand(1);
+  trash->footer("Example:\n  doppel trash purge --older-than 90");
+  auto* purge = trash->add_subcommand(
+      "purge", "remove, for good, the retired bytes of operations older than DAYS");
+  purge->add_option("--older-than", a->older_than, "days since the apply began")
+      ->required()
+      ->check(CLI::NonNegativeNumber);
+  purge->add_option("--hold-days", a->hold_days,
+                    "the archive's hold period: younger operations are never purged (default 30)")
+      ->check(CLI::NonNegativeNumber);
+  purge->add_flag("--json", a->json_out, "JSON output");
+  purge->footer(
+      "Only `delete`, `hardlink` and `symlink` keep bytes in CATALOGUE.replace/trash; a "
+      "quarantine folder is yours and is never purged.\n"
+      "A purged operation can no longer be undone; `doppel undo` then names the files lost.\n"
+      "Each removal is journaled and audited (doppel audit --type purge).\n\n"
+      "Examples:\n  doppel trash purge --older-than 90\n"
+      "  doppel trash purge --older-than 7 --hold-days 7 --json");
+
   return [=, &g]() -> std::optional<int> {
+    if (*purge) return CmdTrashPurge(g, a->older_than, a->hold_days, a->json_out);
     if (*plan) return CmdPlan(g, a->policy, a->include_unconfirmed, a->out, a->json_out);
     if (*apply)
       return CmdApply(g, a->plan, a->action, a->quarantine_dir, a->resume, a->resume_op,

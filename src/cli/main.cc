@@ -890,6 +890,7 @@ const char* kMainFooter = R"(Examples:
   doppel apply plan.json --action quarantine --quarantine-dir /srv/q
   doppel undo OPERATION_ID                      put everything back as it was
   doppel release 1.0                            manifest, redirects, change notice
+  doppel trash purge --older-than 90            empty the trash kept for undo
   doppel report -o report.html                  storage, overlap, progress (offline page)
   doppel serve --listen 127.0.0.1:8080          upload gate and review page
 

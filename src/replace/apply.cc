@@ -945,6 +945,7 @@ Result<ApplyReport> Undo(Catalogue& cat, const std::string& op, const ApplyOptio
     return InvalidArgument("operation " + op +
                            " was interrupted; finish it with `doppel apply --resume` first, "
                            "then undo it");
+  DOPPEL_RETURN_IF_ERROR(RefuseIfPurged(env, run.journal(), op));  // trash.cc
   // What each file's apply freed, for the undo events.
   std::map<int64_t, int64_t> reclaimed;
   {

@@ -91,6 +91,11 @@ PlannedAction ActionFromJson(const nlohmann::json& j) {
   return a;
 }
 
+int64_t Plan::LesserMasters() const {
+  return std::count_if(clusters.begin(), clusters.end(),
+                       [](const PlannedCluster& c) { return !c.warning.empty(); });
+}
+
 Result<Plan> MakePlan(Catalogue& cat, const PlanOptions& options) {
   Plan plan;
   plan.plan_id = NewOperationId("plan");
@@ -104,6 +109,8 @@ Result<Plan> MakePlan(Catalogue& cat, const PlanOptions& options) {
   DOPPEL_ASSIGN_OR_RETURN(std::vector<Source> sources, cat.ListSources());
   DOPPEL_ASSIGN_OR_RETURN(std::vector<ReviewDecision> decisions, cat.ListDecisions(std::nullopt));
   DOPPEL_ASSIGN_OR_RETURN(std::vector<RetiredFile> retired_list, RetiredFiles(cat));
+  // Crops are known from the match relation, not from a file's record.
+  DOPPEL_ASSIGN_OR_RETURN(std::vector<Match> matches, cat.LoadMatches());
   std::map<int64_t, const MatchInput*> by_id;
   for (const MatchInput& m : inputs) by_id[m.file_id] = &m;
   std::map<std::string, std::string> root_of;
@@ -177,6 +184,7 @@ Result<Plan> MakePlan(Catalogue& cat, const PlanOptions& options) {
                      (pc.notes.empty() ? std::string() : " (" + pc.notes.front() + ")")});
       continue;
     }
+    NoteCrops(matches, cands);
     MasterChoice choice = ChooseMaster(cands, options.policy);
     bool by_person = false;
     if (d && d->decision == "choose_master") {
@@ -185,6 +193,8 @@ Result<Plan> MakePlan(Catalogue& cat, const PlanOptions& options) {
       if (it != cands.end()) {
         choice.index = size_t(it - cands.begin());
         choice.reason = "kept " + CandidateName(*it) + ": chosen by " + d->reviewer + " in review";
+        choice.warning = LesserCopyWarning(cands, choice.index);
+        if (!choice.warning.empty()) choice.reason += " (warning: " + choice.warning + ")";
         by_person = true;
       } else {
         pc.notes.push_back("the master chosen in review (file " +
@@ -196,6 +206,7 @@ Result<Plan> MakePlan(Catalogue& cat, const PlanOptions& options) {
     pc.master_file_id = master.file_id;
     pc.master = CandidateName(master);
     pc.reason = choice.reason;
+    pc.warning = choice.warning;
     pc.metadata = Consolidate(c.id, cands, choice.index);
     docs.push_back(StoredMetadata{master.file_id, c.id, ConsolidatedToJson(pc.metadata), ""});
     // The stored relation is to the clustering's master; name the policy's
@@ -239,6 +250,7 @@ Result<Plan> MakePlan(Catalogue& cat, const PlanOptions& options) {
                        {"actions", plan.actions.size()},
                        {"bytes_to_reclaim", plan.bytes_to_reclaim},
                        {"skipped_clusters", plan.skipped.size()},
+                       {"lesser_masters", plan.LesserMasters()},
                        {"policy", plan.policy},
                        {"include_unconfirmed", plan.include_unconfirmed}});
   DOPPEL_RETURN_IF_ERROR(cat.AppendEvent(e).status());
@@ -257,16 +269,20 @@ std::string PlanToJson(const Plan& p) {
   j["summary"] = {{"clusters", p.clusters.size()},
                   {"actions", p.actions.size()},
                   {"bytes_to_reclaim", p.bytes_to_reclaim},
-                  {"skipped_clusters", p.skipped.size()}};
+                  {"skipped_clusters", p.skipped.size()},
+                  {"lesser_masters", p.LesserMasters()}};
   j["clusters"] = nlohmann::json::array();
-  for (const PlannedCluster& c : p.clusters)
-    j["clusters"].push_back({{"cluster_id", c.cluster_id},
-                             {"master_file_id", c.master_file_id},
-                             {"master", c.master},
-                             {"basis", c.basis},
-                             {"reason", c.reason},
-                             {"notes", c.notes},
-                             {"metadata", nlohmann::json::parse(ConsolidatedToJson(c.metadata))}});
+  for (const PlannedCluster& c : p.clusters) {
+    nlohmann::json x = {{"cluster_id", c.cluster_id},
+                        {"master_file_id", c.master_file_id},
+                        {"master", c.master},
+                        {"basis", c.basis},
+                        {"reason", c.reason},
+                        {"notes", c.notes},
+                        {"metadata", nlohmann::json::parse(ConsolidatedToJson(c.metadata))}};
+    if (!c.warning.empty()) x["warning"] = c.warning;
+    j["clusters"].push_back(std::move(x));
+  }
   j["actions"] = nlohmann::json::array();
   for (const PlannedAction& a : p.actions) j["actions"].push_back(ActionJson(a));
   j["skipped"] = nlohmann::json::array();
@@ -366,6 +382,7 @@ Result<Plan> PlanFromJson(const std::string& text, const std::string& name) {
       pc.basis = c.value("basis", "");
       pc.reason = c.value("reason", "");
       pc.notes = c.value("notes", std::vector<std::string>{});
+      pc.warning = c.value("warning", "");
       if (c.contains("metadata")) {
         auto m = ConsolidatedFromJson(c["metadata"].dump());
         if (m.ok()) pc.metadata = *m;

@@ -21,6 +21,8 @@ namespace doppel {
 
 const char* PolicyRuleName(PolicyRule r) {
   switch (r) {
+    case PolicyRule::kInformation:
+      return "information";
     case PolicyRule::kSource:
       return "source";
     case PolicyRule::kOriginal:
@@ -38,8 +40,8 @@ const char* PolicyRuleName(PolicyRule r) {
 namespace {
 
 std::optional<PolicyRule> ParseRule(std::string_view s) {
-  for (PolicyRule r : {PolicyRule::kSource, PolicyRule::kOriginal, PolicyRule::kCaptureDate,
-                       PolicyRule::kMetadata, PolicyRule::kFileId})
+  for (PolicyRule r : {PolicyRule::kInformation, PolicyRule::kSource, PolicyRule::kOriginal,
+                       PolicyRule::kCaptureDate, PolicyRule::kMetadata, PolicyRule::kFileId})
     if (s == PolicyRuleName(r)) return r;
   return std::nullopt;
 }
@@ -76,7 +78,8 @@ Result<MasterPolicy> ParsePolicy(const std::string& text, const std::string& nam
       auto rule = s ? ParseRule(*s) : std::nullopt;
       if (!rule)
         return InvalidArgument(name + ": unknown rule '" + s.value_or("?") +
-                               "' (known: source, original, capture_date, metadata, file_id)");
+                               "' (known: information, source, original, capture_date, metadata, "
+                               "file_id)");
       if (std::find(p.rules.begin(), p.rules.end(), *rule) != p.rules.end())
         return InvalidArgument(name + ": rule '" + *s + "' is listed twice");
       p.rules.push_back(*rule);
@@ -142,11 +145,93 @@ Verdict Decide(PolicyRule rule, int order, std::string reason) {
   return Verdict{order, rule, std::move(reason)};
 }
 
+bool IsGrey(const ImageInfo& i) {
+  return i.colourspace == "b-w" || i.colourspace == "grey16" ||
+         i.bands - (i.has_alpha ? 1 : 0) == 1;
+}
+
+bool CroppedFrom(const Candidate& inner, const Candidate& outer) {
+  return std::find(inner.cropped_from.begin(), inner.cropped_from.end(), outer.file_id) !=
+         inner.cropped_from.end();
+}
+
+// One axis of information: > 0 when a holds more, with how each side is
+// described (the richer copy's words first).
+struct Axis {
+  int cmp = 0;
+  std::string more;    // "it is in colour, the other greyscale"
+  std::string lesser;  // "a greyscale copy"
+  std::string richer;  // "the colour original"
+};
+
+std::vector<Axis> InformationAxes(const Candidate& a, const Candidate& b) {
+  const ImageInfo& ia = a.record.info;
+  const ImageInfo& ib = b.record.info;
+  std::vector<Axis> axes;
+  auto side = [](bool a_more, const ImageInfo& x, const ImageInfo& y) {
+    return a_more ? std::pair<const ImageInfo&, const ImageInfo&>(x, y)
+                  : std::pair<const ImageInfo&, const ImageInfo&>(y, x);
+  };
+  const bool ga = IsGrey(ia), gb = IsGrey(ib);
+  if (ga != gb)
+    axes.push_back({gb ? 1 : -1, "it is in colour, the other greyscale", "a greyscale copy",
+                    "the colour original"});
+  const int64_t pa = int64_t(ia.width) * ia.height, pb = int64_t(ib.width) * ib.height;
+  if (pa != pb) {
+    auto [r, l] = side(pa > pb, ia, ib);
+    axes.push_back({pa > pb ? 1 : -1, "it has more pixels (" + Dim(r) + " against " + Dim(l) + ")",
+                    "a smaller copy (" + Dim(l) + ")", "the larger original (" + Dim(r) + ")"});
+  }
+  const bool ca = CroppedFrom(a, b), cb = CroppedFrom(b, a);
+  if (ca != cb)
+    axes.push_back({cb ? 1 : -1, "it holds the whole picture, the other a crop of it",
+                    "a cropped copy", "the whole picture"});
+  if (ia.bit_depth != ib.bit_depth && ia.bit_depth > 0 && ib.bit_depth > 0) {
+    auto [r, l] = side(ia.bit_depth > ib.bit_depth, ia, ib);
+    axes.push_back({ia.bit_depth > ib.bit_depth ? 1 : -1,
+                    "it has deeper samples (" + std::to_string(r.bit_depth) + "-bit against " +
+                        std::to_string(l.bit_depth) + "-bit)",
+                    "an " + std::to_string(l.bit_depth) + "-bit copy",
+                    "the " + std::to_string(r.bit_depth) + "-bit original"});
+  }
+  const bool la = IsLossless(ia.format), lb = IsLossless(ib.format);
+  if (la != lb) {
+    auto [r, l] = side(la, ia, ib);
+    axes.push_back({la ? 1 : -1, "it is lossless " + r.format + ", the other lossy " + l.format,
+                    "a lossy " + l.format + " copy", "the lossless " + r.format});
+  }
+  // Compression is only comparable between files that would hold the same
+  // pixels the same way: same format, dimensions and colour.
+  if (!la && !lb && ia.format == ib.format && pa == pb && pa > 0 && ga == gb) {
+    const double ba = double(a.record.file_size) / pa, bb = double(b.record.file_size) / pb;
+    if (std::abs(ba - bb) > 0.05 * std::max(ba, bb)) {
+      char more[128], lesser[96], richer[96];
+      std::snprintf(more, sizeof more, "it is less compressed (%.2f bytes per pixel against %.2f)",
+                    std::max(ba, bb), std::min(ba, bb));
+      std::snprintf(lesser, sizeof lesser, "a more compressed copy (%.2f bytes per pixel)",
+                    std::min(ba, bb));
+      std::snprintf(richer, sizeof richer, "the less compressed one (%.2f bytes per pixel)",
+                    std::max(ba, bb));
+      axes.push_back({ba > bb ? 1 : -1, more, lesser, richer});
+    }
+  }
+  return axes;
+}
+
+// > 0: a dominates b; < 0: b dominates a; 0: neither.
+int Dominance(const std::vector<Axis>& axes) {
+  bool a_more = false, b_more = false;
+  for (const Axis& x : axes) (x.cmp > 0 ? a_more : b_more) = true;
+  return a_more == b_more ? 0 : a_more ? 1 : -1;
+}
+
 // order < 0: a wins; reason written from the winner's side.
 Verdict ApplyRule(PolicyRule rule, const Candidate& a, const Candidate& b, const MasterPolicy& p) {
   const ImageInfo& ia = a.record.info;
   const ImageInfo& ib = b.record.info;
   switch (rule) {
+    case PolicyRule::kInformation:
+      return CompareInformation(a, b);
     case PolicyRule::kSource: {
       if (a.source == b.source) return {};
       auto ra = SourceRank(a, p), rb = SourceRank(b, p);
@@ -232,21 +317,118 @@ Verdict CompareCandidates(const Candidate& a, const Candidate& b, const MasterPo
   return ApplyRule(PolicyRule::kFileId, a, b, policy);
 }
 
+Verdict CompareInformation(const Candidate& a, const Candidate& b) {
+  std::vector<Axis> axes = InformationAxes(a, b);
+  const int d = Dominance(axes);
+  if (d == 0) return {};
+  std::string why = "it holds more of the picture: ";
+  bool first = true;
+  for (const Axis& x : axes) {
+    why += (first ? "" : "; ") + x.more;
+    first = false;
+  }
+  return Decide(PolicyRule::kInformation, -d, why);
+}
+
+std::vector<bool> HoldsMostInformation(const std::vector<Candidate>& c) {
+  std::vector<bool> out(c.size(), true);
+  for (size_t i = 0; i < c.size(); ++i)
+    for (size_t j = 0; j < c.size() && out[i]; ++j)
+      if (j != i && CompareInformation(c[j], c[i]).order < 0) out[i] = false;
+  return out;
+}
+
+std::string LesserCopyWarning(const std::vector<Candidate>& c, size_t kept) {
+  for (size_t j = 0; j < c.size(); ++j) {
+    if (j == kept) continue;
+    std::vector<Axis> axes = InformationAxes(c[j], c[kept]);
+    if (Dominance(axes) <= 0) continue;
+    for (const Axis& x : axes)
+      if (x.cmp > 0)
+        return "keeps " + x.lesser + "; " + x.richer + " " + CandidateName(c[j]) + " is retired";
+  }
+  return "";
+}
+
+void NoteCrops(const std::vector<Match>& matches, std::vector<Candidate>& c) {
+  std::map<int64_t, Candidate*> by_id;
+  for (Candidate& x : c) by_id[x.file_id] = &x;
+  for (const Match& m : matches) {
+    // "A cropped to 90% of the area" / "B cropped to ..." (docs/matching.md).
+    const bool a_inner = m.transform.rfind("A cropped", 0) == 0;
+    const bool b_inner = m.transform.rfind("B cropped", 0) == 0;
+    if (!a_inner && !b_inner) continue;
+    auto inner = by_id.find(a_inner ? m.file_a : m.file_b);
+    auto outer = by_id.find(a_inner ? m.file_b : m.file_a);
+    if (inner == by_id.end() || outer == by_id.end()) continue;
+    inner->second->cropped_from.push_back(outer->second->file_id);
+  }
+}
+
+namespace {
+
+// The rules filter in order: each keeps the candidates that no other
+// remaining candidate beats under it. For total orders (every rule but
+// `information`) this is the lexicographic order; for dominance it keeps the
+// copies nothing dominates, so a lesser copy cannot win on a later rule.
+// `eliminated` gets, per removed candidate, the rule and a candidate that
+// beat it.
+size_t Filter(const std::vector<Candidate>& c, std::vector<size_t> alive,
+              const MasterPolicy& policy,
+              std::map<size_t, std::pair<PolicyRule, size_t>>* eliminated) {
+  std::vector<PolicyRule> rules = policy.rules;
+  rules.push_back(PolicyRule::kFileId);
+  for (PolicyRule r : rules) {
+    if (alive.size() <= 1) break;
+    std::vector<size_t> next;
+    for (size_t i : alive) {
+      std::optional<size_t> beaten_by;
+      for (size_t j : alive)
+        if (j != i && ApplyRule(r, c[j], c[i], policy).order < 0) {
+          beaten_by = j;
+          break;
+        }
+      if (!beaten_by)
+        next.push_back(i);
+      else if (eliminated)
+        (*eliminated)[i] = {r, *beaten_by};
+    }
+    if (!next.empty()) alive = std::move(next);  // rules are acyclic; never empty
+  }
+  return alive.front();
+}
+
+}  // namespace
+
 MasterChoice ChooseMaster(const std::vector<Candidate>& c, const MasterPolicy& policy) {
   MasterChoice out;
-  for (size_t i = 1; i < c.size(); ++i)
-    if (CompareCandidates(c[i], c[out.index], policy).order < 0) out.index = i;
+  std::vector<size_t> all(c.size());
+  for (size_t i = 0; i < c.size(); ++i) all[i] = i;
+  std::map<size_t, std::pair<PolicyRule, size_t>> eliminated;
+  out.index = Filter(c, all, policy, &eliminated);
   out.why_not.resize(c.size());
-  // The reason shown for the cluster is the one against the runner-up: the
-  // strongest rival is the one a person wants explained.
-  size_t runner = c.size();
   for (size_t i = 0; i < c.size(); ++i) {
     if (i == out.index) continue;
-    out.why_not[i] = CompareCandidates(c[out.index], c[i], policy).reason;
-    if (runner == c.size() || CompareCandidates(c[i], c[runner], policy).order < 0) runner = i;
+    Verdict v = CompareCandidates(c[out.index], c[i], policy);
+    auto e = eliminated.find(i);
+    if (v.order < 0 || e == eliminated.end() || e->second.second == out.index) {
+      out.why_not[i] = v.reason;
+    } else {
+      // Another copy, not the master, beat it: say which and why.
+      const auto [rule, by] = e->second;
+      out.why_not[i] = CandidateName(c[by]) + " ranks above it (" +
+                       ApplyRule(rule, c[by], c[i], policy).reason + ")";
+    }
   }
+  // The reason shown for the cluster is the one against the runner-up: the
+  // strongest rival is the one a person wants explained.
+  std::vector<size_t> rest;
+  for (size_t i = 0; i < c.size(); ++i)
+    if (i != out.index) rest.push_back(i);
   out.reason = "kept " + CandidateName(c[out.index]);
-  if (runner < c.size()) out.reason += ": " + out.why_not[runner];
+  if (!rest.empty()) out.reason += ": " + out.why_not[Filter(c, rest, policy, nullptr)];
+  out.warning = LesserCopyWarning(c, out.index);
+  if (!out.warning.empty()) out.reason += " (warning: " + out.warning + ")";
   return out;
 }
 

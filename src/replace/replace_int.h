@@ -51,6 +51,12 @@ struct JournalState {
 // Cuts a torn last record off the journal so new records can follow.
 Status RepairJournal(Env& env, const std::string& path, const JournalState& state);
 
+// OK unless the trash of the operation journaled at `path` was purged (even
+// partly): then an error naming the files that can no longer be
+// restored (kInvalidArgument, like an operation already undone; trash.cc).
+// Undo calls it before touching anything.
+Status RefuseIfPurged(Env& env, const std::string& path, const std::string& operation);
+
 // Reads and replays a journal. A torn last line (the process died while
 // appending it) is ignored; a bad record followed by good ones is corruption.
 Result<JournalState> ReadJournal(Env& env, const std::string& path);

@@ -31,6 +31,7 @@ const char* ReviewPageHtml() {
   .member h3 { font-size: 13px; margin: 0 0 4px; word-break: break-all; }
   .badge { display: inline-block; padding: 1px 6px; border-radius: 8px; background: #ddd; font-size: 12px; }
   .badge.master { background: #2a7; color: #fff; }
+  .badge.most-information { background: #27a; color: #fff; }
   table.meta { border-collapse: collapse; width: 100%; font-size: 12px; }
   table.meta td { border-top: 1px solid #eee; padding: 2px 4px; vertical-align: top; word-break: break-word; }
   table.meta td:first-child { color: #666; width: 90px; }
@@ -172,6 +173,9 @@ async function showCluster() {
     const title = text("h3");
     title.append(text("span", (i + 1) + " ", "badge"));
     title.append(text("span", m.master ? "master" : m.relation + " (" + m.distance + " bits)", "badge" + (m.master ? " master" : "")));
+    // Only worth saying when some copy holds less (docs/policy.md).
+    if (m.most_information && d.members.some((o) => o.most_information === false))
+      title.append(text("span", "most information", "badge most-information"));
     card.append(title);
     const table = text("table", undefined, "meta");
     for (const f of fields) {

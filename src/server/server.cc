@@ -20,6 +20,7 @@
 
 #include "doppel/catalogue.h"
 #include "doppel/fingerprint.h"
+#include "doppel/policy.h"
 #include "doppel/rendition.h"
 #include "server/admission.h"
 #include "server/guarded_http.h"
@@ -645,10 +646,15 @@ void Server::Impl::Thumbnail(const httplib::Request& req, httplib::Response& res
 
 json Server::Impl::ClusterJson(Catalogue& cat, const Cluster& c, bool full) {
   json members = json::array();
+  std::vector<Candidate> cands;  // for the "most information" mark
+  std::vector<size_t> cand_member;
   for (const auto& m : c.members) {
     json j;
     auto f = gate->File(m.file_id);
     if (f) {
+      cands.push_back({f->file_id, f->source, f->source_priority, f->path,
+                       ImageRecord{f->fingerprints, f->info, f->metadata, f->file_size, 0}, {}});
+      cand_member.push_back(members.size());
       std::optional<ImageRecord> rec;
       if (full) {
         auto r = cat.GetRecord(m.file_id);
@@ -663,6 +669,10 @@ json Server::Impl::ClusterJson(Catalogue& cat, const Cluster& c, bool full) {
     j["distance"] = m.distance;
     members.push_back(std::move(j));
   }
+  // The policy's own test (docs/policy.md), so the page and the plan agree.
+  const std::vector<bool> most = HoldsMostInformation(cands);
+  for (size_t i = 0; i < cands.size(); ++i)
+    members[cand_member[i]]["most_information"] = bool(most[i]);
   json out = {{"id", c.id},
               {"master_id", c.master_file_id},
               {"size", c.members.size()},
