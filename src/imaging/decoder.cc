@@ -213,27 +213,26 @@ uint32_t ReadU32(const uint8_t* p, bool le) {
             : (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
 }
 
-// Rows libvips' TIFF loader reads at once for page 1: a whole strip
-// (RowsPerStrip) or a row of tiles (TileLength). 0 when the first IFD cannot
-// be read here (BigTIFF, damaged): the caller then assumes the whole page.
-int64_t TiffRowsAtOnce(const uint8_t* p, size_t n, int64_t height) {
-  if (n < 8) return 0;
+// Rows of tiles libvips' TIFF loader holds at once for page 1: TileLength of
+// the first IFD (a tile is decoded whole), 0 for a striped file (libvips
+// reads strips scanline by scanline: a 16,000 x 16,000 single-strip file
+// peaks at 85 MB), -1 when the IFD cannot be read here (BigTIFF, damaged):
+// the caller then assumes the whole page.
+int64_t TiffTileRows(const uint8_t* p, size_t n) {
+  if (n < 8) return -1;
   const bool le = p[0] == 'I';
-  if (ReadU16(p + 2, le) != 42) return 0;
+  if (ReadU16(p + 2, le) != 42) return -1;
   const size_t ifd = ReadU32(p + 4, le);
-  if (ifd + 2 > n) return 0;
+  if (ifd + 2 > n) return -1;
   const size_t count = ReadU16(p + ifd, le);
-  int64_t rows_per_strip = height, tile_length = 0;  // RowsPerStrip defaults to the whole page
+  int64_t tile_length = 0;
   for (size_t k = 0; k < count && ifd + 2 + 12 * (k + 1) <= n; ++k) {
     const uint8_t* e = p + ifd + 2 + 12 * k;
     const uint32_t tag = ReadU16(e, le), type = ReadU16(e + 2, le);
     const int64_t value = type == 3 ? ReadU16(e + 8, le) : type == 4 ? ReadU32(e + 8, le) : -1;
-    if (value < 0) continue;
-    if (tag == 278) rows_per_strip = value;
-    if (tag == 323) tile_length = value;
+    if (tag == 323 && value > 0) tile_length = value;
   }
-  if (tile_length > 0) return tile_length;
-  return std::clamp<int64_t>(rows_per_strip, 1, std::max<int64_t>(height, 1));
+  return tile_length;
 }
 
 // Opens page 1 lazily (header only until pixels are asked for).
@@ -397,10 +396,10 @@ void ApplyOrientation(std::vector<float>& px, int& w, int& h, int orientation) {
 // Bytes each loader holds per pixel of page 1 when it decodes the whole page
 // at once, measured as peak RSS over a large flat picture minus the process'
 // baseline (docs/benchmarks.md, "Hostile inputs"); rounded up.
-constexpr int64_t kGifBytesPerPixel = 8;    // libnsgif's RGBA frame and libvips' copy
-constexpr int64_t kWebpBytesPerPixel = 8;   // libwebp's ARGB/YUV planes and the RGBA output
-constexpr int64_t kHeifBytesPerPixel = 8;   // libheif's planes and the interleaved output
-constexpr int64_t kJxlBytesPerPixel = 24;   // libjxl's float planes and the output
+constexpr int64_t kGifBytesPerPixel = 8;    // measured 4.8: libnsgif's RGBA frame, libvips' copy
+constexpr int64_t kWebpBytesPerPixel = 10;  // measured 7.8: libwebp's ARGB planes, the RGBA output
+constexpr int64_t kHeifBytesPerPixel = 10;  // measured 7.4 (8-bit): libheif's planes, the output
+constexpr int64_t kJxlBytesPerPixel = 16;   // measured 14.9: libjxl's float planes, the output
 
 namespace {
 
@@ -441,10 +440,11 @@ DecodeCost CostOf(const DecodeInput& in, const char* format, VipsImage* header) 
     cost.bytes = cost.full_frame ? pixels * pixel_bytes : W * 2 * pixel_bytes;
   } else if (cost.format == "tiff") {
     InputBytes bytes(in);
-    int64_t rows = bytes.data() ? TiffRowsAtOnce(bytes.data(), bytes.size(), H) : 0;
-    if (rows <= 0) rows = H;
+    int64_t rows = bytes.data() ? TiffTileRows(bytes.data(), bytes.size()) : -1;
+    if (rows < 0) rows = H;
+    if (rows == 0) rows = kStripRows;  // striped: our own strips
     cost.full_frame = rows >= H;
-    // The decoded strip (or row of tiles) and libvips' copy of it.
+    // A row of decoded tiles (or strip of scanlines) and libvips' copy of it.
     cost.bytes = W * std::min(rows, H) * pixel_bytes * 2;
   } else {
     cost.full_frame = true;
