@@ -74,18 +74,6 @@ std::string GifDeclaring(std::string b, int w, int h) {
   return b;
 }
 
-// The same lossless WebP with its VP8L header declaring w x h (14 bits each).
-std::string WebpLosslessDeclaring(std::string b, int w, int h) {
-  const size_t at = b.find("VP8L");
-  EXPECT_NE(at, std::string::npos) << "not a simple lossless WebP";
-  const size_t i = at + 8;  // signature byte 0x2F, then the bit-packed sizes
-  uint32_t bits = 0;
-  for (int k = 0; k < 4; ++k) bits |= uint32_t(uint8_t(b[i + 1 + k])) << (8 * k);
-  bits = (bits & ~0x0FFFFFFFu) | uint32_t(w - 1) | (uint32_t(h - 1) << 14);
-  for (int k = 0; k < 4; ++k) b[i + 1 + k] = char(bits >> (8 * k));
-  return b;
-}
-
 // A real 8-bit RGB TIFF of a flat black picture, deflated. Striped: the
 // whole w x h page is one strip. Tiled: `across` tiles of w x h side by side,
 // every one pointing at the same compressed bytes.
@@ -208,9 +196,6 @@ TEST_F(HostileDecodeTest, JpegWithTooManyScansIsRefused) {
 }
 
 TEST_F(HostileDecodeTest, WholePageLoadersDeclaringHugeSizesAreRefused) {
-  MakeImage(dir_ / "seed.webp", 64, 64, 3, "[lossless]");
-  ExpectRefused("bomb.webp", WebpLosslessDeclaring(ReadFile(dir_ / "seed.webp"), 16383, 16383),
-                "MiB to decode");
   MakeImage(dir_ / "seed.gif", 64, 64, 3);
   ExpectRefused("bomb.gif", GifDeclaring(ReadFile(dir_ / "seed.gif"), 30000, 30000), "MiB to decode");
   // A real file: libvips decodes a tile whole and keeps a row of them
@@ -236,7 +221,7 @@ TEST_F(HostileDecodeTest, TheBudgetCoversEveryFormat) {
       {"strips.tif", "", false},      {"lossy.webp", "", true},
       {"lossless.webp", "[lossless]", true},
       {"a.gif", "", true},            {"a.avif", "[compression=av1,Q=60,effort=0]", true},
-      {"a.jxl", "[Q=90,effort=1]", true},
+      {"a.jxl", "[Q=90]", true},
   };
   AnalyseOptions tight;
   tight.max_decode_bytes = 1 << 20;
