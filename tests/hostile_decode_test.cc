@@ -93,15 +93,26 @@ std::string FlatTiff(int w, int h, bool tiled, int across = 1) {
     uint32_t count, value;
   };
   // One offset and count are stored in the entry itself; more in arrays.
-  const uint32_t offsets = n == 1 ? 8 : offsets_at, counts = n == 1 ? uint32_t(z.size()) : counts_at;
-  std::vector<Entry> entries = {{256, 4, 1, uint32_t(w) * n}, {257, 4, 1, uint32_t(h)}, {258, 3, 1, 8},
-                                {259, 3, 1, 8},               {262, 3, 1, 2}};
+  const uint32_t offsets = n == 1 ? 8 : offsets_at,
+                 counts = n == 1 ? uint32_t(z.size()) : counts_at;
+  std::vector<Entry> entries = {{256, 4, 1, uint32_t(w) * n},
+                                {257, 4, 1, uint32_t(h)},
+                                {258, 3, 1, 8},
+                                {259, 3, 1, 8},
+                                {262, 3, 1, 2}};
   if (tiled) {
-    entries.insert(entries.end(), {{277, 3, 1, 3}, {284, 3, 1, 1}, {322, 4, 1, uint32_t(w)},
-                                   {323, 4, 1, uint32_t(h)}, {324, 4, n, offsets}, {325, 4, n, counts}});
+    entries.insert(entries.end(), {{277, 3, 1, 3},
+                                   {284, 3, 1, 1},
+                                   {322, 4, 1, uint32_t(w)},
+                                   {323, 4, 1, uint32_t(h)},
+                                   {324, 4, n, offsets},
+                                   {325, 4, n, counts}});
   } else {
-    entries.insert(entries.end(), {{273, 4, 1, 8}, {277, 3, 1, 3}, {278, 4, 1, uint32_t(h)},
-                                   {279, 4, 1, uint32_t(z.size())}, {284, 3, 1, 1}});
+    entries.insert(entries.end(), {{273, 4, 1, 8},
+                                   {277, 3, 1, 3},
+                                   {278, 4, 1, uint32_t(h)},
+                                   {279, 4, 1, uint32_t(z.size())},
+                                   {284, 3, 1, 1}});
   }
   std::string t = "II*";
   t += '\0';
@@ -147,7 +158,8 @@ class HostileDecodeTest : public ::testing::Test {
     auto r = Analyse(name);
     ASSERT_FALSE(r.ok()) << name << " was decoded";
     EXPECT_EQ(r.status().code(), StatusCode::kTooLarge) << name << ": " << r.status().ToString();
-    EXPECT_NE(r.status().message().find(words), std::string::npos) << name << ": " << r.status().message();
+    EXPECT_NE(r.status().message().find(words), std::string::npos)
+        << name << ": " << r.status().message();
     EXPECT_NE(r.status().message().find("refused before decoding"), std::string::npos)
         << name << ": " << r.status().message();
   }
@@ -197,7 +209,8 @@ TEST_F(HostileDecodeTest, JpegWithTooManyScansIsRefused) {
 
 TEST_F(HostileDecodeTest, WholePageLoadersDeclaringHugeSizesAreRefused) {
   MakeImage(dir_ / "seed.gif", 64, 64, 3);
-  ExpectRefused("bomb.gif", GifDeclaring(ReadFile(dir_ / "seed.gif"), 30000, 30000), "MiB to decode");
+  ExpectRefused("bomb.gif", GifDeclaring(ReadFile(dir_ / "seed.gif"), 30000, 30000),
+                "MiB to decode");
   // A real file: libvips decodes a tile whole and keeps a row of them
   // (16 tiles of 2048 x 2048 here, 50 KB on disk). The same page as one
   // strip is read scanline by scanline, and decodes.
@@ -210,17 +223,22 @@ TEST_F(HostileDecodeTest, WholePageLoadersDeclaringHugeSizesAreRefused) {
 // Every format at a modest size against a tiny budget: the loaders that hold
 // the whole page are refused, the streaming ones decode in strips.
 TEST_F(HostileDecodeTest, TheBudgetCoversEveryFormat) {
-  vips_operation_block_set("VipsForeignSaveJxl", FALSE);  // doppel blocks untrusted savers; the test writes
+  vips_operation_block_set("VipsForeignSaveJxl",
+                           FALSE);  // doppel blocks untrusted savers; the test writes
   struct Case {
     const char* name;
     const char* options;
     bool whole_page;
   } cases[] = {
-      {"base.jpg", "", false},        {"prog.jpg", "[interlace]", true},
-      {"plain.png", "", false},       {"adam7.png", "[interlace]", true},
-      {"strips.tif", "", false},      {"lossy.webp", "", true},
+      {"base.jpg", "", false},
+      {"prog.jpg", "[interlace]", true},
+      {"plain.png", "", false},
+      {"adam7.png", "[interlace]", true},
+      {"strips.tif", "", false},
+      {"lossy.webp", "", true},
       {"lossless.webp", "[lossless]", true},
-      {"a.gif", "", true},            {"a.avif", "[compression=av1,Q=60,effort=0]", true},
+      {"a.gif", "", true},
+      {"a.avif", "[compression=av1,Q=60,effort=0]", true},
       {"a.jxl", "[Q=90]", true},
   };
   AnalyseOptions tight;

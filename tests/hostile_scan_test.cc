@@ -67,10 +67,10 @@ TEST_F(HostileScanTest, FollowedLinksStayInsideTheSource) {
   MakeImage(root_ / "sub" / "a.jpg", 320, 240, 1);
   MakeImage(outside_ / "holiday.jpg", 320, 240, 2);
   WriteFile(outside_ / "passwords.png", "PASSWORD=hunter2\n");
-  fs::create_symlink("sub/a.jpg", root_ / "inside.jpg");                 // inside: followed
-  fs::create_symlink(outside_ / "passwords.png", root_ / "leak.png");    // a private file
-  fs::create_symlink(outside_, root_ / "elsewhere");                     // a folder outside
-  fs::create_symlink("..", root_ / "up");                                // the folder above
+  fs::create_symlink("sub/a.jpg", root_ / "inside.jpg");                       // inside: followed
+  fs::create_symlink(outside_ / "passwords.png", root_ / "leak.png");          // a private file
+  fs::create_symlink(outside_, root_ / "elsewhere");                           // a folder outside
+  fs::create_symlink("..", root_ / "up");                                      // the folder above
   fs::create_symlink("../../private/holiday.jpg", root_ / "sub" / "rel.jpg");  // relative, outside
 
   ScanSummary s = Scan(/*follow=*/true);
@@ -86,7 +86,8 @@ TEST_F(HostileScanTest, FollowedLinksStayInsideTheSource) {
   for (const char* link : {"leak.png", "elsewhere", "up", "sub/rel.jpg"}) {
     const FileProblem* p = Find(s, link);
     ASSERT_NE(p, nullptr) << link << " was not reported";
-    EXPECT_NE(p->message.find("outside the source"), std::string::npos) << link << ": " << p->message;
+    EXPECT_NE(p->message.find("outside the source"), std::string::npos)
+        << link << ": " << p->message;
   }
 }
 
@@ -170,7 +171,8 @@ TEST_F(HostileScanTest, AHugeSparseFileIsRefusedBeforeItIsRead) {
   r = AnalyseFile(p.string(), o);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().code(), StatusCode::kCancelled) << r.status().ToString();
-  EXPECT_EQ(polls, 0) << "the file was streamed before its header was checked: " << r.status().ToString();
+  EXPECT_EQ(polls, 0) << "the file was streamed before its header was checked: "
+                      << r.status().ToString();
 }
 
 }  // namespace
