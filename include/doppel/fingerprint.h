@@ -14,10 +14,20 @@
 
 namespace doppel {
 
+// Per decode: with two decodes at once (the default --jobs on two cores, or
+// two gate requests) a process stays under 512 MB.
+constexpr int64_t kDefaultMaxDecodeBytes = 192ll << 20;
+
 struct AnalyseOptions {
   // Refuse images with more pixels (width*height of page 1) than this before
   // decoding anything: decompression bombs get kTooLarge.
   int64_t max_pixels = 1'000'000'000;
+  // Refuse images whose decoder would hold more memory than this at once,
+  // estimated from the header before decoding (progressive JPEG's coefficient
+  // buffer, whole-page WebP/HEIF/JPEG XL/GIF/interlaced PNG, huge TIFF
+  // strips): kTooLarge. Sequential JPEG, PNG and TIFF stream in strips and
+  // stay far below it. 0 = no limit. docs/fingerprints.md, "Decoding cost".
+  int64_t max_decode_bytes = kDefaultMaxDecodeBytes;
   // Files up to this size are read once into memory and hashed, parsed and
   // decoded from there; larger ones are streamed (read twice, never held).
   int64_t max_buffered_bytes = 64ll << 20;

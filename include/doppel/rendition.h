@@ -24,6 +24,9 @@ struct RenditionOptions {
   int max_side = 256;         // longest side at most this (never enlarged)
   bool grey = false;          // one band of luminance instead of sRGB
   int64_t max_pixels = 1'000'000'000;  // refuse bigger pictures (kTooLarge)
+  // Refuse pictures whose decoder would need more memory (kTooLarge; see
+  // AnalyseOptions::max_decode_bytes). 0 = no limit.
+  int64_t max_decode_bytes = 192ll << 20;
 };
 
 // Page 1 of an image file or of bytes in memory. Thread-safe; call

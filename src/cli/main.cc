@@ -158,6 +158,9 @@ int CmdSourceList(const Globals& g, bool as_json) {
 
 // ---------------------------------------------------------------- scan
 
+// --max-decode-mb of scan and hash (0 = no limit).
+int64_t g_max_decode_mb = kDefaultMaxDecodeBytes >> 20;
+
 int CmdScan(const Globals& g, const std::vector<std::string>& sources, int jobs, bool follow, bool retry,
             bool all_files, int64_t max_pixels, bool as_json) {
   auto cat = Open(g);
@@ -170,6 +173,7 @@ int CmdScan(const Globals& g, const std::vector<std::string>& sources, int jobs,
   o.retry_errors = retry;
   o.all_files = all_files;
   o.analyse.max_pixels = max_pixels;
+  o.analyse.max_decode_bytes = g_max_decode_mb << 20;
   o.cancel = &g_cancel;
   ScanProgressView view(!g.quiet && !as_json);
   o.progress = [&](const ScanProgress& p) { view.Update(p); };
@@ -236,6 +240,7 @@ int CmdHash(const std::vector<std::string>& files, int jobs, bool as_json, int64
   InstallSigint();
   AnalyseOptions o;
   o.max_pixels = max_pixels;
+  o.max_decode_bytes = g_max_decode_mb << 20;
   o.cancelled = [] { return g_cancel.load(); };
   const size_t n = files.size();
   std::vector<std::optional<Result<ImageRecord>>> results(n);
@@ -939,6 +944,9 @@ int Main(int argc, char** argv) {
   scan->add_flag("--all-files", all_files, "consider every file, not only image extensions");
   scan->add_option("--max-pixels", max_pixels, "refuse images larger than this (decompression bombs)")
       ->check(CLI::PositiveNumber);
+  scan->add_option("--max-decode-mb", g_max_decode_mb,
+                   "refuse images whose decoder would need more memory, from the header (0 = no limit)")
+      ->check(CLI::NonNegativeNumber);
   scan->add_flag("--json", json_out, "print the summary as JSON");
   scan->footer(
       "Examples:\n  doppel scan                     all sources, one reader per core\n"
@@ -953,6 +961,9 @@ int Main(int argc, char** argv) {
   hash->add_option("-j,--jobs", jobs, "parallel readers (default: one per core)")->check(CLI::Range(0, 256));
   hash->add_flag("--json", json_out, "one JSON object per line with every fingerprint and the metadata");
   hash->add_option("--max-pixels", max_pixels, "refuse images larger than this")->check(CLI::PositiveNumber);
+  hash->add_option("--max-decode-mb", g_max_decode_mb,
+                   "refuse images whose decoder would need more memory, from the header (0 = no limit)")
+      ->check(CLI::NonNegativeNumber);
   hash->footer(
       "Output: one line per file, PDQHEX,QUALITY,FILE, as the PDQ reference tool prints it.\n\nExamples:\n"
       "  doppel hash photo.jpg scans/*.tif\n  doppel hash --json photo.jpg | jq .sha256");

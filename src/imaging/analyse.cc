@@ -18,6 +18,7 @@ namespace doppel {
 namespace {
 
 constexpr size_t kStreamChunk = 1 << 20;
+constexpr size_t kHeadBytes = 4096;  // enough for every allowlisted format's signature
 
 int64_t MtimeNs(const struct stat& st) {
   return int64_t(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
@@ -36,29 +37,17 @@ struct Fd {
   }
 };
 
-std::string HeadDescription(const uint8_t* data, size_t size) {
-  std::string s = "starts with bytes";
-  char buf[8];
-  for (size_t i = 0; i < std::min<size_t>(size, 8); ++i) {
-    std::snprintf(buf, sizeof buf, " %02x", data[i]);
-    s += buf;
-  }
-  return s;
-}
-
-// The shared tail: decode, PDQ, content hash, metadata.
+// The shared tail: decode, PDQ, content hash, metadata. Error text never
+// quotes the file's bytes: a file may be private (a link followed into
+// someone's home folder) while the catalogue's error column is not.
 Result<ImageRecord> Finish(ImageRecord rec, ContentHashKind kind, const Digest* structural,
-                           DecodeInput decode_in, const AnalyseOptions& opt, const uint8_t* head,
-                           size_t head_size) {
+                           DecodeInput decode_in, const AnalyseOptions& opt) {
   decode_in.max_pixels = opt.max_pixels;
+  decode_in.max_decode_bytes = opt.max_decode_bytes;
   decode_in.hash_pixels = kind == ContentHashKind::kPixels;
   decode_in.cancelled = opt.cancelled;
   auto decoded = DecodeForPdq(decode_in);
-  if (!decoded.ok()) {
-    if (decoded.status().code() == StatusCode::kUnsupported && kind == ContentHashKind::kPixels)
-      return Unsupported(decoded.status().message() + " (" + HeadDescription(head, head_size) + ")");
-    return decoded.status();
-  }
+  if (!decoded.ok()) return decoded.status();
   DecodedImage& d = decoded.value();
   rec.info = d.info;
   rec.fingerprints.pdq = PdqFromLuminance(d.luma.data(), d.luma_width, d.luma_height);
@@ -76,6 +65,27 @@ Result<ImageRecord> Finish(ImageRecord rec, ContentHashKind kind, const Digest* 
   return rec;
 }
 
+// The first bytes decide whether a file is worth reading at all: formats
+// doppel does not decode are refused before anything is hashed. Plain
+// signatures, not libvips' sniffers: those may need more than the head (a
+// TIFF's first IFD can sit at the end of the file).
+Status CheckMagic(const uint8_t* p, size_t n) {
+  auto starts = [&](const char* sig, size_t len, size_t at = 0) {
+    return n >= at + len && std::memcmp(p + at, sig, len) == 0;
+  };
+  const bool known = starts("\xFF\xD8\xFF", 3) ||                       // JPEG
+                     starts("\x89PNG\r\n\x1A\n", 8) ||                  // PNG
+                     starts("II*\0", 4) || starts("MM\0*", 4) ||          // TIFF
+                     starts("II+\0", 4) || starts("MM\0+", 4) ||          // BigTIFF
+                     starts("GIF87a", 6) || starts("GIF89a", 6) ||         // GIF
+                     (starts("RIFF", 4) && starts("WEBP", 4, 8)) ||        // WebP
+                     starts("ftyp", 4, 4) ||                               // HEIF, AVIF
+                     starts("\xFF\x0A", 2) ||                              // JPEG XL codestream
+                     starts("\0\0\0\x0CJXL \r\n\x87\n", 12);              // JPEG XL container
+  if (!known) return Unsupported("not a recognised image format");
+  return Status::OK();
+}
+
 }  // namespace
 
 Status InitImaging() {
@@ -86,6 +96,7 @@ Status InitImaging() {
 
 Result<ImageRecord> AnalyseBuffer(const uint8_t* data, size_t size, const AnalyseOptions& opt) {
   if (size == 0) return Corruption("empty file (0 bytes)");
+  DOPPEL_RETURN_IF_ERROR(CheckMagic(data, std::min<size_t>(size, kHeadBytes)));
   ImageRecord rec;
   rec.file_size = int64_t(size);
   rec.fingerprints.sha256 = Sha256::Of(data, size);
@@ -100,10 +111,16 @@ Result<ImageRecord> AnalyseBuffer(const uint8_t* data, size_t size, const Analys
   in.data = data;
   in.size = size;
   return Finish(std::move(rec), kind, kind == ContentHashKind::kPixels ? nullptr : &structural, in,
-                opt, data, size);
+                opt);
 }
 
 Result<ImageRecord> AnalyseFile(const std::string& path, const AnalyseOptions& opt) {
+  // Only regular files are opened: opening a FIFO can block (and wakes its
+  // writer), a device may never end.
+  struct stat kind {};
+  if (::stat(path.c_str(), &kind) == 0 && !S_ISREG(kind.st_mode))
+    return Unsupported(S_ISFIFO(kind.st_mode) ? "a named pipe (FIFO), not a picture; not opened"
+                                              : "not a regular file; not opened");
   Fd f;
   // O_NONBLOCK: a FIFO named like an image must not hang the scan.
   f.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
@@ -117,6 +134,15 @@ Result<ImageRecord> AnalyseFile(const std::string& path, const AnalyseOptions& o
   if (before.st_size == 0) return Corruption("empty file (0 bytes)");
 
   const int64_t size = before.st_size;
+  // The signature first: a huge (or sparse) file named like a picture is
+  // refused without being read in full.
+  uint8_t head[kHeadBytes];
+  ssize_t head_n;
+  do {
+    head_n = ::pread(f.fd, head, sizeof head, 0);
+  } while (head_n < 0 && errno == EINTR);
+  if (head_n < 0) return Errno("read failed at the start of the file");
+  DOPPEL_RETURN_IF_ERROR(CheckMagic(head, size_t(head_n)));
   ImageRecord rec;
   Result<ImageRecord> result = Internal("unset");
   if (size <= opt.max_buffered_bytes) {
@@ -136,22 +162,23 @@ Result<ImageRecord> AnalyseFile(const std::string& path, const AnalyseOptions& o
     result = AnalyseBuffer(buf.data(), buf.size(), opt);
     if (buf.capacity() > size_t(opt.max_buffered_bytes)) std::vector<uint8_t>().swap(buf);
   } else {
-    // Too large to hold: stream once for the byte hashes, then let libvips
-    // stream the decode from the file.
+    // Too large to hold: check the header's decode cost first, then stream once for the byte hashes and let libvips stream the decode.
+    DecodeInput header_in;
+    header_in.path = path;
+    header_in.max_pixels = opt.max_pixels;
+    header_in.max_decode_bytes = opt.max_decode_bytes;
+    DOPPEL_ASSIGN_OR_RETURN(DecodeCost cost, EstimateDecodeCost(header_in));
+    DOPPEL_RETURN_IF_ERROR(CheckDecodeCost(cost, header_in));
     std::vector<uint8_t> chunk(kStreamChunk);
     Sha256 sha;
     ssize_t n = 0;
     size_t got = 0;
-    uint8_t head[16] = {};
-    size_t head_size = 0;
     std::unique_ptr<StructuralHasher> hasher;
     ContentHashKind kind = ContentHashKind::kPixels;
     while ((n = ::read(f.fd, chunk.data(), chunk.size())) != 0) {
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) return Errno("read failed after " + std::to_string(got) + " bytes");
       if (got == 0) {
-        head_size = std::min<size_t>(size_t(n), sizeof head);
-        std::memcpy(head, chunk.data(), head_size);
         kind = DetectContentHashKind(chunk.data(), size_t(n));
         if (kind != ContentHashKind::kPixels) hasher = MakeStructuralHasher(kind);
       }
@@ -169,7 +196,7 @@ Result<ImageRecord> AnalyseFile(const std::string& path, const AnalyseOptions& o
     }
     DecodeInput in;
     in.path = path;
-    result = Finish(std::move(rec), kind, hasher ? &structural : nullptr, in, opt, head, head_size);
+    result = Finish(std::move(rec), kind, hasher ? &structural : nullptr, in, opt);
   }
   if (!result.ok()) return result;
   if (opt.test_after_read) opt.test_after_read(path);

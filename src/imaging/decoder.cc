@@ -1,6 +1,10 @@
 #include "imaging/decoder.h"
 #include "doppel/rendition.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <vips/vips.h>
 
 #include <algorithm>
@@ -89,6 +93,148 @@ int BitDepth(VipsBandFormat f) {
   }
 }
 
+
+// The input's bytes, mapped read-only when it is a file (header parsing only
+// touches the pages it reads).
+class InputBytes {
+ public:
+  explicit InputBytes(const DecodeInput& in) {
+    if (in.data) {
+      data_ = in.data;
+      size_ = in.size;
+      return;
+    }
+    const int fd = ::open(in.path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) return;
+    struct stat st {};
+    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+      void* m = ::mmap(nullptr, size_t(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
+      if (m != MAP_FAILED) {
+        map_ = m;
+        data_ = static_cast<const uint8_t*>(m);
+        size_ = size_t(st.st_size);
+      }
+    }
+    ::close(fd);
+  }
+  ~InputBytes() {
+    if (map_) ::munmap(map_, size_);
+  }
+  InputBytes(const InputBytes&) = delete;
+  InputBytes& operator=(const InputBytes&) = delete;
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+  void* map_ = nullptr;
+};
+
+struct JpegLayout {
+  bool progressive = false;
+  int scans = 0;
+  int components = 0;
+  int64_t coefficient_bytes = 0;  // libjpeg's whole-picture coefficient buffer
+};
+
+// Walks a JPEG's markers the way libjpeg does (fill and extraneous bytes
+// skipped, entropy-coded data stepped over) up to EOI. Counting stops one past
+// kMaxJpegScans: that is enough to refuse the file.
+JpegLayout ParseJpegLayout(const uint8_t* p, size_t n) {
+  JpegLayout out;
+  bool have_sof = false;
+  size_t i = 2;  // after SOI
+  while (i + 4 <= n && out.scans <= kMaxJpegScans) {
+    if (p[i] != 0xFF || p[i + 1] == 0xFF) {
+      ++i;
+      continue;
+    }
+    const uint8_t m = p[i + 1];
+    if (m == 0xD9) break;  // EOI
+    if (m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD8)) {
+      i += 2;
+      continue;
+    }
+    const size_t len = (size_t(p[i + 2]) << 8) | p[i + 3];
+    if (len < 2) break;
+    const uint8_t* seg = p + i + 4;
+    const size_t seg_len = std::min(len - 2, n - (i + 4));
+    const bool sof = m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC;
+    if (sof && !have_sof && seg_len >= 6) {
+      have_sof = true;
+      out.progressive = (m & 0x03) == 0x02;  // C2, C6, CA, CE
+      const int64_t H = (int64_t(seg[1]) << 8) | seg[2], W = (int64_t(seg[3]) << 8) | seg[4];
+      out.components = seg[5];
+      int hmax = 1, vmax = 1;
+      std::vector<std::pair<int, int>> sampling;
+      for (int c = 0; c < out.components && 6 + 3 * size_t(c) + 1 < seg_len; ++c) {
+        const uint8_t hv = seg[6 + 3 * c + 1];
+        const int h = std::clamp(hv >> 4, 1, 4), v = std::clamp(hv & 15, 1, 4);
+        sampling.emplace_back(h, v);
+        hmax = std::max(hmax, h);
+        vmax = std::max(vmax, v);
+      }
+      // Per component: blocks across and down, padded to whole MCUs; 64
+      // coefficients of 2 bytes each.
+      const int64_t mcu_x = (W + 8 * hmax - 1) / (8 * hmax), mcu_y = (H + 8 * vmax - 1) / (8 * vmax);
+      for (const auto& [h, v] : sampling) out.coefficient_bytes += mcu_x * h * mcu_y * v * 128;
+    }
+    i += 2 + len;
+    if (m == 0xDA) {
+      ++out.scans;
+      // Entropy-coded data runs to the next marker that is neither a stuffed
+      // zero nor a restart marker.
+      while (i + 1 < n) {
+        const void* ff = std::memchr(p + i, 0xFF, n - i);
+        if (!ff) {
+          i = n;
+          break;
+        }
+        i = size_t(static_cast<const uint8_t*>(ff) - p);
+        if (i + 1 >= n) break;
+        const uint8_t c = p[i + 1];
+        if (c == 0xFF) {
+          ++i;
+        } else if (c == 0x00 || (c >= 0xD0 && c <= 0xD7)) {
+          i += 2;
+        } else {
+          break;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+uint32_t ReadU16(const uint8_t* p, bool le) { return le ? p[0] | (p[1] << 8) : (p[0] << 8) | p[1]; }
+uint32_t ReadU32(const uint8_t* p, bool le) {
+  return le ? uint32_t(p[0]) | (uint32_t(p[1]) << 8) | (uint32_t(p[2]) << 16) | (uint32_t(p[3]) << 24)
+            : (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
+}
+
+// Rows of tiles libvips' TIFF loader holds at once for page 1: TileLength of
+// the first IFD (a tile is decoded whole), 0 for a striped file (libvips
+// reads strips scanline by scanline: a 16,000 x 16,000 single-strip file
+// peaks at 85 MB), -1 when the IFD cannot be read here (BigTIFF, damaged):
+// the caller then assumes the whole page.
+int64_t TiffTileRows(const uint8_t* p, size_t n) {
+  if (n < 8) return -1;
+  const bool le = p[0] == 'I';
+  if (ReadU16(p + 2, le) != 42) return -1;
+  const size_t ifd = ReadU32(p + 4, le);
+  if (ifd + 2 > n) return -1;
+  const size_t count = ReadU16(p + ifd, le);
+  int64_t tile_length = 0;
+  for (size_t k = 0; k < count && ifd + 2 + 12 * (k + 1) <= n; ++k) {
+    const uint8_t* e = p + ifd + 2 + 12 * k;
+    const uint32_t tag = ReadU16(e, le), type = ReadU16(e + 2, le);
+    const int64_t value = type == 3 ? ReadU16(e + 8, le) : type == 4 ? ReadU32(e + 8, le) : -1;
+    if (tag == 323 && value > 0) tile_length = value;
+  }
+  return tile_length;
+}
+
 // Opens page 1 lazily (header only until pixels are asked for).
 Result<VipsRef> Open(const DecodeInput& in, const char* format, int jpeg_shrink) {
   VipsImage* img = nullptr;
@@ -168,28 +314,29 @@ Result<VipsRef> ToDisplayRgb(VipsImage* raw) {
 // rejects the file on the ones that mean the picture is damaged.
 thread_local std::vector<std::string>* t_warnings = nullptr;
 
+// The first warning that means lost or garbled picture data, if any.
+const std::string* DamageIn(const std::vector<std::string>& list) {
+  static const char* const kDamage[] = {
+      "premature end of data segment",  // libjpeg JWRN_HIT_MARKER
+      "bad Huffman code",               // JWRN_HUFF_BAD_CODE
+      "bad arithmetic code",            // JWRN_ARITH_BAD_CODE
+      "instead of RST",                 // JWRN_MUST_RESYNC
+      "Premature end of JPEG file",     // JWRN_JPEG_EOF
+      "Inconsistent progression",       // JWRN_BOGUS_PROGRESSION
+  };
+  for (const auto& w : list)
+    for (const char* d : kDamage)
+      if (w.find(d) != std::string::npos) return &w;
+  return nullptr;
+}
+
 struct DecodeWarnings {
   std::vector<std::string> list;
   DecodeWarnings() { t_warnings = &list; }
   ~DecodeWarnings() { t_warnings = nullptr; }
   DecodeWarnings(const DecodeWarnings&) = delete;
   DecodeWarnings& operator=(const DecodeWarnings&) = delete;
-
-  // The first warning that means lost or garbled picture data, if any.
-  const std::string* Damage() const {
-    static const char* const kDamage[] = {
-        "premature end of data segment",  // libjpeg JWRN_HIT_MARKER
-        "bad Huffman code",               // JWRN_HUFF_BAD_CODE
-        "bad arithmetic code",            // JWRN_ARITH_BAD_CODE
-        "instead of RST",                 // JWRN_MUST_RESYNC
-        "Premature end of JPEG file",     // JWRN_JPEG_EOF
-        "Inconsistent progression",       // JWRN_BOGUS_PROGRESSION
-    };
-    for (const auto& w : list)
-      for (const char* d : kDamage)
-        if (w.find(d) != std::string::npos) return &w;
-    return nullptr;
-  }
+  const std::string* Damage() const { return DamageIn(list); }
 };
 
 }  // namespace
@@ -245,6 +392,104 @@ void ApplyOrientation(std::vector<float>& px, int& w, int& h, int orientation) {
   h = oh;
 }
 
+
+// Bytes each loader holds per pixel of page 1 when it decodes the whole page
+// at once, measured as peak RSS over a large flat picture minus the process'
+// baseline (docs/benchmarks.md, "Hostile inputs"); rounded up.
+constexpr int64_t kGifBytesPerPixel = 8;    // measured 4.8: libnsgif's RGBA frame, libvips' copy
+constexpr int64_t kWebpBytesPerPixel = 10;  // measured 7.8: libwebp's ARGB planes, the RGBA output
+constexpr int64_t kHeifBytesPerPixel = 10;  // measured 7.4 (8-bit): libheif's planes, the output
+constexpr int64_t kJxlBytesPerPixel = 16;   // measured 14.9: libjxl's float planes, the output
+
+namespace {
+
+// The allowlisted format of the input, or why it is refused.
+Result<const char*> FindFormat(const DecodeInput& in) {
+  const char* loader = in.data ? vips_foreign_find_load_buffer(in.data, in.size)
+                               : vips_foreign_find_load(in.path.c_str());
+  const char* format = FormatOfLoader(loader);
+  if (!format) {
+    vips_error_clear();
+    if (loader) return Unsupported(std::string("image format not handled by doppel (libvips loader ") + loader + ")");
+    return Unsupported("not a recognised image format");
+  }
+  return format;
+}
+
+DecodeCost CostOf(const DecodeInput& in, const char* format, VipsImage* header) {
+  DecodeCost cost;
+  cost.format = format;
+  cost.width = header->Xsize;
+  cost.height = header->Ysize;
+  const int64_t W = cost.width, H = cost.height, pixels = W * H;
+  const int64_t sample = std::max(1, BitDepth(header->BandFmt) / 8);
+  const int64_t pixel_bytes = int64_t(header->Bands) * sample;
+  if (cost.format == "jpeg") {
+    InputBytes bytes(in);
+    const JpegLayout layout = ParseJpegLayout(bytes.data(), bytes.size());
+    cost.jpeg_scans = layout.scans;
+    // One scan that holds every component streams MCU row by MCU row;
+    // progressive or multi-scan files make libjpeg keep every coefficient.
+    cost.full_frame = layout.progressive || layout.scans > 1;
+    cost.bytes = cost.full_frame ? layout.coefficient_bytes : W * 16 * pixel_bytes * 2;
+  } else if (cost.format == "png") {
+    int interlaced = 0;
+    if (vips_image_get_typeof(header, "interlaced"))
+      vips_image_get_int(header, "interlaced", &interlaced);
+    cost.full_frame = interlaced != 0;  // Adam7 is decoded into one whole-page buffer
+    cost.bytes = cost.full_frame ? pixels * pixel_bytes : W * 2 * pixel_bytes;
+  } else if (cost.format == "tiff") {
+    InputBytes bytes(in);
+    int64_t rows = bytes.data() ? TiffTileRows(bytes.data(), bytes.size()) : -1;
+    if (rows < 0) rows = H;
+    if (rows == 0) rows = kStripRows;  // striped: our own strips
+    cost.full_frame = rows >= H;
+    // A row of decoded tiles (or strip of scanlines) and libvips' copy of it.
+    cost.bytes = W * std::min(rows, H) * pixel_bytes * 2;
+  } else {
+    cost.full_frame = true;
+    const int64_t per_pixel = cost.format == "gif"    ? kGifBytesPerPixel
+                              : cost.format == "webp" ? kWebpBytesPerPixel
+                              : cost.format == "heif" ? kHeifBytesPerPixel * sample
+                                                      : kJxlBytesPerPixel;
+    cost.bytes = pixels * per_pixel;
+  }
+  return cost;
+}
+
+}  // namespace
+
+Result<std::string> SniffFormat(const DecodeInput& in) {
+  DOPPEL_RETURN_IF_ERROR(InitVips());
+  DOPPEL_ASSIGN_OR_RETURN(const char* format, FindFormat(in));
+  return std::string(format);
+}
+
+Result<DecodeCost> EstimateDecodeCost(const DecodeInput& in) {
+  DOPPEL_RETURN_IF_ERROR(InitVips());
+  DOPPEL_ASSIGN_OR_RETURN(const char* format, FindFormat(in));
+  DOPPEL_ASSIGN_OR_RETURN(VipsRef header, Open(in, format, 1));
+  return CostOf(in, format, header.img);
+}
+
+Status CheckDecodeCost(const DecodeCost& cost, const DecodeInput& in) {
+  const std::string size = std::to_string(cost.width) + " x " + std::to_string(cost.height);
+  if (in.max_pixels > 0 && int64_t(cost.width) * cost.height > in.max_pixels)
+    return TooLarge(size + " pixels exceeds the limit of " + std::to_string(in.max_pixels) +
+                    " pixels (raise --max-pixels to accept it)");
+  if (cost.jpeg_scans > kMaxJpegScans)
+    return TooLarge("JPEG with more than " + std::to_string(kMaxJpegScans) +
+                    " scans; refused before decoding (each scan re-reads the whole picture)");
+  if (in.max_decode_bytes > 0 && cost.bytes > in.max_decode_bytes) {
+    const int64_t mib = 1 << 20;
+    return TooLarge(size + " " + cost.format + (cost.format == "jpeg" ? " (progressive)" : "") +
+                    " needs about " + std::to_string((cost.bytes + mib - 1) / mib) +
+                    " MiB to decode, over the limit of " + std::to_string(in.max_decode_bytes / mib) +
+                    " MiB; refused before decoding (raise --max-decode-mb to accept it)");
+  }
+  return Status::OK();
+}
+
 namespace {
 Result<DecodedImage> DecodeUnchecked(const DecodeInput& in);
 }  // namespace
@@ -266,22 +511,14 @@ Result<DecodedImage> DecodeForPdq(const DecodeInput& in) {
 
 namespace {
 Result<DecodedImage> DecodeUnchecked(const DecodeInput& in) {
-  const char* loader = in.data ? vips_foreign_find_load_buffer(in.data, in.size)
-                               : vips_foreign_find_load(in.path.c_str());
-  const char* format = FormatOfLoader(loader);
-  if (!format) {
-    vips_error_clear();
-    if (loader) return Unsupported(std::string("image format not handled by doppel (libvips loader ") + loader + ")");
-    return Unsupported("not a recognised image format");
-  }
-
+  DOPPEL_ASSIGN_OR_RETURN(const char* format, FindFormat(in));
   DecodedImage out;
   out.info.format = format;
   DOPPEL_ASSIGN_OR_RETURN(VipsRef header, Open(in, format, 1));
+  // Everything the decode will cost is checked from the header first: a
+  // refused file never reaches a loader's pixel code.
+  DOPPEL_RETURN_IF_ERROR(CheckDecodeCost(CostOf(in, format, header.img), in));
   const int W = header.img->Xsize, H = header.img->Ysize;
-  if (in.max_pixels > 0 && int64_t(W) * H > in.max_pixels)
-    return TooLarge(std::to_string(W) + " x " + std::to_string(H) + " pixels exceeds the limit of " +
-                    std::to_string(in.max_pixels) + " pixels (raise --max-pixels to accept it)");
   out.info.width = W;
   out.info.height = H;
   out.info.bands = header.img->Bands;
@@ -346,6 +583,10 @@ Result<DecodedImage> DecodeUnchecked(const DecodeInput& in) {
   int next_row = 0;  // index into rows[]
   for (int y0 = 0; y0 < h; y0 += kStripRows) {
     if (in.cancelled && in.cancelled()) return Cancelled("stopped on request");
+    // Damage is final: stop now instead of decoding the rest of a picture
+    // that will be refused (a truncated file declaring a huge size would
+    // otherwise be "decoded" to its last row). DecodeForPdq reports it.
+    if (t_warnings && DamageIn(*t_warnings)) return DecodedImage{};
     VipsRect rect{0, y0, w, std::min(kStripRows, h - y0)};
     if (raw_region) {
       // Pull the raw strip first: the converted strip then reads the same rows
@@ -449,24 +690,18 @@ namespace {
 Result<Rendition> Render(const DecodeInput& in, const RenditionOptions& opt) {
   DOPPEL_RETURN_IF_ERROR(InitVips());
   if (opt.max_side < 1 || opt.max_side > 8192) return InvalidArgument("rendition size must be 1..8192 pixels");
-  const char* loader = in.data ? vips_foreign_find_load_buffer(in.data, in.size)
-                               : vips_foreign_find_load(in.path.c_str());
-  const char* format = FormatOfLoader(loader);
-  if (!format) {
-    vips_error_clear();
-    if (loader) return Unsupported(std::string("image format not handled by doppel (libvips loader ") + loader + ")");
-    return Unsupported("not a recognised image format");
-  }
+  DOPPEL_ASSIGN_OR_RETURN(const char* format, FindFormat(in));
   Rendition r;
   r.format = format;
   {
     DOPPEL_ASSIGN_OR_RETURN(VipsRef header, Open(in, format, 1));
     r.source_width = header.img->Xsize;
     r.source_height = header.img->Ysize;
+    DecodeInput limits = in;
+    limits.max_pixels = opt.max_pixels;
+    limits.max_decode_bytes = opt.max_decode_bytes;
+    DOPPEL_RETURN_IF_ERROR(CheckDecodeCost(CostOf(in, format, header.img), limits));
   }
-  if (opt.max_pixels > 0 && int64_t(r.source_width) * r.source_height > opt.max_pixels)
-    return TooLarge(std::to_string(r.source_width) + " x " + std::to_string(r.source_height) +
-                    " pixels exceeds the limit of " + std::to_string(opt.max_pixels) + " pixels");
   DecodeWarnings warnings;
   // JPEG shrink-on-load as far as keeps the longest side >= max_side, then a
   // filtered resize (streams top to bottom), then orientation on the small image.

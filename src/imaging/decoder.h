@@ -24,6 +24,10 @@ struct DecodeInput {
   size_t size = 0;
   std::string path;
   int64_t max_pixels = 0;   // 0 = no limit
+  // Refuse files whose decoder would hold more than this many bytes at once
+  // (estimated from the header before any pixel is decoded; see
+  // EstimateDecodeBytes). 0 = no limit.
+  int64_t max_decode_bytes = 0;
   bool hash_pixels = false; // also hash the decoded full-size pixels (ContentHashKind::kPixels)
   std::function<bool()> cancelled;
 };
@@ -47,6 +51,31 @@ struct DecodedImage {
 Status InitVips();
 
 Result<DecodedImage> DecodeForPdq(const DecodeInput& input);
+
+// What decoding page 1 of a file will cost, from its header alone.
+struct DecodeCost {
+  std::string format;       // as ImageInfo::format
+  int width = 0, height = 0;
+  int64_t bytes = 0;        // estimated peak memory held by the loader
+  int jpeg_scans = 0;       // JPEG: scans (SOS markers) before EOI
+  bool full_frame = false;  // the loader holds the whole page (not streamed)
+};
+
+// JPEG files with more scans than this are refused: libjpeg walks every
+// block of the picture once per scan, so scans multiply decoding time.
+constexpr int kMaxJpegScans = 100;
+
+// The allowlisted format of the input from its signature ("jpeg", "png",
+// ...), or kUnsupported. Reads nothing past the signature.
+Result<std::string> SniffFormat(const DecodeInput& input);
+
+// Reads the header (and for JPEG the marker layout) and estimates the cost;
+// kUnsupported for formats doppel does not decode.
+Result<DecodeCost> EstimateDecodeCost(const DecodeInput& input);
+
+// kTooLarge, naming the limit and how to raise it, when `cost` exceeds the
+// input's pixel or decode-memory limit or kMaxJpegScans.
+Status CheckDecodeCost(const DecodeCost& cost, const DecodeInput& input);
 
 // Applies EXIF orientation (1..8) to a row-major float image in place;
 // width/height are updated (swapped for 5..8).

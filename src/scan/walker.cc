@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <set>
 #include <utility>
@@ -49,6 +50,26 @@ Result<WalkReport> Walk(const std::string& root, const WalkOptions& opt,
     ::close(rootfd);
     return IOError("cannot list folder " + root + ": " + std::strerror(e));
   }
+  // Links are followed only to places inside the Source: resolved against
+  // the root's own resolved path, so a link to / or to a private file
+  // elsewhere is recorded as skipped, never read.
+  std::string root_real;
+  if (opt.follow_symlinks) {
+    char* r = ::realpath(root.c_str(), nullptr);
+    if (r) {
+      root_real = r;
+      std::free(r);
+    }
+  }
+  auto inside_root = [&](const std::string& rel) {
+    if (root_real.empty()) return false;
+    char* r = ::realpath((root + "/" + rel).c_str(), nullptr);
+    if (!r) return false;
+    const std::string target = r;
+    std::free(r);
+    return target == root_real || root_real == "/" ||
+           target.compare(0, root_real.size() + 1, root_real + "/") == 0;
+  };
   stack.push_back({rd, "", {rst.st_dev, rst.st_ino}});
   if (opt.follow_symlinks) visited.insert(stack.back().id);
 
@@ -93,6 +114,12 @@ Result<WalkReport> Walk(const std::string& root, const WalkOptions& opt,
           on_problem(rel, IOError(std::string("broken symbolic link: ") + std::strerror(e)));
         continue;
       }
+      if (!inside_root(rel)) {
+        ++report.symlinks_skipped;
+        on_problem(rel, Unsupported("symbolic link leads outside the source folder; not followed "
+                                    "(--follow-symlinks only follows links within the source)"));
+        continue;
+      }
     }
     if (S_ISDIR(st.st_mode)) {
       std::pair<dev_t, ino_t> id{st.st_dev, st.st_ino};
@@ -123,8 +150,18 @@ Result<WalkReport> Walk(const std::string& root, const WalkOptions& opt,
       stack.push_back({d, rel + "/", id});  // invalidates `top`
       continue;
     }
-    if (!S_ISREG(st.st_mode)) continue;  // FIFOs, sockets, devices
     if (!opt.all_files && !HasImageExtension(name)) continue;
+    if (!S_ISREG(st.st_mode)) {
+      // Never opened: reading a FIFO blocks until someone writes, and a
+      // device may never end.
+      const char* what = S_ISFIFO(st.st_mode)   ? "a named pipe (FIFO)"
+                         : S_ISSOCK(st.st_mode) ? "a socket"
+                         : S_ISCHR(st.st_mode)  ? "a character device"
+                         : S_ISBLK(st.st_mode)  ? "a block device"
+                                                : "not a regular file";
+      on_problem(rel, Unsupported(std::string(what) + " named like a picture; skipped without opening it"));
+      continue;
+    }
     on_file(WalkEntry{rel, int64_t(st.st_size), MtimeNs(st)});
   }
   for (auto& f : stack) closedir(f.dir);
