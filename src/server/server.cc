@@ -450,8 +450,9 @@ struct Server::Impl {
       return Cancelled("decoding took longer than " + std::to_string(opt.decode_timeout_ms) +
                        " ms (the server's --decode-timeout-ms); the picture was not stored");
     if (!r.ok() && r.status().code() == StatusCode::kTooLarge)
-      return TooLarge(r.status().message() + " (the server's --max-pixels is " +
-                      std::to_string(opt.max_pixels) + ")");
+      return TooLarge(r.status().message() + " (the server's limits: --max-pixels " +
+                      std::to_string(opt.max_pixels) + ", a decode budget of " +
+                      std::to_string(ao.max_decode_bytes >> 20) + " MB per picture)");
     return r;
   }
 
