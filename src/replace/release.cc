@@ -8,17 +8,11 @@
 
 #include "doppel/replace.h"
 #include "replace/json_util.h"
+#include "util/csv.h"
 #include "util/paths.h"
 
 namespace doppel {
 namespace {
-
-std::string Csv(const std::string& s) {
-  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
-  std::string o = "\"";
-  for (char c : s) o += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return o + "\"";
-}
 
 std::string Mb(int64_t bytes) {
   std::ostringstream o;
@@ -86,7 +80,7 @@ Result<ReleaseFiles> MakeRelease(Catalogue& cat, const std::string& version) {
                        {"path", d.value("master_path", "")},
                        {"sha256", d.value("master_sha256", "")}}}});
     newly_bytes += d.value("bytes", int64_t(0));
-    csv += Csv(old_path) + "," + Csv(new_path) + "\n";
+    csv += CsvLine({old_path, new_path});
   }
   // Files retired in the previous release and restored by an undo since.
   std::vector<std::string> restored_names;
