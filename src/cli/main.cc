@@ -287,10 +287,10 @@ int CmdHash(const std::vector<std::string>& files, int jobs, bool as_json, int64
       j["file"] = shown;
       std::cout << j.dump() << "\n";
     } else {
-      // --csv-raw: byte for byte the PDQ reference tool's line; by default the
-      // file name is a CSV cell like every other (hex and quality are the same).
+      // The PDQ reference tool's line (FILE runs to the end of the line, never
+      // quoted); by default a FILE a spreadsheet would run gets a leading '.
       std::printf("%s,%d,%s\n", r->fingerprints.pdq.hash.ToHex().c_str(), r->fingerprints.pdq.quality,
-                  csv == CsvMode::kRaw ? shown.c_str() : CsvCell(shown, csv).c_str());
+                  CsvTail(shown, csv).c_str());
     }
     std::fflush(stdout);
   }
@@ -472,8 +472,6 @@ bool ReadHashList(const std::string& path, std::vector<PdqHash>& hashes, std::ve
     if (auto comma = id.find(','); comma != std::string::npos && comma <= 3 &&
                                    id.find_first_not_of("0123456789") == comma)
       id = id.substr(comma + 1);
-    // `doppel hash` quotes a file name with a comma or a quote (RFC 4180).
-    if (!id.empty() && id.front() == '"') id = SplitCsvLine(id).front();
     hashes.push_back(*hash);
     ids.push_back(std::move(id));
   }
@@ -979,9 +977,8 @@ int Main(int argc, char** argv) {
   hash->add_flag("--json", json_out, "one JSON object per line with every fingerprint and the metadata");
   hash->add_option("--max-pixels", max_pixels, "refuse images larger than this")->check(CLI::PositiveNumber);
   hash->footer(
-      "Output: one line per file, PDQHEX,QUALITY,FILE, as the PDQ reference tool prints it. Unless\n"
-      "--csv-raw, a FILE with a comma or quote is quoted and one a spreadsheet would run as a formula\n"
-      "gets a leading '.\n\n"
+      "Output: one line per file, PDQHEX,QUALITY,FILE, as the PDQ reference tool prints it, except\n"
+      "that a FILE a spreadsheet would run as a formula (=, +, -, @ ...) gets a leading ' unless --csv-raw.\n\n"
       "Examples:\n"
       "  doppel --csv-raw hash *.jpg      exactly the reference tool's lines\n"
       "  doppel hash photo.jpg scans/*.tif\n  doppel hash --json photo.jpg | jq .sha256");

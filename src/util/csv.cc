@@ -33,6 +33,7 @@ bool IsSignedNumber(const std::string& s) {
 }
 
 bool LooksLikeFormula(const std::string& s) {
+  if (s == "-" || s == "+") return false;  // a placeholder, not an expression
   return !s.empty() && std::string_view("=+-@\t\r").find(s[0]) != std::string_view::npos &&
          !IsSignedNumber(s);
 }
@@ -42,6 +43,10 @@ bool LooksLikeFormula(const std::string& s) {
 std::string CsvCell(const std::string& s, CsvMode mode) {
   if (mode == CsvMode::kSpreadsheet && LooksLikeFormula(s)) return Quote("'" + s);
   return Quote(s);
+}
+
+std::string CsvTail(const std::string& s, CsvMode mode) {
+  return mode == CsvMode::kSpreadsheet && LooksLikeFormula(s) ? "'" + s : s;
 }
 
 std::string CsvLine(const std::vector<std::string>& fields, CsvMode mode) {
