@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <filesystem>
+
 #include "doppel/catalogue.h"
 #include "test_util.h"
 
@@ -147,6 +149,71 @@ TEST(Catalogue, NewerSchemasAndOtherDatabasesAreRefused) {
   EXPECT_EQ(pg.status().code(), StatusCode::kUnsupported);
   auto none = OpenCatalogue((tmp / "absent.db").string(), {});
   EXPECT_EQ(none.status().code(), StatusCode::kNotFound);
+}
+
+// Only `init` (create_if_missing) makes a catalogue: a 0-byte file, what a
+// failed copy or a `touch` leaves, is "no catalogue" and stays untouched.
+TEST(Catalogue, AnEmptyFileIsNoCatalogueUnlessCreating) {
+  TempDir tmp;
+  const std::string path = (tmp / "empty.db").string();
+  testing::WriteFile(path, "");
+  auto opened = OpenCatalogue(path, {});
+  ASSERT_FALSE(opened.ok());
+  EXPECT_EQ(opened.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(opened.status().message().find("no catalogue at " + path + "; create it with `doppel init`"),
+            std::string::npos)
+      << opened.status().message();
+  EXPECT_EQ(std::filesystem::file_size(path), 0u);
+  CatalogueOptions ro;
+  ro.read_only = true;
+  EXPECT_EQ(OpenCatalogue(path, ro).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(OpenCatalogue((tmp / "absent.db").string(), ro).status().code(), StatusCode::kNotFound);
+  EXPECT_FALSE(std::filesystem::exists(tmp / "absent.db"));
+  auto created = MustOpen(path);
+  ASSERT_TRUE(created);
+  EXPECT_GT(std::filesystem::file_size(path), 0u);
+}
+
+// Read-only opens neither migrate nor change the journal mode: an older
+// catalogue is refused with the way to upgrade it, and left as it was.
+TEST(Catalogue, ReadOnlyOpenReadsButNeverMigrates) {
+  TempDir tmp;
+  const std::string path = (tmp / "c.db").string();
+  {
+    auto cat = MustOpen(path);
+    ASSERT_TRUE(cat);
+    ASSERT_TRUE(cat->AddSource("apur", "/srv/apur", 1).ok());
+  }
+  CatalogueOptions ro;
+  ro.read_only = true;
+  {
+    auto cat = OpenCatalogue(path, ro);
+    ASSERT_TRUE(cat.ok()) << cat.status().ToString();
+    auto sources = (*cat)->ListSources();
+    ASSERT_TRUE(sources.ok());
+    EXPECT_EQ(sources->size(), 1u);
+    auto add = (*cat)->AddSource("urbanisme", "/srv/urbanisme", 0);
+    ASSERT_FALSE(add.ok());
+    EXPECT_NE(add.status().message().find("read-only"), std::string::npos) << add.status().message();
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "UPDATE meta SET value = '4' WHERE key = 'schema_version'", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto old = OpenCatalogue(path, ro);
+  ASSERT_FALSE(old.ok());
+  EXPECT_EQ(old.status().code(), StatusCode::kUnsupported);
+  EXPECT_NE(old.status().message().find("schema version 4"), std::string::npos) << old.status().message();
+  EXPECT_NE(old.status().message().find("init`"), std::string::npos) << old.status().message();
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'schema_version'", -1, &st, nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), "4");
+  sqlite3_finalize(st);
+  sqlite3_close(db);
 }
 
 TEST(Catalogue, AuditTrailIsAppendOnly) {

@@ -340,12 +340,22 @@ class Catalogue {
 };
 
 struct CatalogueOptions {
-  bool create_if_missing = false;  // `doppel init`; other commands need an existing catalogue
+  // `doppel init` only: create a missing (or 0-byte) catalogue. Otherwise a
+  // missing or empty file is kNotFound ("no catalogue at PATH; create it with
+  // `doppel init`"), never silently initialised.
+  bool create_if_missing = false;
+  // Commands that only read: SQLITE_OPEN_READONLY, no journal-mode change and
+  // no migration, so a catalogue the user may not write (a shared archive's
+  // copy, a read-only mount) can still be queried. A catalogue that needs a
+  // migration is kUnsupported with the hint to upgrade it (`doppel init`).
+  bool read_only = false;
   // Test hook: cap the SQLite file at this many pages (simulates a full disk).
   int64_t sqlite_max_pages = 0;
 };
 
-// Opens (and migrates) a catalogue. `location` is a file path (SQLite) or a
+// Opens (and, unless read_only, migrates) a catalogue. A catalogue this
+// process may not write, opened without read_only, is kIOError naming the
+// file and the remedy. `location` is a file path (SQLite) or a
 // postgresql:// URI (not available yet: kUnsupported).
 Result<std::unique_ptr<Catalogue>> OpenCatalogue(const std::string& location,
                                                  const CatalogueOptions& options);

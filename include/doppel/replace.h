@@ -68,6 +68,21 @@ class Env {
   virtual Status AppendDurably(const std::string& path, const std::string& bytes) = 0;
   virtual Status WriteFileDurably(const std::string& path, const std::string& bytes) = 0;
 
+  // A file being written; each call is a step fault injection can fail.
+  // Destroying it without Close() closes the descriptor (the file stays).
+  class WritableFile {
+   public:
+    virtual ~WritableFile() = default;
+    virtual Status Append(const std::string& bytes) = 0;
+    virtual Status Sync() = 0;  // fsync
+    virtual Status Close() = 0;
+  };
+  // Creates `path`, which must not exist: open(2) with O_CREAT | O_EXCL |
+  // O_NOFOLLOW, mode 0644, so nothing at that name -- a symbolic link above
+  // all -- is followed or truncated (kAlreadyExists). Not pure: an Env written
+  // before it (a test's wrapper) gets the POSIX file and keeps compiling.
+  virtual Result<std::unique_ptr<WritableFile>> NewExclusiveFile(const std::string& path);
+
   // An exclusive advisory lock (flock) on a file, created if needed; kBusy
   // when another process holds it. Released when the object dies.
   class Lock {
@@ -239,6 +254,26 @@ struct PurgeReport {
 // or killed purge is finished by running it again. Afterwards `Undo` refuses
 // the operation and names the files that can no longer be restored.
 Result<PurgeReport> PurgeTrash(Catalogue& catalogue, const PurgeOptions& options);
+
+// ---------------------------------------------------------------- Writing files in archives
+// Replaces the file at `path` with `bytes` atomically: a new temporary file
+// beside it (Env::NewExclusiveFile, a random name), written, fsynced, renamed
+// over `path`, then the folder fsynced. Readers see the old bytes or the new
+// ones, never a part. On failure `path` is as it was and the temporary file
+// is removed. Refuses (kInvalidArgument, nothing written) when `path` is a
+// symbolic link -- even a dangling one -- or not a regular file.
+Status WriteFileAtomically(Env& env, const std::string& path, const std::string& bytes);
+
+// Writes the XMP sidecar of a planned master: MASTER.xmp beside the master
+// file (its source root from the catalogue), holding ConsolidatedToXmp(m),
+// through WriteFileAtomically; the master itself is never touched. Refuses,
+// leaving the file system as it is: a symbolic link or anything but a regular
+// file at MASTER.xmp (kInvalidArgument), a sidecar doppel did not write (one
+// without the doppel namespace: kAlreadyExists). Every write and every refusal
+// is a `sidecar` event of the audit trail (object "file:MASTER_ID", detail
+// {"path", "bytes", "sha256"} or the reason). Returns the sidecar's path.
+Result<std::string> WriteXmpSidecar(Catalogue& catalogue, const ConsolidatedMetadata& m,
+                                    Env* env = nullptr);
 
 // Files currently retired (their latest apply/undo event is a successful
 // apply), with that event. From the audit trail.

@@ -308,7 +308,10 @@ class SqliteCatalogue final : public Catalogue {
         return Busy(msg + " (another process holds the catalogue; try again)");
       case SQLITE_CORRUPT: case SQLITE_NOTADB:
         return Corruption(msg);
-      case SQLITE_IOERR: case SQLITE_CANTOPEN: case SQLITE_READONLY: case SQLITE_PERM:
+      case SQLITE_READONLY:
+        return IOError(msg + " (the catalogue is read-only for this user; this command writes to "
+                             "it: run it as the catalogue's owner or make the file writable)");
+      case SQLITE_IOERR: case SQLITE_CANTOPEN: case SQLITE_PERM:
         return IOError(msg);
       default:
         return Internal(msg);
@@ -381,6 +384,8 @@ class SqliteCatalogue final : public Catalogue {
   };
 
   Status Migrate();
+  // Read-only opens: the schema must already be this version's.
+  Status CheckSchemaReadOnly();
   // Appends one event inside the caller's transaction.
   Result<int64_t> InsertEvent(const Event& e);
   Status StoreOutcome(int64_t source_id, int64_t scan_id, const FileOutcome& o, CommitCounts& counts);
@@ -398,6 +403,16 @@ Status SqliteCatalogue::Init(const CatalogueOptions& options) {
   // WAL: readers (the server, `doppel stats`) never block the scanner's
   // writer; synchronous=NORMAL in WAL mode keeps the file consistent after a
   // crash or kill -9 (a power cut may lose only the last transactions).
+  if (options.read_only) {
+    // No journal-mode change and no migration: both write to the file.
+    DOPPEL_RETURN_IF_ERROR(Exec("PRAGMA foreign_keys=ON"));
+    return CheckSchemaReadOnly();
+  }
+  if (sqlite3_db_readonly(db_, "main") == 1)
+    return IOError("catalogue " + path_ +
+                   " is read-only for this user and this command writes to it; run it as the "
+                   "catalogue's owner or make the file and its folder writable (commands that only "
+                   "read, such as `doppel stats`, work as they are)");
   DOPPEL_RETURN_IF_ERROR(Exec("PRAGMA journal_mode=WAL"));
   DOPPEL_RETURN_IF_ERROR(Exec("PRAGMA synchronous=NORMAL"));
   DOPPEL_RETURN_IF_ERROR(Exec("PRAGMA foreign_keys=ON"));
@@ -406,6 +421,28 @@ Status SqliteCatalogue::Init(const CatalogueOptions& options) {
     DOPPEL_RETURN_IF_ERROR(Exec(p.c_str()));
   }
   return Migrate();
+}
+
+Status SqliteCatalogue::CheckSchemaReadOnly() {
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * t, Prepare("SELECT count(*) FROM sqlite_master WHERE type='table' AND name='meta'"));
+  DOPPEL_ASSIGN_OR_RETURN(bool row, Step(t, "cannot read schema"));
+  if (!row || t->Int(0) == 0)
+    return InvalidArgument("catalogue " + path_ + ": this SQLite file is not a doppel catalogue");
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * v, Prepare("SELECT value FROM meta WHERE key='schema_version'"));
+  DOPPEL_ASSIGN_OR_RETURN(bool got, Step(v, "cannot read schema version"));
+  if (!got) return Corruption("catalogue " + path_ + ": meta table has no schema_version");
+  const int version = std::atoi(v->Text(0).c_str());
+  if (version > kCatalogueSchemaVersion)
+    return Unsupported("catalogue " + path_ + " has schema version " + std::to_string(version) +
+                       ", newer than this doppel understands (" + std::to_string(kCatalogueSchemaVersion) +
+                       "); upgrade doppel");
+  if (version < kCatalogueSchemaVersion)
+    return Unsupported("catalogue " + path_ + " has schema version " + std::to_string(version) +
+                       " and this doppel reads version " + std::to_string(kCatalogueSchemaVersion) +
+                       "; upgrade it once with `doppel --db " + path_ +
+                       " init` (it writes the file), then read it again");
+  version_ = version;
+  return Status::OK();
 }
 
 Status SqliteCatalogue::Migrate() {
@@ -1651,13 +1688,39 @@ Result<std::vector<UploadRecord>> SqliteCatalogue::ListUploads(const std::string
 Result<std::unique_ptr<Catalogue>> OpenSqliteCatalogue(const std::string& path, const CatalogueOptions& options) {
   struct stat st {};
   const bool exists = ::stat(path.c_str(), &st) == 0;
-  if (!exists && !options.create_if_missing)
-    return NotFound("catalogue " + path + " does not exist; create it with `doppel init` (or pass --db PATH)");
   if (exists && S_ISDIR(st.st_mode))
     return InvalidArgument("catalogue " + path + " is a folder; --db names a file");
+  // A 0-byte file is what a failed copy or a `touch` leaves: only `init` may
+  // turn it into a catalogue, never a command that expected data in it.
+  if ((!exists || (S_ISREG(st.st_mode) && st.st_size == 0)) && !options.create_if_missing)
+    return NotFound("no catalogue at " + path + "; create it with `doppel init` (or pass --db PATH)");
   sqlite3* db = nullptr;
-  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (options.create_if_missing ? SQLITE_OPEN_CREATE : 0);
+  const int flags = SQLITE_OPEN_NOMUTEX |
+                    (options.read_only ? SQLITE_OPEN_READONLY
+                                       : SQLITE_OPEN_READWRITE |
+                                             (options.create_if_missing ? SQLITE_OPEN_CREATE : 0));
   int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
+  if (rc == SQLITE_OK && options.read_only) {
+    // A WAL catalogue nobody has open has no -shm file, and a reader who may
+    // not create one beside it (a folder it cannot write) cannot read it at
+    // all. No -shm means no other connection, so no WAL index to share: read
+    // the file as immutable (no locks, no -shm). A writer starting during
+    // this short read is not seen; the next command sees its work.
+    const int probe = sqlite3_exec(db, "SELECT count(*) FROM sqlite_master", nullptr, nullptr, nullptr);
+    if ((probe & 0xFF) == SQLITE_READONLY || (probe & 0xFF) == SQLITE_CANTOPEN) {
+      sqlite3_close_v2(db);
+      db = nullptr;
+      std::string uri = "file:";
+      for (char c : path) {
+        if (c == '%') uri += "%25";
+        else if (c == '?') uri += "%3f";
+        else if (c == '#') uri += "%23";
+        else uri += c;
+      }
+      uri += "?immutable=1";
+      rc = sqlite3_open_v2(uri.c_str(), &db, flags | SQLITE_OPEN_URI, nullptr);
+    }
+  }
   if (rc != SQLITE_OK) {
     std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
     sqlite3_close_v2(db);

@@ -1,7 +1,5 @@
 // The replace commands: plan, apply, undo, audit, metadata, release
 // (docs/cli.md). Parsing and printing only: the work is in src/replace.
-#include <sys/stat.h>
-
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -210,7 +208,7 @@ int CmdUndo(const Globals& g, const std::string& op, bool json_out) {
 
 int CmdAudit(const Globals& g, const std::string& format, const std::string& type,
              const std::string& op) {
-  auto cat = Open(g);
+  auto cat = Open(g, Access::kRead);
   if (!cat.ok()) return Fail(cat.status());
   EventFilter f;
   f.type = type;
@@ -232,11 +230,11 @@ int CmdAudit(const Globals& g, const std::string& format, const std::string& typ
     }
     std::cout << a.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
   } else if (format == "csv") {
-    std::cout << CsvRow(
-        {"id", "time", "type", "object", "outcome", "operation", "agent", "detail"});
+    std::cout << CsvLine(
+        {"id", "time", "type", "object", "outcome", "operation", "agent", "detail"}, g.csv);
     for (const Event& e : *ev)
-      std::cout << CsvRow({std::to_string(e.id), e.time, e.type, e.object, e.outcome, e.operation,
-                           e.agent, e.detail});
+      std::cout << CsvLine({std::to_string(e.id), e.time, e.type, e.object, e.outcome, e.operation,
+                           e.agent, e.detail}, g.csv);
   } else {
     std::vector<std::vector<std::string>> rows{
         {"ID", "TIME", "TYPE", "OBJECT", "OUTCOME", "OPERATION", "WHAT"}};
@@ -266,14 +264,10 @@ int CmdAudit(const Globals& g, const std::string& format, const std::string& typ
 // ---------------------------------------------------------------- metadata
 
 int CmdMetadata(const Globals& g, const std::string& format, bool write_xmp) {
-  auto cat = Open(g);
+  auto cat = Open(g, write_xmp ? Access::kWrite : Access::kRead);
   if (!cat.ok()) return Fail(cat.status());
   auto docs = (*cat)->LoadConsolidatedMetadata();
   if (!docs.ok()) return Fail(docs.status());
-  auto sources = (*cat)->ListSources();
-  if (!sources.ok()) return Fail(sources.status());
-  std::map<std::string, std::string> root_of;
-  for (const Source& s : *sources) root_of[s.name] = s.root;
   std::vector<ConsolidatedMetadata> all;
   for (const StoredMetadata& d : *docs) {
     auto m = ConsolidatedFromJson(d.document);
@@ -288,27 +282,12 @@ int CmdMetadata(const Globals& g, const std::string& format, bool write_xmp) {
   int rc = kExitOk;
   if (write_xmp) {
     for (const ConsolidatedMetadata& m : all) {
-      const HeldBy* master = nullptr;
-      for (const HeldBy& h : m.held_by)
-        if (h.master) master = &h;
-      if (!master) continue;
-      const std::string path = JoinPath(root_of[master->source], master->path) + ".xmp";
-      struct stat st {};
-      if (::stat(path.c_str(), &st) == 0) {
-        auto old = ReadText(path);
-        // Never overwrite a sidecar someone else wrote.
-        if (!old.ok() || old->find("xmlns:doppel=") == std::string::npos) {
-          std::fprintf(stderr, "doppel: %s exists and was not written by doppel; left alone\n",
-                       DisplayPath(path).c_str());
-          rc = kExitPartial;
-          continue;
-        }
-      }
-      if (Status s = WriteText(path, ConsolidatedToXmp(m)); !s.ok()) {
-        std::fprintf(stderr, "doppel: %s\n", s.message().c_str());
+      auto written = WriteXmpSidecar(**cat, m);
+      if (!written.ok()) {
+        std::fprintf(stderr, "doppel: %s\n", written.status().message().c_str());
         rc = kExitPartial;
       } else if (!g.quiet) {
-        std::fprintf(stderr, "wrote %s\n", DisplayPath(path).c_str());
+        std::fprintf(stderr, "wrote %s\n", DisplayPath(*written).c_str());
       }
     }
   }
@@ -321,8 +300,8 @@ int CmdMetadata(const Globals& g, const std::string& format, bool write_xmp) {
     for (const StoredMetadata& d : *docs) a.push_back(json::parse(d.document, nullptr, false));
     std::cout << a.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
   } else {
-    std::cout << CsvRow({"master_file_id", "cluster_id", "master", "capture_time", "title",
-                         "artist", "copyright", "gps", "keywords", "held_by", "conflicts"});
+    std::cout << CsvLine({"master_file_id", "cluster_id", "master", "capture_time", "title",
+                         "artist", "copyright", "gps", "keywords", "held_by", "conflicts"}, g.csv);
     for (const ConsolidatedMetadata& m : all) {
       std::string master, held, kw, conflicts;
       for (const HeldBy& h : m.held_by) {
@@ -337,9 +316,9 @@ int CmdMetadata(const Globals& g, const std::string& format, bool write_xmp) {
           v += (v.empty() ? "" : " | ") + ("file " + std::to_string(id) + ": " + val);
         conflicts += (conflicts.empty() ? "" : "; ") + c.field + " (" + v + ")";
       }
-      std::cout << CsvRow({std::to_string(m.master_file_id), std::to_string(m.cluster_id), master,
+      std::cout << CsvLine({std::to_string(m.master_file_id), std::to_string(m.cluster_id), master,
                            field(m, "capture_time"), field(m, "title"), field(m, "artist"),
-                           field(m, "copyright"), field(m, "gps"), kw, held, conflicts});
+                           field(m, "copyright"), field(m, "gps"), kw, held, conflicts}, g.csv);
     }
   }
   return rc;

@@ -73,7 +73,7 @@ int CmdReport(const Globals& g, const ReportArgs& a) {
   } else if (!a.join_field.empty()) {
     return Fail(InvalidArgument("--join-field " + a.join_field + " needs --join FILE.csv"));
   }
-  auto cat = Open(g);
+  auto cat = Open(g, Access::kRead);
   if (!cat.ok()) return Fail(cat.status());
   InstallSigint();
   o.cancel = &g_cancel;

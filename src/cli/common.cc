@@ -31,9 +31,10 @@ int Fail(const Status& s) {
   return s.code() == StatusCode::kInvalidArgument ? kExitUsage : kExitFailure;
 }
 
-Result<std::unique_ptr<Catalogue>> Open(const Globals& g, bool create) {
+Result<std::unique_ptr<Catalogue>> Open(const Globals& g, Access access) {
   CatalogueOptions o;
-  o.create_if_missing = create;
+  o.create_if_missing = access == Access::kCreate;
+  o.read_only = access == Access::kRead;
   return OpenCatalogue(g.db, o);
 }
 

@@ -13,6 +13,7 @@
 
 #include "doppel/catalogue.h"
 #include "doppel/status.h"
+#include "util/csv.h"
 
 namespace doppel::cli {
 
@@ -28,6 +29,7 @@ enum Exit {
 struct Globals {
   std::string db = "doppel.db";
   bool quiet = false;
+  CsvMode csv = CsvMode::kSpreadsheet;  // --csv-raw: kRaw
 };
 
 // Set by the first Ctrl-C (or SIGTERM) once InstallSigint() ran; a second
@@ -38,7 +40,11 @@ void InstallSigint();
 // Prints "doppel: MESSAGE" to stderr and returns the exit code for it.
 int Fail(const Status& s);
 
-Result<std::unique_ptr<Catalogue>> Open(const Globals& g, bool create = false);
+// What a command does with the catalogue. Only `init` creates one; commands
+// that only read open it read-only (docs/catalogue.md), so they work on a
+// catalogue the user may not write.
+enum class Access { kRead, kWrite, kCreate };
+Result<std::unique_ptr<Catalogue>> Open(const Globals& g, Access access = Access::kWrite);
 
 // A command group adds its subcommands to the app and returns a runner that,
 // after parsing, runs the chosen command and returns its exit code, or

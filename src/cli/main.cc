@@ -96,7 +96,7 @@ json RecordJson(const ImageRecord& r) {
 // ---------------------------------------------------------------- init / source
 
 int CmdInit(const Globals& g) {
-  auto cat = Open(g, /*create=*/true);
+  auto cat = Open(g, Access::kCreate);
   if (!cat.ok()) return Fail(cat.status());
   if (!g.quiet)
     std::printf("catalogue %s ready (schema version %d)\n", g.db.c_str(), (*cat)->SchemaVersion());
@@ -135,7 +135,7 @@ int CmdSourceAdd(const Globals& g, const std::string& name, const std::string& p
 }
 
 int CmdSourceList(const Globals& g, bool as_json) {
-  auto cat = Open(g);
+  auto cat = Open(g, Access::kRead);
   if (!cat.ok()) return Fail(cat.status());
   auto list = (*cat)->ListSources();
   if (!list.ok()) return Fail(list.status());
@@ -234,7 +234,7 @@ int CmdScan(const Globals& g, const std::vector<std::string>& sources, int jobs,
 
 // ---------------------------------------------------------------- hash
 
-int CmdHash(const std::vector<std::string>& files, int jobs, bool as_json, int64_t max_pixels) {
+int CmdHash(const std::vector<std::string>& files, int jobs, bool as_json, int64_t max_pixels, CsvMode csv) {
   Status init = InitImaging();
   if (!init.ok()) return Fail(init);
   InstallSigint();
@@ -293,7 +293,10 @@ int CmdHash(const std::vector<std::string>& files, int jobs, bool as_json, int64
       j["file"] = shown;
       std::cout << j.dump() << "\n";
     } else {
-      std::printf("%s,%d,%s\n", r->fingerprints.pdq.hash.ToHex().c_str(), r->fingerprints.pdq.quality, shown.c_str());
+      // The PDQ reference tool's line (FILE runs to the end of the line, never
+      // quoted); by default a FILE a spreadsheet would run gets a leading '.
+      std::printf("%s,%d,%s\n", r->fingerprints.pdq.hash.ToHex().c_str(), r->fingerprints.pdq.quality,
+                  CsvTail(shown, csv).c_str());
     }
     std::fflush(stdout);
   }
@@ -311,7 +314,7 @@ int CmdHash(const std::vector<std::string>& files, int jobs, bool as_json, int64
 // ---------------------------------------------------------------- stats / exact / files
 
 int CmdStats(const Globals& g, bool as_json) {
-  auto cat = Open(g);
+  auto cat = Open(g, Access::kRead);
   if (!cat.ok()) return Fail(cat.status());
   auto st = (*cat)->Stats();
   if (!st.ok()) return Fail(st.status());
@@ -364,7 +367,7 @@ int CmdStats(const Globals& g, bool as_json) {
 }
 
 int CmdExact(const Globals& g, const std::string& format, const std::string& kind, int limit) {
-  auto cat = Open(g);
+  auto cat = Open(g, Access::kRead);
   if (!cat.ok()) return Fail(cat.status());
   std::vector<std::string> kinds = kind == "all" ? std::vector<std::string>{"exact", "content"} : std::vector<std::string>{kind};
   std::vector<DigestGroup> groups;
@@ -384,14 +387,14 @@ int CmdExact(const Globals& g, const std::string& format, const std::string& kin
     }
     std::cout << a.dump(2) << "\n";
   } else if (format == "csv") {
-    std::cout << CsvRow({"group", "kind", "digest", "source", "path", "size", "format", "width", "height", "capture_time"});
+    std::cout << CsvLine({"group", "kind", "digest", "source", "path", "size", "format", "width", "height", "capture_time"}, g.csv);
     int gi = 0;
     for (const auto& grp : groups) {
       ++gi;
       for (const auto& f : grp.files)
-        std::cout << CsvRow({std::to_string(gi), grp.kind, Hex(grp.digest), f.source, DisplayPath(f.path),
+        std::cout << CsvLine({std::to_string(gi), grp.kind, Hex(grp.digest), f.source, DisplayPath(f.path),
                              std::to_string(f.size), f.format, std::to_string(f.width), std::to_string(f.height),
-                             f.capture_time});
+                             f.capture_time}, g.csv);
     }
   } else {
     if (groups.empty()) std::printf("no exact or metadata-only duplicates in the catalogue\n");
@@ -414,7 +417,7 @@ int CmdFiles(const Globals& g, const std::string& status, const std::string& sou
   if (status == "ok") fs = FileStatus::kOk;
   else if (status == "error") fs = FileStatus::kError;
   else if (status == "missing") fs = FileStatus::kMissing;
-  auto cat = Open(g);
+  auto cat = Open(g, Access::kRead);
   if (!cat.ok()) return Fail(cat.status());
   auto files = (*cat)->ListFiles(fs, source, limit);
   if (!files.ok()) return Fail(files.status());
@@ -426,11 +429,11 @@ int CmdFiles(const Globals& g, const std::string& status, const std::string& sou
                    {"format", f.format}, {"width", f.width}, {"height", f.height}, {"capture_time", f.capture_time}});
     std::cout << a.dump(2) << "\n";
   } else if (format == "csv") {
-    std::cout << CsvRow({"id", "source", "path", "size", "status", "error_kind", "error", "format", "width", "height", "capture_time"});
+    std::cout << CsvLine({"id", "source", "path", "size", "status", "error_kind", "error", "format", "width", "height", "capture_time"}, g.csv);
     for (const auto& f : *files)
-      std::cout << CsvRow({std::to_string(f.id), f.source, DisplayPath(f.path), std::to_string(f.size),
+      std::cout << CsvLine({std::to_string(f.id), f.source, DisplayPath(f.path), std::to_string(f.size),
                            FileStatusName(f.status), f.error_kind, f.error, f.format, Dimension(f.width),
-                           Dimension(f.height), f.capture_time});
+                           Dimension(f.height), f.capture_time}, g.csv);
   } else {
     std::vector<std::vector<std::string>> rows{{"SOURCE", "PATH", "STATUS", "SIZE", "DETAIL"}};
     for (const auto& f : *files)
@@ -483,7 +486,8 @@ bool ReadHashList(const std::string& path, std::vector<PdqHash>& hashes, std::ve
   return true;
 }
 
-int CmdMatchHashes(const std::string& path, int radius, const std::string& method, int jobs, bool stats) {
+int CmdMatchHashes(const std::string& path, int radius, const std::string& method, int jobs, bool stats,
+                   CsvMode csv) {
   using Clock = std::chrono::steady_clock;
   auto t0 = Clock::now();
   std::vector<PdqHash> hashes;
@@ -509,9 +513,9 @@ int CmdMatchHashes(const std::string& path, int radius, const std::string& metho
   std::string out;
   out.reserve(1 << 20);
   for (const Pair& p : pairs) {
-    out += CsvField(ids[p.a]);
+    out += CsvCell(ids[p.a], csv);
     out += ',';
-    out += CsvField(ids[p.b]);
+    out += CsvCell(ids[p.b], csv);
     out += ',';
     out += std::to_string(p.d);
     out += '\n';
@@ -606,7 +610,7 @@ Result<FileIndex> LoadFileIndex(Catalogue& cat) {
 
 int CmdClusters(const Globals& g, const std::string& format, const std::string& source, const std::string& kind,
                 int min_size) {
-  auto cat = Open(g);
+  auto cat = Open(g, Access::kRead);
   if (!cat.ok()) return Fail(cat.status());
   auto clusters = (*cat)->LoadClusters();
   if (!clusters.ok()) return Fail(clusters.status());
@@ -640,10 +644,10 @@ int CmdClusters(const Globals& g, const std::string& format, const std::string& 
                                     std::to_string(f.info.height), std::to_string(f.file_size), f.metadata.capture_time};
   };
   if (format == "csv") {
-    std::cout << CsvRow({"cluster", "role", "relation", "distance", "source", "path", "format", "width", "height", "size",
-                         "capture_time"});
+    std::cout << CsvLine({"cluster", "role", "relation", "distance", "source", "path", "format", "width", "height", "size",
+                         "capture_time"}, g.csv);
     for (const Cluster* c : shown)
-      for (const auto& m : c->members) std::cout << CsvRow(member_fields(*c, m));
+      for (const auto& m : c->members) std::cout << CsvLine(member_fields(*c, m), g.csv);
   } else if (format == "json") {
     json a = json::array();
     for (const Cluster* c : shown) {
@@ -679,7 +683,7 @@ int CmdClusters(const Globals& g, const std::string& format, const std::string& 
 }
 
 int CmdPairs(const Globals& g, const std::string& format, const std::string& kind) {
-  auto cat = Open(g);
+  auto cat = Open(g, Access::kRead);
   if (!cat.ok()) return Fail(cat.status());
   auto matches = (*cat)->LoadMatches();
   if (!matches.ok()) return Fail(matches.status());
@@ -689,7 +693,7 @@ int CmdPairs(const Globals& g, const std::string& format, const std::string& kin
   if (!kind.empty()) want = ParseMatchKind(kind);
   json a = json::array();
   if (format == "csv")
-    std::cout << CsvRow({"path_a", "path_b", "kind", "distance", "transform", "correlation", "source_a", "source_b", "reason"});
+    std::cout << CsvLine({"path_a", "path_b", "kind", "distance", "transform", "correlation", "source_a", "source_b", "reason"}, g.csv);
   for (const Match& m : *matches) {
     if (want && m.kind != *want) continue;
     const MatchInput& x = fi->by_id.at(m.file_a);
@@ -697,8 +701,8 @@ int CmdPairs(const Globals& g, const std::string& format, const std::string& kin
     char corr[16];
     std::snprintf(corr, sizeof corr, "%.3f", m.correlation);
     if (format == "csv") {
-      std::cout << CsvRow({fi->Path(x), fi->Path(y), MatchKindName(m.kind), std::to_string(m.distance), m.transform,
-                           corr, x.source, y.source, m.reason});
+      std::cout << CsvLine({fi->Path(x), fi->Path(y), MatchKindName(m.kind), std::to_string(m.distance), m.transform,
+                           corr, x.source, y.source, m.reason}, g.csv);
     } else {
       a.push_back({{"path_a", fi->Path(x)}, {"path_b", fi->Path(y)}, {"kind", MatchKindName(m.kind)},
                    {"distance", m.distance}, {"transform", m.transform}, {"correlation", m.correlation},
@@ -899,7 +903,10 @@ const char* kMainFooter = R"(Examples:
   doppel report -o report.html                  storage, overlap, progress (offline page)
   doppel serve --listen 127.0.0.1:8080          upload gate and review page
 
-The catalogue is --db PATH, else $DOPPEL_DB, else ./doppel.db.
+The catalogue is --db PATH, else $DOPPEL_DB, else ./doppel.db; only `init`
+creates it, and commands that only read open it read-only.
+CSV output is for spreadsheets: a cell starting with = + - @ (a formula) gets
+a leading '. --csv-raw writes cells exactly as stored, for programs.
 Exit codes: 0 ok, 1 failure, 2 usage error, 3 done but some files could not be
 read (recorded in the catalogue), 130 interrupted (finished work is kept).
 Documentation: docs/cli.md (every command), docs/matching.md, docs/api.md.)";
@@ -914,6 +921,10 @@ int Main(int argc, char** argv) {
   if (const char* env = std::getenv("DOPPEL_DB"); env && *env) g.db = env;
   app.add_option("--db", g.db, "catalogue: a SQLite file (default ./doppel.db or $DOPPEL_DB)");
   app.add_flag("-q,--quiet", g.quiet, "print only errors and requested data");
+  bool csv_raw = false;
+  app.add_flag("--csv-raw", csv_raw,
+               "CSV for programs: cells exactly as stored (by default a cell a spreadsheet would run "
+               "as a formula, = + - @ ..., gets a leading ')");
 
   auto* init = app.add_subcommand("init", "create (or upgrade) the catalogue");
   init->footer("Example:\n  doppel --db /srv/doppel/archive.db init");
@@ -965,7 +976,10 @@ int Main(int argc, char** argv) {
                    "refuse images whose decoder would need more memory, from the header (0 = no limit)")
       ->check(CLI::NonNegativeNumber);
   hash->footer(
-      "Output: one line per file, PDQHEX,QUALITY,FILE, as the PDQ reference tool prints it.\n\nExamples:\n"
+      "Output: one line per file, PDQHEX,QUALITY,FILE, as the PDQ reference tool prints it, except\n"
+      "that a FILE a spreadsheet would run as a formula (=, +, -, @ ...) gets a leading ' unless --csv-raw.\n\n"
+      "Examples:\n"
+      "  doppel --csv-raw hash *.jpg      exactly the reference tool's lines\n"
       "  doppel hash photo.jpg scans/*.tif\n  doppel hash --json photo.jpg | jq .sha256");
 
   auto* stats = app.add_subcommand("stats", "summarise the catalogue: sources, formats, errors, exact duplicates");
@@ -1001,7 +1015,8 @@ int Main(int argc, char** argv) {
   mh->add_option("-j,--jobs", jobs, "threads (default: one per core)")->check(CLI::Range(0, 256));
   mh->add_flag("--stats", mh_stats, "print timings and index memory to stderr");
   mh->footer(
-      "Output: ID_A,ID_B,DISTANCE per pair (IDs are the ,ID column, or line numbers), in input order.\n\n"
+      "Output: ID_A,ID_B,DISTANCE per pair (IDs are the ,ID column, or line numbers), in input order.\n"
+      "An ID a spreadsheet would run as a formula gets a leading ' unless --csv-raw.\n\n"
       "Examples:\n  doppel match-hashes hashes.txt --radius 31 > pairs.csv\n"
       "  doppel hash photos/*.jpg | doppel match-hashes - --radius 20");
 
@@ -1082,15 +1097,16 @@ int Main(int argc, char** argv) {
     return kExitUsage;
   }
 
+  if (csv_raw) g.csv = CsvMode::kRaw;
   if (*init) return CmdInit(g);
   if (*sadd) return CmdSourceAdd(g, src_name, src_path, src_priority);
   if (*slist) return CmdSourceList(g, json_out);
   if (*scan) return CmdScan(g, scan_sources, jobs, follow, retry, all_files, max_pixels, json_out);
-  if (*hash) return CmdHash(hash_files, jobs, json_out, max_pixels);
+  if (*hash) return CmdHash(hash_files, jobs, json_out, max_pixels, g.csv);
   if (*stats) return CmdStats(g, json_out);
   if (*exact) return CmdExact(g, format, kind, limit);
   if (*files) return CmdFiles(g, status, fsource, format, limit);
-  if (*mh) return CmdMatchHashes(mh_file, radius, mh_method, jobs, mh_stats);
+  if (*mh) return CmdMatchHashes(mh_file, radius, mh_method, jobs, mh_stats, g.csv);
   if (*match) return CmdMatch(g, mo, use_geometry, jobs, rematch, json_out);
   if (*clusters) return CmdClusters(g, format, fsource, ckind, min_size);
   if (*pairs) return CmdPairs(g, pformat, pkind);

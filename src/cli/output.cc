@@ -1,7 +1,5 @@
 #include "cli/output.h"
 
-#include "util/csv.h"
-
 #include <algorithm>
 #include <cstdio>
 
@@ -28,17 +26,6 @@ std::string HumanDuration(double s) {
   else if (t < 3600) std::snprintf(buf, sizeof buf, "%ldm%02lds", t / 60, t % 60);
   else std::snprintf(buf, sizeof buf, "%ldh%02ldm", t / 3600, (t % 3600) / 60);
   return buf;
-}
-
-std::string CsvField(const std::string& s) { return CsvQuote(s); }
-
-std::string CsvRow(const std::vector<std::string>& fields) {
-  std::string out;
-  for (size_t i = 0; i < fields.size(); ++i) {
-    if (i) out += ',';
-    out += CsvField(fields[i]);
-  }
-  return out + "\n";
 }
 
 namespace {

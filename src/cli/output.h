@@ -1,4 +1,5 @@
-// Formatting for the command line: sizes, durations, CSV, aligned tables.
+// Formatting for the command line: sizes, durations, aligned tables. CSV is
+// util/csv.h's CsvLine, with the mode of Globals::csv.
 #pragma once
 
 #include <cstdint>
@@ -9,8 +10,6 @@ namespace doppel::cli {
 
 std::string HumanBytes(int64_t bytes);        // "1.2 MB"
 std::string HumanDuration(double seconds);    // "3m12s"
-std::string CsvField(const std::string& s);   // quoted when needed (RFC 4180)
-std::string CsvRow(const std::vector<std::string>& fields);
 
 // Columns padded to the widest cell; the first row is the header.
 std::string Table(const std::vector<std::vector<std::string>>& rows);

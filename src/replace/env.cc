@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "doppel/replace.h"
@@ -54,6 +55,31 @@ Status WriteAll(int fd, const char* p, size_t n, const std::string& path) {
   }
   return Status::OK();
 }
+
+class PosixWritableFile final : public Env::WritableFile {
+ public:
+  PosixWritableFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  ~PosixWritableFile() override {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Status Append(const std::string& bytes) override {
+    return WriteAll(fd_, bytes.data(), bytes.size(), path_);
+  }
+  Status Sync() override {
+    if (::fsync(fd_) != 0) return Errno("fsync", path_, errno);
+    return Status::OK();
+  }
+  Status Close() override {
+    const int fd = fd_;
+    fd_ = -1;
+    if (::close(fd) != 0) return Errno("close", path_, errno);
+    return Status::OK();
+  }
+
+ private:
+  int fd_;
+  std::string path_;
+};
 
 class PosixEnv final : public Env {
  public:
@@ -260,6 +286,12 @@ Result<std::string> Env::RealPath(const std::string& path) {
   std::string out(r);
   std::free(r);
   return out;
+}
+
+Result<std::unique_ptr<Env::WritableFile>> Env::NewExclusiveFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0) return Errno("create", path, errno);
+  return std::unique_ptr<WritableFile>(new PosixWritableFile(fd, path));
 }
 
 Env* Env::Default() {

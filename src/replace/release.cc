@@ -8,17 +8,11 @@
 
 #include "doppel/replace.h"
 #include "replace/json_util.h"
+#include "util/csv.h"
 #include "util/paths.h"
 
 namespace doppel {
 namespace {
-
-std::string Csv(const std::string& s) {
-  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
-  std::string o = "\"";
-  for (char c : s) o += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return o + "\"";
-}
 
 std::string Mb(int64_t bytes) {
   std::ostringstream o;
@@ -126,7 +120,7 @@ Result<ReleaseFiles> MakeRelease(Catalogue& cat, const std::string& version) {
     const std::string new_path = named[target].source + "/" + named[target].path;
     // Every retired path ever published stays in the list, pointing at the
     // live master directly.
-    csv += Csv(old_path) + "," + Csv(new_path) + "\n";
+    csv += CsvLine({old_path, new_path});
     if (previous_retired.count(r.file_id)) {
       auto was = previous_target.find(r.file_id);
       const int64_t was_id = was != previous_target.end() ? was->second : direct[r.file_id];

@@ -4,7 +4,9 @@
 
 namespace doppel {
 
-std::string CsvQuote(const std::string& s) {
+namespace {
+
+std::string Quote(const std::string& s) {
   if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
   std::string out = "\"";
   for (char c : s) {
@@ -14,11 +16,46 @@ std::string CsvQuote(const std::string& s) {
   return out + "\"";
 }
 
-std::string CsvCell(const std::string& s) {
-  if (!s.empty() && std::string_view("=+-@\t\r").find(s[0]) != std::string_view::npos &&
-      s.find_first_not_of("+-0123456789.") != std::string::npos)
-    return CsvQuote("'" + s);
-  return CsvQuote(s);
+// What a spreadsheet would evaluate: a formula lead character, unless the
+// whole cell is a number ("-3", "+1.5"), which it only displays.
+bool IsSignedNumber(const std::string& s) {
+  if (s.size() < 2 || (s[0] != '-' && s[0] != '+')) return false;
+  int digits = 0, dots = 0;
+  for (size_t i = 1; i < s.size(); ++i) {
+    if (s[i] >= '0' && s[i] <= '9')
+      ++digits;
+    else if (s[i] == '.' && ++dots == 1)
+      continue;
+    else
+      return false;
+  }
+  return digits > 0;
+}
+
+bool LooksLikeFormula(const std::string& s) {
+  if (s == "-" || s == "+") return false;  // a placeholder, not an expression
+  return !s.empty() && std::string_view("=+-@\t\r").find(s[0]) != std::string_view::npos &&
+         !IsSignedNumber(s);
+}
+
+}  // namespace
+
+std::string CsvCell(const std::string& s, CsvMode mode) {
+  if (mode == CsvMode::kSpreadsheet && LooksLikeFormula(s)) return Quote("'" + s);
+  return Quote(s);
+}
+
+std::string CsvTail(const std::string& s, CsvMode mode) {
+  return mode == CsvMode::kSpreadsheet && LooksLikeFormula(s) ? "'" + s : s;
+}
+
+std::string CsvLine(const std::vector<std::string>& fields, CsvMode mode) {
+  std::string out;
+  for (size_t i = 0; i < fields.size(); ++i) {
+    if (i) out += ',';
+    out += CsvCell(fields[i], mode);
+  }
+  return out + "\n";
 }
 
 std::vector<std::string> SplitCsvLine(const std::string& line) {
