@@ -107,7 +107,9 @@ Result<Plan> MakePlan(Catalogue& cat, const PlanOptions& options) {
   DOPPEL_ASSIGN_OR_RETURN(std::vector<Cluster> clusters, cat.LoadClusters());
   DOPPEL_ASSIGN_OR_RETURN(std::vector<MatchInput> inputs, cat.LoadMatchInputs());
   DOPPEL_ASSIGN_OR_RETURN(std::vector<Source> sources, cat.ListSources());
-  DOPPEL_ASSIGN_OR_RETURN(std::vector<ReviewDecision> decisions, cat.ListDecisions(std::nullopt));
+  DOPPEL_ASSIGN_OR_RETURN(std::vector<ReviewDecision> decision_list,
+                          cat.ListDecisions(std::nullopt));
+  const ReviewDecisions decisions(std::move(decision_list));  // the ones in force
   DOPPEL_ASSIGN_OR_RETURN(std::vector<RetiredFile> retired_list, RetiredFiles(cat));
   // Crops are known from the match relation, not from a file's record.
   DOPPEL_ASSIGN_OR_RETURN(std::vector<Match> matches, cat.LoadMatches());
@@ -117,20 +119,10 @@ Result<Plan> MakePlan(Catalogue& cat, const PlanOptions& options) {
   for (const Source& s : sources) root_of[s.name] = s.root;
   std::set<int64_t> retired;
   for (const RetiredFile& r : retired_list) retired.insert(r.file_id);
-  // The latest decision per (cluster, file) is in force; decisions come oldest
-  // first.
-  std::map<int64_t, const ReviewDecision*> cluster_decision;
-  std::map<std::pair<int64_t, int64_t>, const ReviewDecision*> member_decision;
-  for (const ReviewDecision& d : decisions) {
-    if (d.file_id)
-      member_decision[{d.cluster_id, *d.file_id}] = &d;
-    else
-      cluster_decision[d.cluster_id] = &d;
-  }
 
   std::vector<StoredMetadata> docs;
   for (const Cluster& c : clusters) {
-    const ReviewDecision* d = cluster_decision.count(c.id) ? cluster_decision[c.id] : nullptr;
+    const ReviewDecision* d = decisions.ForCluster(c.id);
     if (d && d->decision == "reject") {
       plan.skipped.push_back({c.id, "rejected by " + d->reviewer + " in review: not duplicates"});
       continue;
@@ -168,10 +160,9 @@ Result<Plan> MakePlan(Catalogue& cat, const PlanOptions& options) {
         pc.notes.push_back(name + " is already retired");
         continue;
       }
-      auto md = member_decision.find({c.id, m.file_id});
-      if (md != member_decision.end() && md->second->decision == "reject") {
-        pc.notes.push_back(name + " left out: " + md->second->reviewer +
-                           " said it is not a duplicate");
+      if (const ReviewDecision* md = decisions.ForMember(c.id, m.file_id);
+          md && md->decision == "reject") {
+        pc.notes.push_back(name + " left out: " + md->reviewer + " said it is not a duplicate");
         continue;
       }
       DOPPEL_ASSIGN_OR_RETURN(ImageRecord rec, cat.GetRecord(m.file_id));
