@@ -44,11 +44,13 @@ int main(int argc, char** argv) {
   for (long p = 0; p < n; ++p) pos_of[size_t(order[size_t(p)])] = p;
   FILE* out = std::fopen(argv[4], "w");
   if (!out) return 1;
-  for (long p = 0; p < n; ++p) std::fprintf(out, "%s,h%ld\n", hs[size_t(order[size_t(p)])].ToHex().c_str(), p);
+  for (long p = 0; p < n; ++p)
+    std::fprintf(out, "%s,h%ld\n", hs[size_t(order[size_t(p)])].ToHex().c_str(), p);
   for (long k = 0; k < planted; ++k) {
     long a = pos_of[size_t(2 * k)], b = pos_of[size_t(2 * k + 1)];
     if (a > b) std::swap(a, b);
-    std::fprintf(truth, "h%ld,h%ld,%d\n", a, b, doppel::HammingDistance(hs[size_t(2 * k)], hs[size_t(2 * k + 1)]));
+    std::fprintf(truth, "h%ld,h%ld,%d\n", a, b,
+                 doppel::HammingDistance(hs[size_t(2 * k)], hs[size_t(2 * k + 1)]));
   }
   return std::fclose(out) == 0 && std::fclose(truth) == 0 ? 0 : 1;
 }

@@ -79,7 +79,8 @@ TEST(Catalogue, RecordsRoundTripExactly) {
   EXPECT_EQ(back->fingerprints.sha256, want.fingerprints.sha256);
   EXPECT_EQ(back->fingerprints.content_hash, want.fingerprints.content_hash);
   EXPECT_EQ(back->fingerprints.pdq.hash, want.fingerprints.pdq.hash);
-  for (int k = 0; k < 8; ++k) EXPECT_EQ(back->fingerprints.pdq.dihedral[k], want.fingerprints.pdq.dihedral[k]) << k;
+  for (int k = 0; k < 8; ++k)
+    EXPECT_EQ(back->fingerprints.pdq.dihedral[k], want.fingerprints.pdq.dihedral[k]) << k;
   EXPECT_EQ(back->fingerprints.pdq.quality, 87);
   EXPECT_EQ(back->info.orientation, 6);
   EXPECT_EQ(back->metadata.capture_time, want.metadata.capture_time);
@@ -128,7 +129,8 @@ TEST(Catalogue, NewerSchemasAndOtherDatabasesAreRefused) {
   { MustOpen(path); }
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "UPDATE meta SET value = '99' WHERE key = 'schema_version'", nullptr, nullptr, nullptr),
+  ASSERT_EQ(sqlite3_exec(db, "UPDATE meta SET value = '99' WHERE key = 'schema_version'", nullptr,
+                         nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(db);
   auto newer = OpenCatalogue(path, {});
@@ -160,8 +162,9 @@ TEST(Catalogue, AnEmptyFileIsNoCatalogueUnlessCreating) {
   auto opened = OpenCatalogue(path, {});
   ASSERT_FALSE(opened.ok());
   EXPECT_EQ(opened.status().code(), StatusCode::kNotFound);
-  EXPECT_NE(opened.status().message().find("no catalogue at " + path + "; create it with `doppel init`"),
-            std::string::npos)
+  EXPECT_NE(
+      opened.status().message().find("no catalogue at " + path + "; create it with `doppel init`"),
+      std::string::npos)
       << opened.status().message();
   EXPECT_EQ(std::filesystem::file_size(path), 0u);
   CatalogueOptions ro;
@@ -194,21 +197,25 @@ TEST(Catalogue, ReadOnlyOpenReadsButNeverMigrates) {
     EXPECT_EQ(sources->size(), 1u);
     auto add = (*cat)->AddSource("urbanisme", "/srv/urbanisme", 0);
     ASSERT_FALSE(add.ok());
-    EXPECT_NE(add.status().message().find("read-only"), std::string::npos) << add.status().message();
+    EXPECT_NE(add.status().message().find("read-only"), std::string::npos)
+        << add.status().message();
   }
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "UPDATE meta SET value = '4' WHERE key = 'schema_version'", nullptr, nullptr, nullptr),
+  ASSERT_EQ(sqlite3_exec(db, "UPDATE meta SET value = '4' WHERE key = 'schema_version'", nullptr,
+                         nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(db);
   auto old = OpenCatalogue(path, ro);
   ASSERT_FALSE(old.ok());
   EXPECT_EQ(old.status().code(), StatusCode::kUnsupported);
-  EXPECT_NE(old.status().message().find("schema version 4"), std::string::npos) << old.status().message();
+  EXPECT_NE(old.status().message().find("schema version 4"), std::string::npos)
+      << old.status().message();
   EXPECT_NE(old.status().message().find("init`"), std::string::npos) << old.status().message();
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
   sqlite3_stmt* st = nullptr;
-  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'schema_version'", -1, &st, nullptr),
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'schema_version'", -1, &st,
+                               nullptr),
             SQLITE_OK);
   ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
   EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), "4");
@@ -253,7 +260,8 @@ TEST(Catalogue, AuditTrailIsAppendOnly) {
   cat.reset();
   sqlite3* raw = nullptr;
   ASSERT_EQ(sqlite3_open(db.c_str(), &raw), SQLITE_OK);
-  EXPECT_NE(sqlite3_exec(raw, "UPDATE events SET outcome = 'success'", nullptr, nullptr, nullptr), SQLITE_OK);
+  EXPECT_NE(sqlite3_exec(raw, "UPDATE events SET outcome = 'success'", nullptr, nullptr, nullptr),
+            SQLITE_OK);
   EXPECT_NE(sqlite3_exec(raw, "DELETE FROM events", nullptr, nullptr, nullptr), SQLITE_OK);
   sqlite3_close(raw);
   cat = MustOpen(db);

@@ -46,7 +46,8 @@ TEST(Cli, EveryCommandHasHelpWithExamples) {
     ++seen;
     EXPECT_EQ(r.exit_code, 0) << name;
     EXPECT_NE(r.out.find("Example"), std::string::npos)
-        << "no examples in the help of `" << name << "`:\n" << r.out;
+        << "no examples in the help of `" << name << "`:\n"
+        << r.out;
     for (const auto& sub : ListedSubcommands(r.out)) {
       auto next = cmd;
       next.push_back(sub);
@@ -54,7 +55,8 @@ TEST(Cli, EveryCommandHasHelpWithExamples) {
     }
   }
   // The walk itself must work: the tree has well over 20 commands.
-  EXPECT_GE(seen, 25u) << "the help walk found too few commands: is the Subcommands section parsed?";
+  EXPECT_GE(seen, 25u)
+      << "the help walk found too few commands: is the Subcommands section parsed?";
 }
 
 TEST(Cli, ExitCodesAndMessagesNameTheProblem) {
@@ -88,8 +90,12 @@ TEST(Cli, SourcesAreIdempotentButNamesAreUnique) {
   fs::create_directories(tmp / "a");
   fs::create_directories(tmp / "b");
   ASSERT_EQ(RunDoppel({"--db", db, "init"}).exit_code, 0);
-  EXPECT_EQ(RunDoppel({"--db", db, "source", "add", "urb", (tmp / "a").string(), "--priority", "3"}).exit_code, 0);
-  EXPECT_EQ(RunDoppel({"source", "add", "urb", (tmp / "a").string(), "--priority", "3", "--db", db}).exit_code, 0);
+  EXPECT_EQ(RunDoppel({"--db", db, "source", "add", "urb", (tmp / "a").string(), "--priority", "3"})
+                .exit_code,
+            0);
+  EXPECT_EQ(RunDoppel({"source", "add", "urb", (tmp / "a").string(), "--priority", "3", "--db", db})
+                .exit_code,
+            0);
   auto clash = RunDoppel({"--db", db, "source", "add", "urb", (tmp / "b").string()});
   EXPECT_EQ(clash.exit_code, 1);
   EXPECT_NE(clash.err.find("already registered"), std::string::npos) << clash.err;
@@ -150,7 +156,8 @@ TEST(Cli, ScanStatsExactAndFilesOutputs) {
 
   auto csv = RunDoppel({"--db", db, "exact", "--format", "csv"});
   EXPECT_EQ(csv.exit_code, 0);
-  EXPECT_EQ(csv.out.substr(0, csv.out.find('\n')), "group,kind,digest,source,path,size,format,width,height,capture_time");
+  EXPECT_EQ(csv.out.substr(0, csv.out.find('\n')),
+            "group,kind,digest,source,path,size,format,width,height,capture_time");
   EXPECT_NE(csv.out.find(",copy of x.jpg,"), std::string::npos) << csv.out;
 
   auto files = RunDoppel({"--db", db, "files", "--status", "error", "--format", "json"});
@@ -173,13 +180,15 @@ TEST(Cli, MatchHashesPrintsPairsWithIdsAndSkipsBadLines) {
   b[63] = '3';  // 1 bit away (2 -> 3)
   std::string c = a;
   for (int i = 0; i < 16; ++i) c[i] = c[i] == '0' ? 'f' : '0';  // far away
-  testing::WriteFile(tmp / "list.txt", "# a comment\n" + a + ",orig\n" + c + "\nnot-a-hash\n" + b + ",copy, with comma\n");
+  testing::WriteFile(tmp / "list.txt", "# a comment\n" + a + ",orig\n" + c + "\nnot-a-hash\n" + b +
+                                           ",copy, with comma\n");
   auto r = RunDoppel({"match-hashes", (tmp / "list.txt").string(), "--radius", "4"});
   EXPECT_EQ(r.exit_code, 3);  // one line skipped
   EXPECT_EQ(r.out, "orig,\"copy, with comma\",1\n");
   EXPECT_NE(r.err.find("list.txt:4: not a PDQ hash"), std::string::npos) << r.err;
   for (const char* method : {"mih", "brute"}) {
-    auto m = RunDoppel({"match-hashes", (tmp / "list.txt").string(), "-r", "4", "--method", method});
+    auto m =
+        RunDoppel({"match-hashes", (tmp / "list.txt").string(), "-r", "4", "--method", method});
     EXPECT_EQ(m.out, r.out) << method;
   }
   auto none = RunDoppel({"match-hashes", (tmp / "absent.txt").string()});
@@ -197,7 +206,9 @@ TEST(Cli, CalibrateReportsPrecisionAndRecallPerThreshold) {
   MakeImage(tmp / "a.jpg", 800, 600, 1, "[Q=95]");
   MakeImage(tmp / "a-q60.jpg", 800, 600, 1, "[Q=60]");
   MakeImage(tmp / "b.jpg", 800, 600, 2, "[Q=95]");
-  testing::WriteFile(tmp / "labels.csv", "path_a,path_b,same\na.jpg,a-q60.jpg,1\n\"a.jpg\",b.jpg,0\nb.jpg,a.jpg,maybe\n");
+  testing::WriteFile(
+      tmp / "labels.csv",
+      "path_a,path_b,same\na.jpg,a-q60.jpg,1\n\"a.jpg\",b.jpg,0\nb.jpg,a.jpg,maybe\n");
   auto r = RunDoppel({"calibrate", "--pairs", (tmp / "labels.csv").string(), "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("labels.csv:4"), std::string::npos) << r.err;  // the bad row is named

@@ -4,10 +4,10 @@
 
 #include <gtest/gtest.h>
 
-#include "test_util.h"
 #include <stdlib.h>
 #include <unistd.h>
 #include <vips/vips.h>
+#include "test_util.h"
 
 #include <cstring>
 #include <exiv2/exiv2.hpp>

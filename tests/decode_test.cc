@@ -1,8 +1,8 @@
 // Decoding: every format doppel claims, colour handling, orientation, limits
 // and bounded memory on huge images. All files are real, written by libvips.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <vips/vips.h>
-#include <arpa/inet.h>
 #include <zlib.h>
 
 #include "doppel/fingerprint.h"
@@ -36,7 +36,8 @@ class DecodeTest : public ::testing::Test {
     VipsImage* in = vips_image_new_from_file((dir_ / "base.png").c_str(), nullptr);
     if (!in) return false;
     VipsImage* out = fn(in);
-    bool ok = out && vips_image_write_to_file(out, ((dir_ / name).string() + options).c_str(), nullptr) == 0;
+    bool ok = out && vips_image_write_to_file(out, ((dir_ / name).string() + options).c_str(),
+                                              nullptr) == 0;
     if (!ok) vips_error_clear();
     if (out && out != in) g_object_unref(out);
     g_object_unref(in);
@@ -57,9 +58,12 @@ TEST_F(DecodeTest, EveryFormatHashesNearTheOriginal) {
     const char* options;
     int max_bits;
   } cases[] = {
-      {"a.jpg", "[Q=90]", 8},     {"a-prog.jpg", "[Q=85,interlace]", 10},
-      {"a.tif", "", 0},           {"a-lzw.tif", "[compression=lzw,tile]", 0},
-      {"a.webp", "[lossless]", 0}, {"a-lossy.webp", "[Q=80]", 12},
+      {"a.jpg", "[Q=90]", 8},
+      {"a-prog.jpg", "[Q=85,interlace]", 10},
+      {"a.tif", "", 0},
+      {"a-lzw.tif", "[compression=lzw,tile]", 0},
+      {"a.webp", "[lossless]", 0},
+      {"a-lossy.webp", "[Q=80]", 12},
       {"a.gif", "", 20},
   };
   for (const auto& c : cases) {
@@ -75,15 +79,18 @@ TEST_F(DecodeTest, EveryFormatHashesNearTheOriginal) {
   EXPECT_EQ(Analyse("a.gif")->info.format, "gif");
   // Pixel-hashed formats: same pixels, same content hash, whatever the container.
   EXPECT_EQ(Analyse("a.tif")->fingerprints.content_kind, ContentHashKind::kPixels);
-  EXPECT_EQ(Analyse("a.tif")->fingerprints.content_hash, Analyse("a-lzw.tif")->fingerprints.content_hash);
+  EXPECT_EQ(Analyse("a.tif")->fingerprints.content_hash,
+            Analyse("a-lzw.tif")->fingerprints.content_hash);
   EXPECT_NE(Analyse("a.tif")->fingerprints.sha256, Analyse("a-lzw.tif")->fingerprints.sha256);
 }
 
 TEST_F(DecodeTest, HeifAvifAndJxlWhereLibvipsWritesThem) {
   const PdqHash base = Hash("base.png");
-  vips_operation_block_set("VipsForeignSaveJxl", FALSE);  // doppel blocks untrusted savers; the test writes
+  vips_operation_block_set("VipsForeignSaveJxl",
+                           FALSE);  // doppel blocks untrusted savers; the test writes
   int tried = 0;
-  for (auto [name, opts] : {std::pair{"a.avif", "[compression=av1,Q=70]"}, std::pair{"a.jxl", "[Q=90]"}}) {
+  for (auto [name, opts] :
+       {std::pair{"a.avif", "[compression=av1,Q=70]"}, std::pair{"a.jxl", "[Q=90]"}}) {
     if (!Derive(name, Same, opts)) {
       std::printf("[ skipped  ] this libvips cannot write %s\n", name);
       continue;
@@ -114,11 +121,15 @@ TEST_F(DecodeTest, SixteenBitTiffMatchesEightBit) {
 
 TEST_F(DecodeTest, CmykGreyAndPaletteConvertToSrgb) {
   const PdqHash base = Hash("base.png");
-  ASSERT_TRUE(Derive("cmyk.jpg", [](VipsImage* in) {
-    VipsImage* out = nullptr;
-    if (vips_colourspace(in, &out, VIPS_INTERPRETATION_CMYK, nullptr)) return (VipsImage*)nullptr;
-    return out;
-  }, "[Q=95]"));
+  ASSERT_TRUE(Derive(
+      "cmyk.jpg",
+      [](VipsImage* in) {
+        VipsImage* out = nullptr;
+        if (vips_colourspace(in, &out, VIPS_INTERPRETATION_CMYK, nullptr))
+          return (VipsImage*)nullptr;
+        return out;
+      },
+      "[Q=95]"));
   auto cmyk = Analyse("cmyk.jpg");
   ASSERT_TRUE(cmyk.ok()) << cmyk.status().ToString();
   EXPECT_EQ(cmyk->info.colourspace, "cmyk");
@@ -141,7 +152,8 @@ TEST_F(DecodeTest, AlphaIsCompositedOverWhite) {
     VipsImage *alpha = nullptr, *rgba = nullptr, *bw = nullptr;
     vips_black(&alpha, in->Xsize, in->Ysize, nullptr);
     VipsImage* opaque = nullptr;
-    vips_draw_rect1(alpha, 255, in->Xsize / 2, 0, in->Xsize - in->Xsize / 2, in->Ysize, "fill", TRUE, nullptr);
+    vips_draw_rect1(alpha, 255, in->Xsize / 2, 0, in->Xsize - in->Xsize / 2, in->Ysize, "fill",
+                    TRUE, nullptr);
     vips_cast(alpha, &bw, VIPS_FORMAT_UCHAR, nullptr);
     vips_bandjoin2(in, bw, &rgba, nullptr);
     (void)opaque;
@@ -166,23 +178,29 @@ TEST_F(DecodeTest, AlphaIsCompositedOverWhite) {
 TEST_F(DecodeTest, ExifOrientationIsAppliedBeforeHashing) {
   const PdqHash upright = Hash("base.png");
   // Stored rotated 90 degrees anticlockwise, tagged "rotate 90 clockwise to display".
-  ASSERT_TRUE(Derive("rot.jpg", [](VipsImage* in) {
-    VipsImage* out = nullptr;
-    vips_rot(in, &out, VIPS_ANGLE_D270, nullptr);
-    vips_image_set_int(out, VIPS_META_ORIENTATION, 6);
-    return out;
-  }, "[Q=92]"));
+  ASSERT_TRUE(Derive(
+      "rot.jpg",
+      [](VipsImage* in) {
+        VipsImage* out = nullptr;
+        vips_rot(in, &out, VIPS_ANGLE_D270, nullptr);
+        vips_image_set_int(out, VIPS_META_ORIENTATION, 6);
+        return out;
+      },
+      "[Q=92]"));
   auto r = Analyse("rot.jpg");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->info.orientation, 6);
   EXPECT_EQ(r->info.width, 600);  // stored size
   EXPECT_LE(HammingDistance(upright, r->fingerprints.pdq.hash), 12);
   // The same stored pixels without the tag are a different (rotated) picture.
-  ASSERT_TRUE(Derive("rot-notag.jpg", [](VipsImage* in) {
-    VipsImage* out = nullptr;
-    vips_rot(in, &out, VIPS_ANGLE_D270, nullptr);
-    return out;
-  }, "[Q=92,strip]"));
+  ASSERT_TRUE(Derive(
+      "rot-notag.jpg",
+      [](VipsImage* in) {
+        VipsImage* out = nullptr;
+        vips_rot(in, &out, VIPS_ANGLE_D270, nullptr);
+        return out;
+      },
+      "[Q=92,strip]"));
   auto plain = Analyse("rot-notag.jpg");
   ASSERT_TRUE(plain.ok());
   EXPECT_GT(HammingDistance(upright, plain->fingerprints.pdq.hash), 40);
@@ -232,7 +250,8 @@ TEST_F(DecodeTest, DamagedJpegDataIsRefusedHarmlessWarningsAreNot) {
   auto d = Analyse("damaged.jpg");
   ASSERT_FALSE(d.ok());
   EXPECT_EQ(d.status().code(), StatusCode::kCorruption);
-  EXPECT_NE(d.status().message().find("damaged image data"), std::string::npos) << d.status().message();
+  EXPECT_NE(d.status().message().find("damaged image data"), std::string::npos)
+      << d.status().message();
 
   // Two stray bytes before EOI: libjpeg warns "extraneous bytes before marker".
   std::string stray = good.substr(0, good.size() - 2) + std::string("\x12\x34\xFF\xD9", 4);
@@ -257,7 +276,8 @@ TEST_F(DecodeTest, PixelLimitRefusesDecompressionBombs) {
     png.append(reinterpret_cast<char*>(&n), 4);
     std::string td = type + data;
     png += td;
-    uint32_t crc = htonl(uint32_t(crc32(0, reinterpret_cast<const Bytef*>(td.data()), uInt(td.size()))));
+    uint32_t crc =
+        htonl(uint32_t(crc32(0, reinterpret_cast<const Bytef*>(td.data()), uInt(td.size()))));
     png.append(reinterpret_cast<char*>(&crc), 4);
   };
   std::string ihdr;
@@ -269,7 +289,8 @@ TEST_F(DecodeTest, PixelLimitRefusesDecompressionBombs) {
   std::string raw(2000, '\0');
   uLongf zlen = compressBound(uLong(raw.size()));
   std::string z(zlen, '\0');
-  compress(reinterpret_cast<Bytef*>(z.data()), &zlen, reinterpret_cast<const Bytef*>(raw.data()), uLong(raw.size()));
+  compress(reinterpret_cast<Bytef*>(z.data()), &zlen, reinterpret_cast<const Bytef*>(raw.data()),
+           uLong(raw.size()));
   z.resize(zlen);
   chunk("IDAT", z);
   chunk("IEND", "");
@@ -314,7 +335,8 @@ TEST(LargeImage, TwentyThousandSquareHashesInBoundedMemory) {
   ASSERT_EQ(vips_zoom(seed, &huge, 8, 8, nullptr), 0);
   for (const char* name : {"huge.jpg", "huge.png"}) {
     const bool png = std::string(name).ends_with(".png");
-    const int rc = png ? vips_pngsave(huge, (dir / name).c_str(), "compression", 1, "filter", VIPS_FOREIGN_PNG_FILTER_NONE, nullptr)
+    const int rc = png ? vips_pngsave(huge, (dir / name).c_str(), "compression", 1, "filter",
+                                      VIPS_FOREIGN_PNG_FILTER_NONE, nullptr)
                        : vips_jpegsave(huge, (dir / name).c_str(), "Q", 75, nullptr);
     ASSERT_EQ(rc, 0) << vips_error_buffer();
     auto rr = testing::RunDoppel({"hash", "--json", (dir / name).string()});

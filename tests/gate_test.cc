@@ -158,7 +158,8 @@ TEST_F(GateTest, ADuplicateOfAClusteredCopyNamesItsMaster) {
   ASSERT_TRUE(copy.ok() && master.ok());
   std::vector<Cluster> clusters(1);
   clusters[0].master_file_id = master->file_id;
-  clusters[0].members = {{master->file_id, true, MatchKind::kExact, 0}, {copy->file_id, false, MatchKind::kNear, 9}};
+  clusters[0].members = {{master->file_id, true, MatchKind::kExact, 0},
+                         {copy->file_id, false, MatchKind::kNear, 9}};
   // The test's own connection has read since the gate wrote: the write must
   // not start on that old snapshot.
   Status saved = cat_->SaveClusters(clusters);

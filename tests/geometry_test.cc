@@ -28,7 +28,8 @@ void WriteVariant(const std::string& original, const fs::path& out,
   ASSERT_NE(in, nullptr) << vips_error_buffer();
   VipsImage* res = edit(in);
   ASSERT_NE(res, nullptr) << vips_error_buffer();
-  ASSERT_EQ(vips_image_write_to_file(res, (out.string() + "[Q=90]").c_str(), nullptr), 0) << vips_error_buffer();
+  ASSERT_EQ(vips_image_write_to_file(res, (out.string() + "[Q=90]").c_str(), nullptr), 0)
+      << vips_error_buffer();
   g_object_unref(res);
   g_object_unref(in);
 }
@@ -36,7 +37,9 @@ void WriteVariant(const std::string& original, const fs::path& out,
 VipsImage* Crop(VipsImage* in, double left, double top, double width, double height) {
   VipsImage* out = nullptr;
   const int w = in->Xsize, h = in->Ysize;
-  if (vips_extract_area(in, &out, int(left * w), int(top * h), int(width * w), int(height * h), nullptr)) return nullptr;
+  if (vips_extract_area(in, &out, int(left * w), int(top * h), int(width * w), int(height * h),
+                        nullptr))
+    return nullptr;
   return out;
 }
 
@@ -102,12 +105,13 @@ TEST_F(GeometryTest, ACaptionAndABorderStillMakeACopy) {
     if (vips_copy(in, &copy, nullptr)) return nullptr;
     double white[3] = {255, 255, 255};
     const int w = in->Xsize, h = in->Ysize;
-    if (vips_draw_rect(copy, white, 3, w / 20, h * 8 / 10, w / 4, h / 10, "fill", TRUE, nullptr)) return nullptr;
+    if (vips_draw_rect(copy, white, 3, w / 20, h * 8 / 10, w / 4, h / 10, "fill", TRUE, nullptr))
+      return nullptr;
     VipsImage* out = nullptr;
     double black[3] = {0, 0, 0};
     VipsArrayDouble* bg = vips_array_double_new(black, 3);
-    const int rc = vips_embed(copy, &out, 0, h / 12, w, h + h / 6, "extend", VIPS_EXTEND_BACKGROUND, "background", bg,
-                              nullptr);
+    const int rc = vips_embed(copy, &out, 0, h / 12, w, h + h / 6, "extend", VIPS_EXTEND_BACKGROUND,
+                              "background", bg, nullptr);
     vips_area_unref(VIPS_AREA(bg));
     g_object_unref(copy);
     return rc ? nullptr : out;
@@ -124,7 +128,8 @@ TEST_F(GeometryTest, ATurnedCopyReachingIntoADarkEdgeIsACopy) {
     VipsImage* copy = nullptr;
     if (vips_copy(in, &copy, nullptr)) return nullptr;
     double black[3] = {6, 6, 6};
-    if (vips_draw_rect(copy, black, 3, 0, in->Ysize * 82 / 100, in->Xsize, in->Ysize, "fill", TRUE, nullptr))
+    if (vips_draw_rect(copy, black, 3, 0, in->Ysize * 82 / 100, in->Xsize, in->Ysize, "fill", TRUE,
+                       nullptr))
       return nullptr;
     return copy;
   });
@@ -192,8 +197,10 @@ TEST_F(GeometryTest, MatchFindsCropsAndKeepsDifferentFramingsForReview) {
   fs::create_directories(a);
   fs::create_directories(b);
   testing::CopyFile(photo_, a / "original.jpg");
-  WriteVariant(photo_, b / "crop.jpg", [](VipsImage* in) { return Crop(in, 0.0, 0.0, 0.93, 0.93); });
-  WriteVariant(photo_, b / "shifted.jpg", [](VipsImage* in) { return Crop(in, 0.15, 0.1, 0.85, 0.9); });
+  WriteVariant(photo_, b / "crop.jpg",
+               [](VipsImage* in) { return Crop(in, 0.0, 0.0, 0.93, 0.93); });
+  WriteVariant(photo_, b / "shifted.jpg",
+               [](VipsImage* in) { return Crop(in, 0.15, 0.1, 0.85, 0.9); });
   const std::string db = (dir_ / "doppel.db").string();
   ASSERT_EQ(RunDoppel({"--db", db, "init"}).exit_code, 0);
   ASSERT_EQ(RunDoppel({"--db", db, "source", "add", "a", a.string()}).exit_code, 0);
@@ -223,7 +230,8 @@ TEST_F(GeometryTest, MatchFindsCropsAndKeepsDifferentFramingsForReview) {
   // framings of one scene, proposed for review, never merged.
   EXPECT_EQ(kind_of("/original.jpg", "/shifted.jpg"), "near") << pairs.out;
   EXPECT_EQ(kind_of("/crop.jpg", "/shifted.jpg"), "similar") << pairs.out;
-  auto ex = RunDoppel({"--db", db, "explain", (a / "original.jpg").string(), (b / "crop.jpg").string()});
+  auto ex =
+      RunDoppel({"--db", db, "explain", (a / "original.jpg").string(), (b / "crop.jpg").string()});
   EXPECT_NE(ex.out.find("local features"), std::string::npos) << ex.out;
 }
 

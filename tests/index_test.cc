@@ -51,10 +51,13 @@ std::set<Triple> NaiveJoin(const std::vector<PdqHash>& hs, int r) {
 std::set<Triple> Join(const PdqIndex& idx, int r, int threads, PdqIndex::Method m) {
   std::set<Triple> out;
   size_t calls = 0;
-  idx.SelfJoin(r, threads, [&](uint32_t a, uint32_t b, int d) {
-    ++calls;
-    out.insert({a, b, d});
-  }, m);
+  idx.SelfJoin(
+      r, threads,
+      [&](uint32_t a, uint32_t b, int d) {
+        ++calls;
+        out.insert({a, b, d});
+      },
+      m);
   EXPECT_EQ(calls, out.size()) << "a pair was reported twice";
   return out;
 }
@@ -122,7 +125,8 @@ TEST(PdqIndex, ReferenceHaystackAndNeedles) {
     for (const auto& q : needles) {
       auto want = Naive(hay, q, r);
       std::vector<Neighbour> got;
-      for (auto m : {PdqIndex::Method::kAuto, PdqIndex::Method::kMultiIndex, PdqIndex::Method::kBruteForce}) {
+      for (auto m : {PdqIndex::Method::kAuto, PdqIndex::Method::kMultiIndex,
+                     PdqIndex::Method::kBruteForce}) {
         idx.Query(q, r, got, scratch, m);
         ASSERT_EQ(got, want) << "radius " << r << " method " << int(m);
       }
@@ -158,7 +162,8 @@ TEST(PdqIndex, RandomSetsWithPlantedPairs) {
   for (int r : {0, 15, 31, 40}) {
     auto want = NaiveJoin(hs, r);
     for (int threads : {1, 2}) {
-      EXPECT_EQ(Join(idx, r, threads, PdqIndex::Method::kAuto), want) << "radius " << r << " threads " << threads;
+      EXPECT_EQ(Join(idx, r, threads, PdqIndex::Method::kAuto), want)
+          << "radius " << r << " threads " << threads;
       EXPECT_EQ(Join(idx, r, threads, PdqIndex::Method::kBruteForce), want) << "radius " << r;
     }
     if (r == 31) {
@@ -173,7 +178,8 @@ TEST(PdqIndex, IncrementalAddsAreSearchableAtOnce) {
   PdqIndex idx;
   QueryScratch scratch;
   for (int i = 0; i < 5000; ++i) {
-    PdqHash h = i % 10 == 0 && i ? FlipBits(hs[size_t(rng() % hs.size())], int(rng() % 30), rng) : RandomHash(rng);
+    PdqHash h = i % 10 == 0 && i ? FlipBits(hs[size_t(rng() % hs.size())], int(rng() % 30), rng)
+                                 : RandomHash(rng);
     hs.push_back(h);
     ASSERT_EQ(idx.Add(h), uint32_t(i));
     if (i % 250 == 0) {

@@ -21,7 +21,8 @@ using testing::TempDir;
 
 // Builds the sample collection (scripts/make-sample) in a temp folder.
 bool MakeSample(const fs::path& dir) {
-  const std::string cmd = std::string(DOPPEL_SOURCE_DIR) + "/scripts/make-sample '" + dir.string() + "' >/dev/null 2>&1";
+  const std::string cmd = std::string(DOPPEL_SOURCE_DIR) + "/scripts/make-sample '" + dir.string() +
+                          "' >/dev/null 2>&1";
   return std::system(cmd.c_str()) == 0;
 }
 
@@ -44,7 +45,9 @@ class SampleMatch : public ::testing::Test {
   static void TearDownTestSuite() { delete dir_; }
   void SetUp() override {
     if (failed_) {
-      if (testing::InCi()) FAIL() << "scripts/make-sample failed (are mate-backgrounds and ukui-wallpapers installed?)";
+      if (testing::InCi())
+        FAIL()
+            << "scripts/make-sample failed (are mate-backgrounds and ukui-wallpapers installed?)";
       GTEST_SKIP() << "scripts/make-sample failed: install mate-backgrounds and ukui-wallpapers";
     }
   }
@@ -54,7 +57,8 @@ class SampleMatch : public ::testing::Test {
     std::map<std::string, int64_t> out;
     const std::string root = (dir_->path() / "sample").string() + "/";
     for (const auto& c : json::parse(r.out))
-      for (const auto& m : c["members"]) out[m["path"].get<std::string>().substr(root.size())] = c["id"];
+      for (const auto& m : c["members"])
+        out[m["path"].get<std::string>().substr(root.size())] = c["id"];
     return out;
   }
   static TempDir* dir_;
@@ -82,11 +86,14 @@ TEST_F(SampleMatch, EveryKnownCopyIsClusteredWithItsOriginal) {
       {"urbanisme/2024/arr-11/DSC_2211.JPG", "apur/photos/DSC_2211.JPG"},
       {"urbanisme/2024/arr-15/DSC_2304.jpg", "urbanisme/2024/arr-15/DSC_2304-export.jpg"},
       {"urbanisme/2022/arr-20/IMG_9001.jpg", "archives/numerisation/IMG_9001.jpg"},
-      {"apur/etudes/berges de Seine.jpg", "urbanisme/2024/arr-11/copie berges de Seine.jpg", "apur/web/berges-de-seine.webp"},
+      {"apur/etudes/berges de Seine.jpg", "urbanisme/2024/arr-11/copie berges de Seine.jpg",
+       "apur/web/berges-de-seine.webp"},
       {"apur/etudes/Halles - canopée.jpg", "archives/fonds-1970/Halles canopée N&B.jpg"},
-      {"apur/etudes/2022/jardin partagé 20e.jpg", "apur/etudes/2022/jardin partagé 20e (pivoté).jpg"},
+      {"apur/etudes/2022/jardin partagé 20e.jpg",
+       "apur/etudes/2022/jardin partagé 20e (pivoté).jpg"},
       {"apur/photos/P1010456.jpg", "archives/fonds-1985/P1010456.jpg"},
-      {"archives/fonds-1970/boite-12/cliché_0002.jpg", "archives/fonds-1970/boite-12/cliché_0002_16bit.tif"},
+      {"archives/fonds-1970/boite-12/cliché_0002.jpg",
+       "archives/fonds-1970/boite-12/cliché_0002_16bit.tif"},
       {"archives/fonds-1985/vue_0311.jpg", "archives/numerisation/vue_0311.tif"},
       // The 90% centre crop is found by the geometric check (docs/matching.md).
       {"archives/fonds-1985/vue_0312.jpg", "urbanisme/2023/arr-04/vue_0312.jpg",
@@ -106,14 +113,16 @@ TEST_F(SampleMatch, LookAlikesAreOnlyProposedForReview) {
   auto cl = ClusterOf();
   EXPECT_FALSE(cl.count("urbanisme/2024/arr-15/DSC_2305.jpg"));
   EXPECT_FALSE(cl.count("archives/fonds-1985/vue_0313.jpg"));
-  auto pairs = json::parse(RunDoppel({"--db", db_, "pairs", "--format", "json", "--kind", "similar"}).out);
+  auto pairs =
+      json::parse(RunDoppel({"--db", db_, "pairs", "--format", "json", "--kind", "similar"}).out);
   // The look-alike pair of the sample (EXPECTED.md, L1): both of its files,
   // proposed as "similar" with each other, not with anything else.
   bool lookalike = false;
   for (const auto& p : pairs) {
     const std::string a = p["path_a"], b = p["path_b"];
     const bool cold = a.ends_with("arr-15/DSC_2305.jpg") || b.ends_with("arr-15/DSC_2305.jpg");
-    const bool warm = a.ends_with("fonds-1985/vue_0313.jpg") || b.ends_with("fonds-1985/vue_0313.jpg");
+    const bool warm =
+        a.ends_with("fonds-1985/vue_0313.jpg") || b.ends_with("fonds-1985/vue_0313.jpg");
     if (cold && warm) lookalike = true;
     EXPECT_EQ(cold, warm) << "a look-alike proposed with another file: " << a << " / " << b;
     if (cold && warm) {
@@ -134,7 +143,8 @@ TEST_F(SampleMatch, PairsCsvHasTheDocumentedHeaderAndExplainSaysWhy) {
   auto j = json::parse(e.out);
   EXPECT_EQ(j["kind"], "near");
   EXPECT_NE(j["verdict"].get<std::string>().find("near copy"), std::string::npos);
-  auto no = RunDoppel({"explain", (s / "apur/photos/P1010457.jpg").string(), (s / "apur/photos/P1010460.jpg").string()});
+  auto no = RunDoppel({"explain", (s / "apur/photos/P1010457.jpg").string(),
+                       (s / "apur/photos/P1010460.jpg").string()});
   EXPECT_NE(no.out.find("verdict: not duplicates"), std::string::npos) << no.out;
 }
 
@@ -153,13 +163,15 @@ MatchInput Synthetic(int64_t id, uint8_t seed, int quality) {
   m.file_id = id;
   m.fingerprints.sha256.fill(uint8_t(id));
   m.fingerprints.content_hash.fill(uint8_t(id + 100));
-  for (int k = 0; k < 16; ++k) m.fingerprints.pdq.hash.words[k] = uint16_t(seed * 2654435761u >> (k % 16));
+  for (int k = 0; k < 16; ++k)
+    m.fingerprints.pdq.hash.words[k] = uint16_t(seed * 2654435761u >> (k % 16));
   m.fingerprints.pdq.dihedral.fill(PdqHash{});  // other orientations: far away
   for (auto& w : m.fingerprints.pdq.dihedral[1].words) w = 0x5555;
   m.fingerprints.pdq.dihedral[0] = m.fingerprints.pdq.hash;
   m.fingerprints.pdq.quality = quality;
   m.fingerprints.signature.smooth = m.fingerprints.pdq;
-  for (int i = 0; i < kThumbSide * kThumbSide; ++i) m.fingerprints.signature.thumb[i] = uint8_t((i * 7 + seed) % 251);
+  for (int i = 0; i < kThumbSide * kThumbSide; ++i)
+    m.fingerprints.signature.thumb[i] = uint8_t((i * 7 + seed) % 251);
   m.info = {"jpeg", 1000, 800, 3, 8, 1, 1, false, "srgb"};
   return m;
 }
@@ -181,7 +193,8 @@ TEST(MatchRules, FeaturelessPicturesAreNeverNearCopies) {
 
 TEST(MatchRules, ThumbnailsThatDisagreeMakeLookAlikesNotCopies) {
   MatchInput a = Synthetic(1, 3, 90), b = Synthetic(2, 3, 90);
-  for (int i = 0; i < kThumbSide * kThumbSide; ++i) b.fingerprints.signature.thumb[i] = uint8_t((i * 13 + 5) % 241);
+  for (int i = 0; i < kThumbSide * kThumbSide; ++i)
+    b.fingerprints.signature.thumb[i] = uint8_t((i * 13 + 5) % 241);
   auto m = Compare(a, b, MatchOptions{});
   ASSERT_TRUE(m);
   EXPECT_EQ(m->kind, MatchKind::kSimilar);

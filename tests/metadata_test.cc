@@ -2,9 +2,9 @@
 // writer (the oracle), in every container exiv2 can write.
 #include <gtest/gtest.h>
 
-#include "test_util.h"
 #include <stdlib.h>
 #include <vips/vips.h>
+#include "test_util.h"
 
 #include <exiv2/exiv2.hpp>
 #include <filesystem>

@@ -93,8 +93,8 @@ TEST_F(PdqTest, MatchesReferenceHashes) {
     }
   }
   std::sort(distances.begin(), distances.end());
-  std::printf("[ pdq      ] %zu reference images: median distance %d, worst %d bits\n", distances.size(),
-              distances[distances.size() / 2], distances.back());
+  std::printf("[ pdq      ] %zu reference images: median distance %d, worst %d bits\n",
+              distances.size(), distances[distances.size() / 2], distances.back());
 }
 
 // Each file of dih/ is the original in one orientation; the matching dihedral
@@ -102,8 +102,9 @@ TEST_F(PdqTest, MatchesReferenceHashes) {
 // from the unrelated orientations.
 TEST_F(PdqTest, DihedralVariantsLandNearTheirOrientation) {
   DOPPEL_REQUIRE_TESTDATA();
-  const char* files[8] = {"bridge-1-original.jpg", "bridge-2-rotate-90.jpg",      "bridge-3-rotate-180.jpg",
-                          "bridge-4-rotate-270.jpg", "bridge-5-flipx.jpg",         "bridge-6-flipy.jpg",
+  const char* files[8] = {"bridge-1-original.jpg",    "bridge-2-rotate-90.jpg",
+                          "bridge-3-rotate-180.jpg",  "bridge-4-rotate-270.jpg",
+                          "bridge-5-flipx.jpg",       "bridge-6-flipy.jpg",
                           "bridge-7-flip-plus-1.jpg", "bridge-8-flip-minus-1.jpg"};
   PdqHash hashes[8];
   for (int k = 0; k < 8; ++k) {
@@ -116,7 +117,8 @@ TEST_F(PdqTest, DihedralVariantsLandNearTheirOrientation) {
   for (int k = 0; k < 8; ++k) {
     const PdqHash& variant = orig->fingerprints.pdq.dihedral[k];
     const int d = HammingDistance(variant, hashes[k]);
-    std::printf("[ dihedral ] %-10s variant vs %-28s %3d bits\n", DihedralName(Dihedral(k)), files[k], d);
+    std::printf("[ dihedral ] %-10s variant vs %-28s %3d bits\n", DihedralName(Dihedral(k)),
+                files[k], d);
     // Not zero: the rotated files were re-encoded, and centre-sample
     // decimation is not symmetric under reflection. Well inside the match
     // threshold (31) and far from every other orientation.

@@ -38,7 +38,8 @@ TEST(Rendition, ShrinksKeepsShapeAndOrients) {
   // picture displays tall.
   const auto rotated = dir.path() / "rotated.jpg";
   testing::CopyFile(jpg, rotated);
-  ASSERT_EQ(std::system(("exiv2 -q -M'set Exif.Image.Orientation 6' " + rotated.string()).c_str()), 0);
+  ASSERT_EQ(std::system(("exiv2 -q -M'set Exif.Image.Orientation 6' " + rotated.string()).c_str()),
+            0);
   o.max_side = 100;
   o.grey = false;
   auto t = RenderFile(rotated.string(), o);

@@ -89,8 +89,7 @@ TEST(ReplacePolicy, DefaultsRankSourceThenOriginalAndSayWhy) {
                                          Cand(5, "a", 0, "jpeg", 100, 100, 9000)};
   m = ChooseMaster(recompressed, p);
   EXPECT_EQ(recompressed[m.index].file_id, 5);
-  EXPECT_NE(m.reason.find("less compressed (0.90 bytes per pixel against 0.30)"),
-            std::string::npos)
+  EXPECT_NE(m.reason.find("less compressed (0.90 bytes per pixel against 0.30)"), std::string::npos)
       << m.reason;
   std::vector<Candidate> dated = {Cand(4, "a", 0, "jpeg", 100, 100, 9000, "2001-05-01T10:00:00"),
                                   Cand(5, "a", 0, "jpeg", 100, 100, 9000, "1998-05-01T10:00:00")};
@@ -362,11 +361,13 @@ TEST_F(ReplaceFixture, PlanTakesExactCopiesAndConfirmedClustersOnly) {
             std::string::npos);
   // A damaged plan (cut short, not JSON, an action missing a field) names the file.
   const std::string text = PlanToJson(chosen);
-  for (const std::string& bad : {text.substr(0, text.size() / 2), std::string("not a plan"),
-                                 std::string("{\"format\":\"doppel-plan\",\"version\":1,\"actions\":[{}]}")}) {
+  for (const std::string& bad :
+       {text.substr(0, text.size() / 2), std::string("not a plan"),
+        std::string("{\"format\":\"doppel-plan\",\"version\":1,\"actions\":[{}]}")}) {
     auto broken = PlanFromJson(bad, "plan.json");
     ASSERT_FALSE(broken.ok()) << bad.substr(0, 40);
-    EXPECT_NE(broken.status().message().find("plan.json"), std::string::npos) << broken.status().ToString();
+    EXPECT_NE(broken.status().message().find("plan.json"), std::string::npos)
+        << broken.status().ToString();
   }
   // Every plan is an audit event.
   EventFilter f;

@@ -29,8 +29,8 @@ using testing::TempDir;
 // "<script>alert('x')<" holding "script>.jpg").
 const std::string kScriptPath = "<script>alert('x')</script>.jpg";
 
-void Tag(const fs::path& p, const std::string& when, const std::string& make, const std::string& model,
-         const std::string& artist) {
+void Tag(const fs::path& p, const std::string& when, const std::string& make,
+         const std::string& model, const std::string& artist) {
   InitExiv2();
   std::unique_ptr<Exiv2::Image> img(Exiv2::ImageFactory::open(p.string()).release());
   img->readMetadata();
@@ -82,8 +82,13 @@ class ReportTest : public ::testing::Test {
 
     db_ = (root / "c.db").string();
     ASSERT_EQ(RunDoppel({"--db", db_, "init"}).exit_code, 0);
-    ASSERT_EQ(RunDoppel({"--db", db_, "source", "add", "urbanisme", urb.string(), "--priority", "10"}).exit_code, 0);
-    ASSERT_EQ(RunDoppel({"--db", db_, "source", "add", "apur", apur.string(), "--priority", "5"}).exit_code, 0);
+    ASSERT_EQ(
+        RunDoppel({"--db", db_, "source", "add", "urbanisme", urb.string(), "--priority", "10"})
+            .exit_code,
+        0);
+    ASSERT_EQ(RunDoppel({"--db", db_, "source", "add", "apur", apur.string(), "--priority", "5"})
+                  .exit_code,
+              0);
     ASSERT_EQ(RunDoppel({"--db", db_, "source", "add", "archives", arch.string()}).exit_code, 0);
     auto scan = RunDoppel({"--db", db_, "scan", "--jobs", "2"});
     ASSERT_EQ(scan.exit_code, 0) << scan.err;
@@ -106,8 +111,9 @@ class ReportTest : public ::testing::Test {
       return 0;
     };
 
-    auto apply = [&](const std::string& file, const std::string& action, int64_t bytes, int64_t reclaimed,
-                     const std::string& time, const std::string& outcome, const std::string& master) {
+    auto apply = [&](const std::string& file, const std::string& action, int64_t bytes,
+                     int64_t reclaimed, const std::string& time, const std::string& outcome,
+                     const std::string& master) {
       const auto slash = file.find('/');
       json d = {{"action", action},
                 {"file_id", ids_.at(file)},
@@ -119,22 +125,33 @@ class ReportTest : public ::testing::Test {
                 {"bytes", bytes},
                 {"reclaimed_bytes", reclaimed},
                 {"reason", "copy of the master"}};
-      Event e{0, "apply", time, "", "file:" + std::to_string(ids_.at(file)), outcome, d.dump(), "apply-1"};
+      Event e{0,       "apply",  time,     "", "file:" + std::to_string(ids_.at(file)),
+              outcome, d.dump(), "apply-1"};
       ASSERT_TRUE((*cat)->AppendEvent(e).ok());
     };
-    apply("apur/p1-copy.jpg", "quarantine", s1, s1, "2026-06-23T10:00:00Z", "success", "urbanisme/p1.jpg");
-    apply("archives/p1.jpg", "quarantine", s1, s1, "2026-06-23T10:00:01Z", "success", "urbanisme/p1.jpg");
-    apply("apur/" + kScriptPath, "delete", s2, s2, "2026-06-25T12:00:00Z", "success", "urbanisme/p2.jpg");
-    apply("archives/p4b.jpg", "quarantine", s4, s4, "2026-06-26T08:00:00Z", "failure", "archives/p4a.jpg");
-    apply("archives/p6.jpg", "redirect-only", s6, 0, "2026-06-27T10:00:00Z", "success", "urbanisme/p6.jpg");
+    apply("apur/p1-copy.jpg", "quarantine", s1, s1, "2026-06-23T10:00:00Z", "success",
+          "urbanisme/p1.jpg");
+    apply("archives/p1.jpg", "quarantine", s1, s1, "2026-06-23T10:00:01Z", "success",
+          "urbanisme/p1.jpg");
+    apply("apur/" + kScriptPath, "delete", s2, s2, "2026-06-25T12:00:00Z", "success",
+          "urbanisme/p2.jpg");
+    apply("archives/p4b.jpg", "quarantine", s4, s4, "2026-06-26T08:00:00Z", "failure",
+          "archives/p4a.jpg");
+    apply("archives/p6.jpg", "redirect-only", s6, 0, "2026-06-27T10:00:00Z", "success",
+          "urbanisme/p6.jpg");
     json u = {{"undoes", "apply-1"},
               {"action", "quarantine"},
               {"file_id", ids_.at("archives/p1.jpg")},
               {"bytes", s1},
               {"reclaimed_bytes", s1}};
-    Event undo{
-        0,        "undo",  "2026-06-24T09:00:00Z", "", "file:" + std::to_string(ids_.at("archives/p1.jpg")), "success",
-        u.dump(), "undo-1"};
+    Event undo{0,
+               "undo",
+               "2026-06-24T09:00:00Z",
+               "",
+               "file:" + std::to_string(ids_.at("archives/p1.jpg")),
+               "success",
+               u.dump(),
+               "undo-1"};
     ASSERT_TRUE((*cat)->AppendEvent(undo).ok());
 
     ReviewDecision reject;
@@ -198,7 +215,8 @@ const DepartmentFigures& Dept(const Report& r, const std::string& name) {
   return none;
 }
 
-std::map<std::string, std::pair<int64_t, int64_t>> Groups(const Report& r, const std::string& field) {
+std::map<std::string, std::pair<int64_t, int64_t>> Groups(const Report& r,
+                                                          const std::string& field) {
   std::map<std::string, std::pair<int64_t, int64_t>> out;
   for (const auto& g : r.groupings)
     if (g.field == field)
@@ -263,10 +281,12 @@ TEST_F(ReportTest, CountsByFieldBeforeAndAfter) {
   auto r = BuildReport(*cat, Options());
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   using G = std::map<std::string, std::pair<int64_t, int64_t>>;
-  EXPECT_EQ(Groups(*r, "source"), (G{{"urbanisme", {4, 4}}, {"apur", {3, 1}}, {"archives", {5, 2}}}));
+  EXPECT_EQ(Groups(*r, "source"),
+            (G{{"urbanisme", {4, 4}}, {"apur", {3, 1}}, {"archives", {5, 2}}}));
   EXPECT_EQ(Groups(*r, "format"), (G{{"jpeg", {10, 5}}, {"png", {2, 2}}}));
   EXPECT_EQ(Groups(*r, "year"), (G{{"1998", {3, 1}}, {"2003", {2, 1}}, {"(none)", {7, 5}}}));
-  EXPECT_EQ(Groups(*r, "camera"), (G{{"Canon EOS 5D", {3, 1}}, {"NIKON D70", {2, 1}}, {"(none)", {7, 5}}}));
+  EXPECT_EQ(Groups(*r, "camera"),
+            (G{{"Canon EOS 5D", {3, 1}}, {"NIKON D70", {2, 1}}, {"(none)", {7, 5}}}));
   EXPECT_EQ(Groups(*r, "author"), (G{{"Robert Doisneau", {3, 1}}, {"(none)", {9, 6}}}));
   EXPECT_EQ(Groups(*r, "postcode"), (G{{"75001", {1, 1}},
                                        {"75002", {2, 1}},
@@ -342,7 +362,8 @@ TEST_F(ReportTest, LargestClustersAndUnknownFields) {
   o.join.reset();
   auto unknown = BuildReport(*cat, o);
   ASSERT_FALSE(unknown.ok());
-  EXPECT_NE(unknown.status().message().find("--join"), std::string::npos) << unknown.status().message();
+  EXPECT_NE(unknown.status().message().find("--join"), std::string::npos)
+      << unknown.status().message();
 
   std::atomic<bool> stop{true};
   o = Options();
@@ -406,7 +427,8 @@ TEST_F(ReportTest, CsvAndJsonCarryTheSameFigures) {
   ASSERT_TRUE(r.ok());
   const std::string csv = RenderReportCsv(*r);
   EXPECT_EQ(csv.substr(0, csv.find('\n')), "section,key,subkey,value");
-  EXPECT_NE(csv.find("department,apur,reclaimed_bytes," + std::to_string(s1 + s2) + "\n"), std::string::npos);
+  EXPECT_NE(csv.find("department,apur,reclaimed_bytes," + std::to_string(s1 + s2) + "\n"),
+            std::string::npos);
   EXPECT_NE(csv.find("overlap,archives,urbanisme,2\n"), std::string::npos);
   EXPECT_NE(csv.find("group:postcode,75004,after,0\n"), std::string::npos);
   EXPECT_NE(csv.find("progress,estimated_finish,,2026-07-04\n"), std::string::npos);
@@ -426,9 +448,12 @@ TEST_F(ReportTest, CsvAndJsonCarryTheSameFigures) {
 // formula stay text; quotes and commas are quoted.
 TEST(ReportRender, CsvNeutralisesFormulasAndQuotes) {
   Report r;
-  r.groupings.push_back(Grouping{"author", {{"=HYPERLINK(\"http://x\",\"y\")", 2, 1}, {"Doe, Jane", 1, 1}}});
+  r.groupings.push_back(
+      Grouping{"author", {{"=HYPERLINK(\"http://x\",\"y\")", 2, 1}, {"Doe, Jane", 1, 1}}});
   const std::string csv = RenderReportCsv(r);
-  EXPECT_NE(csv.find("group:author,\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",before,2\n"), std::string::npos) << csv;
+  EXPECT_NE(csv.find("group:author,\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",before,2\n"),
+            std::string::npos)
+      << csv;
   EXPECT_NE(csv.find("group:author,\"Doe, Jane\",after,1\n"), std::string::npos) << csv;
   const std::string html = RenderReportHtml(r);
   EXPECT_NE(html.find("=HYPERLINK(&quot;http://x&quot;"), std::string::npos);
@@ -450,9 +475,11 @@ TEST(ReportRender, BigClustersListTheMembersBeyondTheFigures) {
   r.largest_clusters.push_back(c);
   const std::string html = RenderReportHtml(r);
   size_t figures = 0;
-  for (size_t at = html.find("<figure"); at != std::string::npos; at = html.find("<figure", at + 1)) ++figures;
+  for (size_t at = html.find("<figure"); at != std::string::npos; at = html.find("<figure", at + 1))
+    ++figures;
   EXPECT_EQ(figures, 6u);
-  EXPECT_NE(html.find("Also in this cluster: apur/f6.jpg; apur/f7.jpg; apur/f8.jpg."), std::string::npos);
+  EXPECT_NE(html.find("Also in this cluster: apur/f6.jpg; apur/f7.jpg; apur/f8.jpg."),
+            std::string::npos);
 }
 
 // Review decisions change what counts: a member-level reject takes a file out
@@ -489,10 +516,10 @@ TEST_F(ReportTest, DecisionsAndVanishedClustersChangeTheFigures) {
             {"cluster_id", 999},      {"source", "urbanisme"},
             {"path", "solo.jpg"},     {"bytes", s5},
             {"reclaimed_bytes", s5}};
-  ASSERT_TRUE(
-      cat.AppendEvent(Event{0, "apply", "2026-06-28T10:00:00Z", "",
-                            "file:" + std::to_string(ids_.at("urbanisme/solo.jpg")), "success", d.dump(), "apply-2"})
-          .ok());
+  ASSERT_TRUE(cat.AppendEvent(Event{0, "apply", "2026-06-28T10:00:00Z", "",
+                                    "file:" + std::to_string(ids_.at("urbanisme/solo.jpg")),
+                                    "success", d.dump(), "apply-2"})
+                  .ok());
 
   ReportOptions o = Options();
   auto r = BuildReport(cat, o);
@@ -514,7 +541,8 @@ TEST_F(ReportTest, DecisionsAndVanishedClustersChangeTheFigures) {
   const std::vector<std::vector<int64_t>> overlap = {{0, 0, 2}, {0, 1, 1}, {2, 1, 0}};
   EXPECT_EQ(r->overlap.clusters, overlap);
   using G = std::map<std::string, std::pair<int64_t, int64_t>>;
-  EXPECT_EQ(Groups(*r, "source"), (G{{"urbanisme", {4, 4}}, {"apur", {3, 1}}, {"archives", {5, 3}}}));
+  EXPECT_EQ(Groups(*r, "source"),
+            (G{{"urbanisme", {4, 4}}, {"apur", {3, 1}}, {"archives", {5, 3}}}));
   bool found = false;
   for (const auto& c : r->largest_clusters)
     if (c.id == cluster_of("archives/p4b.jpg")) {
@@ -529,7 +557,8 @@ TEST_F(ReportTest, DecisionsAndVanishedClustersChangeTheFigures) {
 // The page as a real browser reads it: the markup in a path stays text, every
 // picture and chart is there, nothing is fetched.
 TEST_F(ReportTest, ChromiumReadsThePage) {
-  const char* candidates[] = {"/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"};
+  const char* candidates[] = {"/usr/bin/chromium", "/usr/bin/chromium-browser",
+                              "/usr/bin/google-chrome"};
   std::string browser;
   for (const char* c : candidates)
     if (fs::exists(c)) browser = c;
@@ -543,9 +572,9 @@ TEST_F(ReportTest, ChromiumReadsThePage) {
   const fs::path page = out / "report.html";
   testing::WriteFile(page, RenderReportHtml(*r));
   const std::string dom_file = (out / "dom.html").string();
-  const std::string cmd = browser +
-                          " --headless --no-sandbox --disable-gpu --user-data-dir=" + (out / "profile").string() +
-                          " --dump-dom file://" + page.string() + " > " + dom_file + " 2>/dev/null";
+  const std::string cmd = browser + " --headless --no-sandbox --disable-gpu --user-data-dir=" +
+                          (out / "profile").string() + " --dump-dom file://" + page.string() +
+                          " > " + dom_file + " 2>/dev/null";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   const std::string dom = testing::ReadFile(dom_file);
   auto count = [&](const std::string& s) {
@@ -561,9 +590,9 @@ TEST_F(ReportTest, ChromiumReadsThePage) {
 }
 
 TEST_F(ReportTest, CliWritesEachFormat) {
-  const std::vector<std::string> common = {"--db",       db_,          "report", "--today",   "2026-07-01",
-                                           "--deadline", "2026-07-31", "--join", Postcodes(), "--join-field",
-                                           "postcode"};
+  const std::vector<std::string> common = {
+      "--db",       db_,      "report",    "--today",      "2026-07-01", "--deadline",
+      "2026-07-31", "--join", Postcodes(), "--join-field", "postcode"};
   auto with = [&](std::vector<std::string> extra) {
     std::vector<std::string> a = common;
     a.insert(a.end(), extra.begin(), extra.end());
@@ -572,7 +601,8 @@ TEST_F(ReportTest, CliWritesEachFormat) {
   auto csv = with({"--format", "csv", "--group-by", "source,year"});
   ASSERT_EQ(csv.exit_code, 0) << csv.err;
   EXPECT_NE(csv.out.find("group:year,1998,before,3\n"), std::string::npos) << csv.out;
-  EXPECT_NE(csv.out.find("group:postcode,75020,after,1\n"), std::string::npos) << "--join-field is counted too";
+  EXPECT_NE(csv.out.find("group:postcode,75020,after,1\n"), std::string::npos)
+      << "--join-field is counted too";
   EXPECT_NE(csv.out.find("progress,pending,,2\n"), std::string::npos);
 
   auto js = with({"--format", "json"});
@@ -594,10 +624,12 @@ TEST_F(ReportTest, CliWritesEachFormat) {
   // A join table without the named column (a bad argument: exit 2), or no
   // file at all (exit 1): a clear error, and no report written over the good one.
   const std::string before = testing::ReadFile(page);
-  auto nocol = RunDoppel({"--db", db_, "report", "--join", Postcodes(), "--join-field", "arrondissement", "-o", page});
+  auto nocol = RunDoppel(
+      {"--db", db_, "report", "--join", Postcodes(), "--join-field", "arrondissement", "-o", page});
   EXPECT_EQ(nocol.exit_code, 2);
   EXPECT_NE(nocol.err.find("arrondissement"), std::string::npos) << nocol.err;
-  auto nofile = RunDoppel({"--db", db_, "report", "--join", (out / "nosuch.csv").string(), "--join-field", "postcode"});
+  auto nofile = RunDoppel(
+      {"--db", db_, "report", "--join", (out / "nosuch.csv").string(), "--join-field", "postcode"});
   EXPECT_EQ(nofile.exit_code, 1);
   EXPECT_NE(nofile.err.find("nosuch.csv"), std::string::npos) << nofile.err;
   EXPECT_EQ(testing::ReadFile(page), before);

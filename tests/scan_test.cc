@@ -71,10 +71,10 @@ TEST_F(ScanTest, BadInputIsRecordedAndTheScanGoesOn) {
   WriteFile(root_ / "corrupt.jpg", corrupt);
   WriteFile(root_ / "notes.jpg", "These are meeting notes, not a photo.\n");
   WriteFile(root_ / "random.png", std::string(4096, '\x5A'));
-  fs::create_directories(root_ / "folder.jpg");  // a folder with an image name
+  fs::create_directories(root_ / "folder.jpg");              // a folder with an image name
   ASSERT_EQ(mkfifo((root_ / "pipe.jpg").c_str(), 0644), 0);  // must not hang the scan
   fs::create_directories(root_ / "sub");
-  fs::create_symlink("..", root_ / "sub" / "loop");   // a loop when links are followed
+  fs::create_symlink("..", root_ / "sub" / "loop");  // a loop when links are followed
   fs::create_symlink("nowhere.jpg", root_ / "dangling.jpg");
   WriteFile(root_ / "readme.txt", "not an image extension: ignored");
 
@@ -113,7 +113,8 @@ TEST_F(ScanTest, BadInputIsRecordedAndTheScanGoesOn) {
   bool loop = false, dangling = false;
   for (const auto& p : s.problems) {
     loop |= p.path == "sub/loop" && p.message.find("loop") != std::string::npos;
-    dangling |= p.path == "dangling.jpg" && p.message.find("broken symbolic link") != std::string::npos;
+    dangling |=
+        p.path == "dangling.jpg" && p.message.find("broken symbolic link") != std::string::npos;
   }
   EXPECT_TRUE(loop);
   EXPECT_TRUE(dangling);
@@ -140,7 +141,8 @@ TEST_F(ScanTest, UnreadableFilesAndFoldersAreReportedNotLost) {
   // Then as an unprivileged user who cannot read one file and one folder.
   const int nobody = 65534;
   fs::permissions(tmp_.path(), fs::perms::all);
-  for (auto& p : fs::recursive_directory_iterator(tmp_.path())) chown(p.path().c_str(), nobody, nobody);
+  for (auto& p : fs::recursive_directory_iterator(tmp_.path()))
+    chown(p.path().c_str(), nobody, nobody);
   chown(tmp_.path().c_str(), nobody, nobody);
   fs::permissions(root_ / "secret.jpg", fs::perms::none);
   fs::permissions(root_ / "locked", fs::perms::none);
@@ -171,7 +173,8 @@ TEST_F(ScanTest, RescansAreIncrementalAndRecogniseMoves) {
 
   // Change one, delete one, rename one into a sub-folder, add one.
   MakeImage(root_ / "img0.jpg", 400, 300, 100);
-  fs::last_write_time(root_ / "img0.jpg", fs::file_time_type::clock::now() + std::chrono::seconds(5));
+  fs::last_write_time(root_ / "img0.jpg",
+                      fs::file_time_type::clock::now() + std::chrono::seconds(5));
   fs::remove(root_ / "img1.jpg");
   fs::create_directories(root_ / "moved");
   fs::rename(root_ / "img2.jpg", root_ / "moved" / "renamed.jpg");
@@ -179,7 +182,7 @@ TEST_F(ScanTest, RescansAreIncrementalAndRecogniseMoves) {
   ScanSummary s3 = Scan(*cat);
   const auto& c = s3.sources[0].counts;
   EXPECT_EQ(c.files_unchanged, 3);
-  EXPECT_EQ(c.files_read, 3);  // img0 (changed), renamed, new
+  EXPECT_EQ(c.files_read, 3);     // img0 (changed), renamed, new
   EXPECT_EQ(c.files_missing, 2);  // img1 and img2's old path, before the move is seen
   EXPECT_EQ(c.files_moved, 1);
   auto after = Files(*cat);
@@ -273,7 +276,8 @@ std::string QueryText(const std::string& db_path, const char* sql) {
   std::string out;
   if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
     sqlite3_stmt* st = nullptr;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, nullptr) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+    if (sqlite3_prepare_v2(db, sql, -1, &st, nullptr) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
       out = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
     sqlite3_finalize(st);
   }
@@ -301,16 +305,20 @@ int64_t CountRows(const std::string& db_path, const char* sql) {
 // many paths: the scan reads every path), starts `doppel scan --jobs 1` in the
 // background and returns its pid once at least `min_committed` files are
 // committed (0 if that never happened).
-int StartSlowScan(const fs::path& tmp, const fs::path& root, const std::string& db, int files, int min_committed) {
-  for (int i = 0; i < 4; ++i) MakeImage(tmp / ("seed" + std::to_string(i) + ".jpg"), 1600, 1200, i, "[Q=95]");
+int StartSlowScan(const fs::path& tmp, const fs::path& root, const std::string& db, int files,
+                  int min_committed) {
+  for (int i = 0; i < 4; ++i)
+    MakeImage(tmp / ("seed" + std::to_string(i) + ".jpg"), 1600, 1200, i, "[Q=95]");
   for (int i = 0; i < files; ++i)
-    testing::CopyFile(tmp / ("seed" + std::to_string(i % 4) + ".jpg"), root / ("p" + std::to_string(i) + ".jpg"));
+    testing::CopyFile(tmp / ("seed" + std::to_string(i % 4) + ".jpg"),
+                      root / ("p" + std::to_string(i) + ".jpg"));
   if (RunDoppel({"--db", db, "init"}).exit_code != 0) return 0;
   if (RunDoppel({"--db", db, "source", "add", "dept", root.string()}).exit_code != 0) return 0;
   int pid = testing::SpawnDoppel({"--db", db, "scan", "--jobs", "1"});
   for (int i = 0; i < 600; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    if (CountRows(db, "SELECT count(*) FROM files WHERE status = 'ok'") >= min_committed) return pid;
+    if (CountRows(db, "SELECT count(*) FROM files WHERE status = 'ok'") >= min_committed)
+      return pid;
   }
   kill(pid, SIGKILL);
   waitpid(pid, nullptr, 0);
@@ -334,12 +342,13 @@ TEST_F(ScanTest, KillNineMidScanThenResume) {
   auto r = RunDoppel({"--db", db_, "scan", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("\"files_unchanged\": " + std::to_string(kept)), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("\"files_read\": " + std::to_string(kFiles - kept)), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"files_read\": " + std::to_string(kFiles - kept)), std::string::npos)
+      << r.out;
   EXPECT_EQ(CountRows(db_, "SELECT count(*) FROM files WHERE status = 'ok'"), kFiles);
   EXPECT_EQ(CountRows(db_, "SELECT count(*) FROM scans WHERE status = 'interrupted'"), 1);
   EXPECT_EQ(QueryText(db_, "PRAGMA integrity_check"), "ok");
-  std::printf("[ kill -9  ] killed after %lld of %d files; resume read the other %lld\n", (long long)kept, kFiles,
-              (long long)(kFiles - kept));
+  std::printf("[ kill -9  ] killed after %lld of %d files; resume read the other %lld\n",
+              (long long)kept, kFiles, (long long)(kFiles - kept));
 }
 
 }  // namespace
@@ -361,7 +370,8 @@ TEST_F(ScanTest, CtrlCStopsCleanlyAndTheSameCommandResumes) {
   EXPECT_EQ(WEXITSTATUS(status), 130);
   const int64_t kept = CountRows(db_, "SELECT count(*) FROM files");
   EXPECT_LT(kept, kFiles);
-  EXPECT_EQ(CountRows(db_, "SELECT count(*) FROM files WHERE status != 'ok'"), 0);  // no cancelled file recorded as an error
+  EXPECT_EQ(CountRows(db_, "SELECT count(*) FROM files WHERE status != 'ok'"),
+            0);  // no cancelled file recorded as an error
   EXPECT_EQ(QueryText(db_, "SELECT status FROM scans ORDER BY id DESC LIMIT 1"), "cancelled");
   auto r = RunDoppel({"--db", db_, "scan"});
   EXPECT_EQ(r.exit_code, 0) << r.err;

@@ -20,8 +20,9 @@ Signature Sig(const std::string& path) {
 TEST(Signature, ThumbTransformsFollowThePdqVariants) {
   DOPPEL_REQUIRE_TESTDATA();
   ASSERT_TRUE(InitImaging().ok());
-  const char* files[8] = {"bridge-1-original.jpg", "bridge-2-rotate-90.jpg",      "bridge-3-rotate-180.jpg",
-                          "bridge-4-rotate-270.jpg", "bridge-5-flipx.jpg",         "bridge-6-flipy.jpg",
+  const char* files[8] = {"bridge-1-original.jpg",    "bridge-2-rotate-90.jpg",
+                          "bridge-3-rotate-180.jpg",  "bridge-4-rotate-270.jpg",
+                          "bridge-5-flipx.jpg",       "bridge-6-flipy.jpg",
                           "bridge-7-flip-plus-1.jpg", "bridge-8-flip-minus-1.jpg"};
   const std::string dir = testing::TestDataDir() + "/pdq/dih/";
   const Signature orig = Sig(dir + files[0]);
@@ -47,7 +48,9 @@ TEST(Signature, BordersAreFoundAndThePictureInsideHashesLikeTheOriginal) {
   VipsImage* boxed = nullptr;
   double black[3] = {0, 0, 0};
   VipsArrayDouble* bg = vips_array_double_new(black, 3);
-  ASSERT_EQ(vips_embed(in, &boxed, 0, 120, 800, 840, "extend", VIPS_EXTEND_BACKGROUND, "background", bg, nullptr), 0);
+  ASSERT_EQ(vips_embed(in, &boxed, 0, 120, 800, 840, "extend", VIPS_EXTEND_BACKGROUND, "background",
+                       bg, nullptr),
+            0);
   vips_area_unref(VIPS_AREA(bg));
   ASSERT_EQ(vips_image_write_to_file(boxed, (dir / "letterbox.jpg").c_str(), "Q", 90, nullptr), 0);
   g_object_unref(boxed);
@@ -63,7 +66,8 @@ TEST(Signature, BordersAreFoundAndThePictureInsideHashesLikeTheOriginal) {
   EXPECT_FALSE(plain->fingerprints.signature.has_borders());
   const int whole = HammingDistance(plain->fingerprints.pdq.hash, lb->fingerprints.pdq.hash);
   const int inside = HammingDistance(plain->fingerprints.pdq.hash, s.trimmed->hash);
-  std::printf("[ borders  ] letterboxed copy: %d bits as a whole, %d bits inside the borders\n", whole, inside);
+  std::printf("[ borders  ] letterboxed copy: %d bits as a whole, %d bits inside the borders\n",
+              whole, inside);
   EXPECT_LE(inside, 16);
   EXPECT_GT(ThumbCorrelation(plain->fingerprints.signature.thumb, s.inner_thumb), 0.95);
 }

@@ -25,8 +25,10 @@ bool InCi() {
 
 std::string TestDataDir() {
   std::string dir;
-  if (const char* env = std::getenv("DOPPEL_TESTDATA"); env && *env) dir = env;
-  else dir = std::string(DOPPEL_SOURCE_DIR) + "/../shared/testdata";
+  if (const char* env = std::getenv("DOPPEL_TESTDATA"); env && *env)
+    dir = env;
+  else
+    dir = std::string(DOPPEL_SOURCE_DIR) + "/../shared/testdata";
   std::error_code ec;
   if (fs::is_directory(fs::path(dir) / "pdq", ec)) return fs::canonical(dir).string();
   return "";
@@ -42,9 +44,11 @@ TempDir::~TempDir() {
   if (std::getenv("DOPPEL_KEEP_TMP")) return;
   std::error_code ec;
   // Tests chmod things; make sure everything can be removed.
-  for (auto it = fs::recursive_directory_iterator(path_, fs::directory_options::skip_permission_denied, ec);
+  for (auto it = fs::recursive_directory_iterator(
+           path_, fs::directory_options::skip_permission_denied, ec);
        it != fs::recursive_directory_iterator(); it.increment(ec))
-    fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add | fs::perm_options::nofollow, ec);
+    fs::permissions(it->path(), fs::perms::owner_all,
+                    fs::perm_options::add | fs::perm_options::nofollow, ec);
   fs::remove_all(path_, ec);
 }
 
@@ -103,18 +107,20 @@ void MakeImage(const fs::path& p, int width, int height, int seed, const std::st
   VipsImage* bands[3];
   for (int b = 0; b < 3; ++b) {
     VipsImage *noise, *blur;
-    if (vips_gaussnoise(&noise, width / 8 + 1, height / 8 + 1, "sigma", 60.0, "mean", 128.0, "seed", seed * 3 + b,
-                        nullptr))
+    if (vips_gaussnoise(&noise, width / 8 + 1, height / 8 + 1, "sigma", 60.0, "mean", 128.0, "seed",
+                        seed * 3 + b, nullptr))
       FAIL() << vips_error_buffer();
     keep(noise);
     if (vips_gaussblur(noise, &blur, 1.5, nullptr)) FAIL() << vips_error_buffer();
     keep(blur);
     VipsImage* big;
-    if (vips_resize(blur, &big, double(width) / (width / 8 + 1), "vscale", double(height) / (height / 8 + 1), nullptr))
+    if (vips_resize(blur, &big, double(width) / (width / 8 + 1), "vscale",
+                    double(height) / (height / 8 + 1), nullptr))
       FAIL() << vips_error_buffer();
     keep(big);
     VipsImage* crop;
-    if (vips_crop(big, &crop, 0, 0, std::min(width, big->Xsize), std::min(height, big->Ysize), nullptr))
+    if (vips_crop(big, &crop, 0, 0, std::min(width, big->Xsize), std::min(height, big->Ysize),
+                  nullptr))
       FAIL() << vips_error_buffer();
     keep(crop);
     bands[b] = crop;
@@ -124,9 +130,11 @@ void MakeImage(const fs::path& p, int width, int height, int seed, const std::st
   keep(joined);
   if (vips_cast(joined, &uchar, VIPS_FORMAT_UCHAR, nullptr)) FAIL() << vips_error_buffer();
   keep(uchar);
-  if (vips_copy(uchar, &srgb, "interpretation", VIPS_INTERPRETATION_sRGB, nullptr)) FAIL() << vips_error_buffer();
+  if (vips_copy(uchar, &srgb, "interpretation", VIPS_INTERPRETATION_sRGB, nullptr))
+    FAIL() << vips_error_buffer();
   keep(srgb);
-  if (vips_image_write_to_file(srgb, (p.string() + options).c_str(), nullptr)) FAIL() << vips_error_buffer();
+  if (vips_image_write_to_file(srgb, (p.string() + options).c_str(), nullptr))
+    FAIL() << vips_error_buffer();
 }
 
 std::string DoppelBinary() { return DOPPEL_BINARY; }
@@ -163,7 +171,8 @@ RunResult RunDoppel(const std::vector<std::string>& args, const std::string& cwd
   if (pid == 0) {
     if (!cwd.empty() && chdir(cwd.c_str()) != 0) _exit(127);
     if (!freopen(out.c_str(), "w", stdout) || !freopen(err.c_str(), "w", stderr)) _exit(127);
-    if (as_uid >= 0 && (setgroups(0, nullptr) != 0 || setgid(gid_t(as_uid)) != 0 || setuid(uid_t(as_uid)) != 0))
+    if (as_uid >= 0 &&
+        (setgroups(0, nullptr) != 0 || setgid(gid_t(as_uid)) != 0 || setuid(uid_t(as_uid)) != 0))
       _exit(126);
     ExecDoppel(args);
   }

@@ -13,12 +13,12 @@ namespace doppel::testing {
 // ../shared/testdata (or $DOPPEL_TESTDATA). Empty if absent: callers skip with
 // DOPPEL_SKIP_WITHOUT_TESTDATA(); under CI=true absence is a failure.
 std::string TestDataDir();
-#define DOPPEL_REQUIRE_TESTDATA()                                                   \
-  do {                                                                              \
-    if (::doppel::testing::TestDataDir().empty()) {                                 \
+#define DOPPEL_REQUIRE_TESTDATA()                                                        \
+  do {                                                                                   \
+    if (::doppel::testing::TestDataDir().empty()) {                                      \
       if (::doppel::testing::InCi()) FAIL() << "CI=true but shared testdata is missing"; \
-      GTEST_SKIP() << "shared testdata not found (set DOPPEL_TESTDATA); skipping";  \
-    }                                                                               \
+      GTEST_SKIP() << "shared testdata not found (set DOPPEL_TESTDATA); skipping";       \
+    }                                                                                    \
   } while (0)
 bool InCi();
 
@@ -45,13 +45,13 @@ void CopyFile(const std::filesystem::path& from, const std::filesystem::path& to
 std::string SomePhoto();
 // Sets `var` to SomePhoto(); without one the test is skipped with a message,
 // and under CI=true it fails (mate-backgrounds is a dependency).
-#define DOPPEL_REQUIRE_PHOTO(var)                                                          \
-  do {                                                                                     \
-    var = ::doppel::testing::SomePhoto();                                                  \
-    if (var.empty()) {                                                                     \
+#define DOPPEL_REQUIRE_PHOTO(var)                                                               \
+  do {                                                                                          \
+    var = ::doppel::testing::SomePhoto();                                                       \
+    if (var.empty()) {                                                                          \
       if (::doppel::testing::InCi()) FAIL() << "CI=true but no photo found (mate-backgrounds)"; \
-      GTEST_SKIP() << "no photo found (install mate-backgrounds)";                         \
-    }                                                                                      \
+      GTEST_SKIP() << "no photo found (install mate-backgrounds)";                              \
+    }                                                                                           \
   } while (0)
 
 // Writes a synthetic but textured image (gradients + shapes seeded by `seed`)
@@ -68,7 +68,8 @@ struct RunResult {
 // Runs build/doppel with arguments (no shell), capturing output.
 // With as_uid >= 0 the child drops to that user and group first (tests of
 // permission errors still mean something when the suite runs as root).
-RunResult RunDoppel(const std::vector<std::string>& args, const std::string& cwd = "", int as_uid = -1);
+RunResult RunDoppel(const std::vector<std::string>& args, const std::string& cwd = "",
+                    int as_uid = -1);
 // Starts build/doppel in the background, output to /dev/null; returns its pid.
 int SpawnDoppel(const std::vector<std::string>& args);
 std::string DoppelBinary();

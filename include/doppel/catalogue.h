@@ -22,9 +22,9 @@ namespace doppel {
 
 struct Source {
   int64_t id = 0;
-  std::string name;   // short, unique: "urbanisme", "apur"
-  std::string root;   // absolute path of the collection's folder
-  int priority = 0;   // higher = more authoritative (used by master policy)
+  std::string name;        // short, unique: "urbanisme", "apur"
+  std::string root;        // absolute path of the collection's folder
+  int priority = 0;        // higher = more authoritative (used by master policy)
   std::string created_at;  // UTC ISO 8601
 };
 
@@ -113,12 +113,13 @@ struct DigestGroup {
 // Events are append-only: the catalogue refuses to change or delete one.
 struct Event {
   int64_t id = 0;
-  std::string type;     // "scan", "match", "review decision", "plan", "apply", "undo", "upload", "release", ...
-  std::string time;     // UTC ISO 8601; filled in when empty
-  std::string agent;    // "doppel 0.1.0" (filled in when empty) or "person NAME"
+  std::string type;   // "scan", "match", "review decision", "plan", "apply", "undo", "upload",
+                      // "release", ...
+  std::string time;   // UTC ISO 8601; filled in when empty
+  std::string agent;  // "doppel 0.1.0" (filled in when empty) or "person NAME"
   std::string object;
-  std::string outcome;  // "success" (default when empty), "failure" or "warning"
-  std::string detail;   // JSON object or plain words
+  std::string outcome;    // "success" (default when empty), "failure" or "warning"
+  std::string detail;     // JSON object or plain words
   std::string operation;  // groups the events of one operation (an apply's id); may be empty
 };
 
@@ -146,7 +147,7 @@ struct ReviewDecision {
   int64_t master_file_id = 0;  // choose_master: the chosen file; else the master shown (0 = none)
   std::vector<int64_t> members;
   std::string reviewer;
-  std::string decided_at;      // filled in when empty
+  std::string decided_at;  // filled in when empty
   std::string note;
 };
 
@@ -154,9 +155,9 @@ struct ReviewDecision {
 // force, used by the plan, the report and the review page.
 struct ReviewedCluster {
   const ReviewDecision* decision = nullptr;  // the cluster-wide decision in force, if any
-  bool rejected = false;   // "not duplicates": nothing in it is retired
-  bool confirmed = false;  // a person confirmed it or chose its master
-  int64_t master = 0;      // the reviewer's choice if it is still a member, else the matcher's
+  bool rejected = false;                     // "not duplicates": nothing in it is retired
+  bool confirmed = false;                    // a person confirmed it or chose its master
+  int64_t master = 0;  // the reviewer's choice if it is still a member, else the matcher's
   std::vector<int64_t> members;  // the members nobody rejected, master first
   // Members a reviewer said are not duplicates, with that decision.
   std::vector<std::pair<int64_t, const ReviewDecision*>> left_out;
@@ -211,17 +212,17 @@ struct ApiKey {
 struct UploadRecord {
   int64_t id = 0;
   std::string source;
-  std::string outcome;        // "alias" | "held"
+  std::string outcome;  // "alias" | "held"
   Digest sha256{};
-  int64_t master_file_id = 0; // the catalogued file it duplicates
-  std::string kind;           // "exact", "metadata", "near"
+  int64_t master_file_id = 0;  // the catalogued file it duplicates
+  std::string kind;            // "exact", "metadata", "near"
   int distance = 0;
   std::string reason;
-  std::string held_path;      // held: where the bytes are, relative to the held folder
-  std::string client_name;    // the file name the client sent (never used as a path)
-  std::string fields;         // client metadata fields, JSON object
+  std::string held_path;    // held: where the bytes are, relative to the held folder
+  std::string client_name;  // the file name the client sent (never used as a path)
+  std::string fields;       // client metadata fields, JSON object
   int64_t key_id = 0;
-  std::string created_at;     // filled in when empty
+  std::string created_at;  // filled in when empty
 };
 
 class Catalogue {
@@ -278,8 +279,8 @@ class Catalogue {
   virtual Result<std::vector<MatchInput>> LoadMatchInputs() = 0;
   // Stores pairs found by a match run and marks `now_matched` files as
   // compared. With `forget_previous`, earlier pairs and marks are dropped first.
-  virtual Status SaveMatches(const std::vector<Match>& found, const std::vector<int64_t>& now_matched,
-                             bool forget_previous) = 0;
+  virtual Status SaveMatches(const std::vector<Match>& found,
+                             const std::vector<int64_t>& now_matched, bool forget_previous) = 0;
   // Every stored pair whose two files are still fingerprinted.
   virtual Result<std::vector<Match>> LoadMatches() = 0;
   // Replaces the clusters. Ids are stable: a cluster whose master was the
@@ -314,7 +315,8 @@ class Catalogue {
   // Records an accepted upload whose bytes are already at `path` (relative to
   // the source root) as a file of the source, with its fingerprints and an
   // `upload` audit event (detail JSON `event_detail`), in one transaction.
-  virtual Result<int64_t> AddUploadedFile(int64_t source_id, const std::string& path, const ImageRecord& r,
+  virtual Result<int64_t> AddUploadedFile(int64_t source_id, const std::string& path,
+                                          const ImageRecord& r,
                                           const std::string& event_detail) = 0;
   // Records an alias or a held upload and its `upload` event; returns its id.
   virtual Result<int64_t> AddUpload(const UploadRecord& u, const std::string& event_detail) = 0;
@@ -323,8 +325,8 @@ class Catalogue {
   // can start a write transaction. Cheap; call between requests.
   virtual void ReleaseSnapshot() = 0;
   // Aliases and held uploads of a source (all if empty), newest first; outcome "" = both.
-  virtual Result<std::vector<UploadRecord>> ListUploads(const std::string& source, const std::string& outcome,
-                                                        int limit) = 0;
+  virtual Result<std::vector<UploadRecord>> ListUploads(const std::string& source,
+                                                        const std::string& outcome, int limit) = 0;
 
   // --- Replacement (docs/plan.md, docs/release.md) ---
   // Stores consolidated metadata documents, replacing any earlier one of the

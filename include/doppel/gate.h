@@ -71,8 +71,8 @@ struct UploadResult {
   // The master of that copy's cluster (`doppel match`), where the copy is a
   // clustered member; else the copy itself. What a portal should link to.
   int64_t master_file_id = 0;
-  std::vector<GateMatch> similar;         // accepted: pictures a person might want to compare
-  std::string reason;                     // plain words
+  std::vector<GateMatch> similar;  // accepted: pictures a person might want to compare
+  std::string reason;              // plain words
 };
 
 // API keys (docs/api.md): a token is "dpl_" and 64 hex digits (32 random

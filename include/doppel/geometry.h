@@ -27,17 +27,17 @@ Result<std::shared_ptr<const LocalFeatures>> ExtractFeatures(const Rendition& r)
 int KeypointCount(const LocalFeatures& f);
 
 struct GeometricCheck {
-  bool aligned = false;   // a consistent similarity transform was found
+  bool aligned = false;  // a consistent similarity transform was found
   int keypoints_a = 0, keypoints_b = 0;
-  int matches = 0;        // descriptor matches passing the ratio test
-  int inliers = 0;        // matches consistent with the transform
-  double scale = 1;       // B's side length in A's frame / B's own (normalised to A's size)
-  double angle = 0;       // degrees, B turned by this to land on A
-  double b_inside_a = 0;  // share of B's frame that lands inside A's frame (0..1)
-  double a_inside_b = 0;  // and the other way round
-  double area_ratio = 0;  // area of the smaller frame / area of the larger, once aligned
-  double spread = 0;      // share of the overlap's 4x4 cells holding an inlier
-  int tiles = 0;          // tiles of the overlap compared
+  int matches = 0;            // descriptor matches passing the ratio test
+  int inliers = 0;            // matches consistent with the transform
+  double scale = 1;           // B's side length in A's frame / B's own (normalised to A's size)
+  double angle = 0;           // degrees, B turned by this to land on A
+  double b_inside_a = 0;      // share of B's frame that lands inside A's frame (0..1)
+  double a_inside_b = 0;      // and the other way round
+  double area_ratio = 0;      // area of the smaller frame / area of the larger, once aligned
+  double spread = 0;          // share of the overlap's 4x4 cells holding an inlier
+  int tiles = 0;              // tiles of the overlap compared
   double tile_agreement = 0;  // share of them whose contents agree
 };
 
@@ -48,8 +48,8 @@ struct GeometryOptions {
   double min_spread = 0.25;
   int min_tiles = 12;
   double min_tile_agreement = 0.85;
-  double containment = 0.98;       // a frame this much inside the other: a crop
-  double min_area_ratio = 0.45;    // a smaller detail is another picture
+  double containment = 0.98;          // a frame this much inside the other: a crop
+  double min_area_ratio = 0.45;       // a smaller detail is another picture
   int contradiction_keypoints = 150;  // both sides need this many to overrule a hash
   double contradiction_agreement = 0.75;
 };
@@ -69,8 +69,8 @@ bool IsGeometricCopy(const GeometricCheck& g, const GeometryOptions& options = {
 bool IsGeometricNeighbour(const GeometricCheck& g, const GeometryOptions& options = {});
 
 // True when the check shows clearly that two pictures with plenty of detail
-// are not the same: once aligned, most tiles disagree. Used to overrule a hash agreement between look-alikes (pages of
-// one form, the same caption on different pages).
+// are not the same: once aligned, most tiles disagree. Used to overrule a hash agreement between
+// look-alikes (pages of one form, the same caption on different pages).
 bool ContradictsCopy(const GeometricCheck& g, const GeometryOptions& options = {});
 
 // One line for people: "A is B cropped to 90% of its width, turned 2.0

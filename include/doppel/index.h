@@ -24,7 +24,7 @@
 namespace doppel {
 
 struct Neighbour {
-  uint32_t index;    // position in the index (the order hashes were added)
+  uint32_t index;  // position in the index (the order hashes were added)
   uint16_t distance;
   friend bool operator==(const Neighbour&, const Neighbour&) = default;
 };
@@ -67,7 +67,8 @@ class PdqIndex {
   // Every pair (a < b) of indexed hashes within `radius`, each reported once,
   // in no particular order. `threads` workers; `emit` is called from one
   // thread at a time.
-  void SelfJoin(int radius, int threads, const std::function<void(uint32_t a, uint32_t b, int distance)>& emit,
+  void SelfJoin(int radius, int threads,
+                const std::function<void(uint32_t a, uint32_t b, int distance)>& emit,
                 Method method = Method::kAuto) const;
 
  private:

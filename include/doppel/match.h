@@ -21,16 +21,16 @@ namespace doppel {
 class Catalogue;
 
 struct MatchOptions {
-  int threshold = 31;            // PDQ bits for a near copy (PDQ's published threshold)
-  int min_quality = 50;          // below, a PDQ agreement alone is only "similar"
-  double min_correlation = 0.90; // the finer check for near copies
-  double min_hue_agreement = 0.5; // colour pictures whose hues disagree are other editions
-  double min_aligned_correlation = 0.97;  // crops and small rotations, once aligned: "similar" 
-  bool dihedral = true;          // also match rotated and mirrored copies
-  int similar_radius = 63;       // visually close pairs kept for review
+  int threshold = 31;                     // PDQ bits for a near copy (PDQ's published threshold)
+  int min_quality = 50;                   // below, a PDQ agreement alone is only "similar"
+  double min_correlation = 0.90;          // the finer check for near copies
+  double min_hue_agreement = 0.5;         // colour pictures whose hues disagree are other editions
+  double min_aligned_correlation = 0.97;  // crops and small rotations, once aligned: "similar"
+  bool dihedral = true;                   // also match rotated and mirrored copies
+  int similar_radius = 63;                // visually close pairs kept for review
   double similar_correlation = 0.75;
-  int similar_seconds = 120;     // same camera, taken this close in time: "similar"
-  GeometryOptions geometry;      // the geometric check of undecided pairs
+  int similar_seconds = 120;             // same camera, taken this close in time: "similar"
+  GeometryOptions geometry;              // the geometric check of undecided pairs
   double geometry_confirm_below = 0.97;  // near pairs correlating less are checked too
 };
 
@@ -64,7 +64,8 @@ bool WantsGeometry(const std::optional<Match>& verdict, int distance, const Matc
 // the other's (cropped, turned, bordered, captioned, rescanned) becomes a
 // near copy; pictures that align but are shifted, or a small detail, become
 // similar. Automatic verdicts in `prior` are kept as they are.
-std::optional<Match> CompareGeometric(const MatchInput& a, const MatchInput& b, const std::optional<Match>& prior,
+std::optional<Match> CompareGeometric(const MatchInput& a, const MatchInput& b,
+                                      const std::optional<Match>& prior,
                                       const GeometricCheck& check, const MatchOptions& options);
 
 // Orders files by how fit they are to be a cluster's master candidate:
@@ -74,7 +75,8 @@ bool RanksBefore(const MatchInput& a, const MatchInput& b);
 
 // Groups files linked by automatic matches into clusters with no chaining:
 // every member matches the cluster's master directly. Deterministic.
-std::vector<Cluster> BuildClusters(const std::vector<MatchInput>& files, const std::vector<Match>& matches);
+std::vector<Cluster> BuildClusters(const std::vector<MatchInput>& files,
+                                   const std::vector<Match>& matches);
 
 struct MatchRunOptions {
   MatchOptions match;
@@ -91,8 +93,8 @@ struct MatchRunOptions {
 struct MatchSummary {
   int64_t files = 0, new_files = 0;
   int64_t pairs[4] = {0, 0, 0, 0};  // by MatchKind, found in this run
-  int64_t geometry_checked = 0;      // pairs verified with local features
-  int64_t geometry_unreadable = 0;   // files that could not be read again for it
+  int64_t geometry_checked = 0;     // pairs verified with local features
+  int64_t geometry_unreadable = 0;  // files that could not be read again for it
   int64_t clusters = 0, clustered_files = 0;
   double seconds = 0;
 };

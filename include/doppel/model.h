@@ -57,8 +57,8 @@ using Thumb = std::array<uint8_t, kThumbSide * kThumbSide>;
 
 // What a file's header and decoder say about it.
 struct ImageInfo {
-  std::string format;       // "jpeg", "png", "tiff", "webp", "gif", "heif", "jxl"
-  int width = 0;            // stored pixel width (before EXIF orientation)
+  std::string format;  // "jpeg", "png", "tiff", "webp", "gif", "heif", "jxl"
+  int width = 0;       // stored pixel width (before EXIF orientation)
   int height = 0;
   int bands = 0;            // channels including alpha
   int bit_depth = 0;        // bits per channel: 8, 16, 32
@@ -81,17 +81,17 @@ struct ImageMetadata {
   std::optional<double> gps_longitude;  // degrees, + east
   std::optional<double> gps_altitude;   // metres
   std::string title;
-  std::vector<std::string> keywords;    // de-duplicated, in file order
-  std::vector<std::string> warnings;    // non-fatal problems reading metadata
+  std::vector<std::string> keywords;  // de-duplicated, in file order
+  std::vector<std::string> warnings;  // non-fatal problems reading metadata
 };
 
 struct Fingerprints {
   Digest sha256{};        // of the file's bytes
   Digest content_hash{};  // ignores metadata; see ContentHashKind
   ContentHashKind content_kind = ContentHashKind::kPixels;
-  PdqResult pdq;          // of the oriented, flattened sRGB picture
+  PdqResult pdq;  // of the oriented, flattened sRGB picture
   int pdq_pipeline = kPdqPipelineVersion;
-  Signature signature;    // thumbnail and borders, for the matcher's finer check
+  Signature signature;  // thumbnail and borders, for the matcher's finer check
 };
 
 struct ImageRecord {
@@ -143,10 +143,10 @@ inline MatchInput MatchInputFrom(const ImageRecord& r, int64_t file_id = 0) {
 struct Match {
   int64_t file_a = 0, file_b = 0;  // file_a < file_b
   MatchKind kind = MatchKind::kSimilar;
-  int distance = 0;            // PDQ bits between the best-aligned hashes
-  std::string transform;       // "original", "rotate90", ..., "inside borders"
-  double correlation = 0;      // the finer check: thumbnail correlation, -1..1
-  std::string reason;          // in plain words
+  int distance = 0;        // PDQ bits between the best-aligned hashes
+  std::string transform;   // "original", "rotate90", ..., "inside borders"
+  double correlation = 0;  // the finer check: thumbnail correlation, -1..1
+  std::string reason;      // in plain words
 };
 
 struct ClusterMember {

@@ -43,16 +43,16 @@ enum class Dihedral : uint8_t {
   kRotate90 = 1,
   kRotate180 = 2,
   kRotate270 = 3,
-  kFlipX = 4,      // top-bottom
-  kFlipY = 5,      // left-right mirror
-  kFlipPlus1 = 6,  // main-diagonal transpose
-  kFlipMinus1 = 7, // anti-diagonal transpose
+  kFlipX = 4,       // top-bottom
+  kFlipY = 5,       // left-right mirror
+  kFlipPlus1 = 6,   // main-diagonal transpose
+  kFlipMinus1 = 7,  // anti-diagonal transpose
 };
 const char* DihedralName(Dihedral d);
 
 struct PdqResult {
-  PdqHash hash;                   // of the picture as it is
-  int quality = 0;                // 0..100; <= 49 is too featureless to trust alone
+  PdqHash hash;                     // of the picture as it is
+  int quality = 0;                  // 0..100; <= 49 is too featureless to trust alone
   std::array<PdqHash, 8> dihedral;  // [0] == hash; [k] = hash of transform k
 };
 

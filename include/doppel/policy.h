@@ -38,9 +38,8 @@ const char* PolicyRuleName(PolicyRule r);  // "information", "source", "original
 
 struct MasterPolicy {
   std::vector<PolicyRule> rules{PolicyRule::kInformation, PolicyRule::kSource,
-                                PolicyRule::kOriginal,
-                                PolicyRule::kCaptureDate, PolicyRule::kMetadata,
-                                PolicyRule::kFileId};
+                                PolicyRule::kOriginal,    PolicyRule::kCaptureDate,
+                                PolicyRule::kMetadata,    PolicyRule::kFileId};
   // Department names, most authoritative first. Sources not listed rank after
   // the listed ones, among themselves by Source.priority (higher first).
   std::vector<std::string> source_order;

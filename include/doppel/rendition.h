@@ -14,15 +14,15 @@ namespace doppel {
 
 struct Rendition {
   int width = 0, height = 0;
-  int bands = 0;                // 3 (sRGB) or 1 (grey)
-  std::vector<uint8_t> pixels;  // row-major, interleaved, width * height * bands
-  std::string format;           // "jpeg", "png", ... of the source
+  int bands = 0;                            // 3 (sRGB) or 1 (grey)
+  std::vector<uint8_t> pixels;              // row-major, interleaved, width * height * bands
+  std::string format;                       // "jpeg", "png", ... of the source
   int source_width = 0, source_height = 0;  // of the stored (un-oriented) picture
 };
 
 struct RenditionOptions {
-  int max_side = 256;         // longest side at most this (never enlarged)
-  bool grey = false;          // one band of luminance instead of sRGB
+  int max_side = 256;                  // longest side at most this (never enlarged)
+  bool grey = false;                   // one band of luminance instead of sRGB
   int64_t max_pixels = 1'000'000'000;  // refuse bigger pictures (kTooLarge)
   // Refuse pictures whose decoder would need more memory (kTooLarge; see
   // AnalyseOptions::max_decode_bytes). 0 = no limit.

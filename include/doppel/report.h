@@ -45,7 +45,8 @@ struct JoinTable {
 // Reads a CSV file with a header row (RFC 4180 quoting, one record per line)
 // and keeps the columns `key_column` and `field_column`. Errors name the file
 // and the line.
-Result<JoinTable> LoadJoinCsv(const std::string& path, const std::string& key_column, const std::string& field_column);
+Result<JoinTable> LoadJoinCsv(const std::string& path, const std::string& key_column,
+                              const std::string& field_column);
 
 struct ReportOptions {
   // Fields to count by (see IsBuiltinGroupField, or the join table's field).

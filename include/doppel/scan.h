@@ -40,7 +40,7 @@ struct SourceScanResult {
   std::string status;  // "completed", "cancelled", "failed"
   ScanCounts counts;
   double seconds = 0;
-  std::string error;   // when the whole source failed (root unreachable...)
+  std::string error;  // when the whole source failed (root unreachable...)
 };
 
 struct ScanSummary {

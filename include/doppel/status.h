@@ -36,8 +36,7 @@ const char* StatusCodeName(StatusCode code);
 class [[nodiscard]] Status {
  public:
   Status() = default;  // OK
-  Status(StatusCode code, std::string message)
-      : code_(code), message_(std::move(message)) {}
+  Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}
 
   static Status OK() { return Status(); }
   bool ok() const { return code_ == StatusCode::kOk; }
@@ -55,7 +54,9 @@ class [[nodiscard]] Status {
 };
 
 inline Status NotFound(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
-inline Status InvalidArgument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
+inline Status InvalidArgument(std::string m) {
+  return {StatusCode::kInvalidArgument, std::move(m)};
+}
 inline Status Corruption(std::string m) { return {StatusCode::kCorruption, std::move(m)}; }
 inline Status Unsupported(std::string m) { return {StatusCode::kUnsupported, std::move(m)}; }
 inline Status TooLarge(std::string m) { return {StatusCode::kTooLarge, std::move(m)}; }
@@ -71,7 +72,7 @@ inline Status Internal(std::string m) { return {StatusCode::kInternal, std::move
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {  // NOLINT
     assert(!std::get<Status>(v_).ok() && "Result built from an OK status");
   }
@@ -96,17 +97,20 @@ class [[nodiscard]] Result {
 }  // namespace doppel
 
 // Propagates a non-OK Status from an expression returning Status.
-#define DOPPEL_RETURN_IF_ERROR(expr)            \
-  do {                                          \
-    ::doppel::Status doppel_status_ = (expr);   \
+#define DOPPEL_RETURN_IF_ERROR(expr)                 \
+  do {                                               \
+    ::doppel::Status doppel_status_ = (expr);        \
     if (!doppel_status_.ok()) return doppel_status_; \
   } while (0)
 
 #define DOPPEL_CONCAT_INNER_(a, b) a##b
 #define DOPPEL_CONCAT_(a, b) DOPPEL_CONCAT_INNER_(a, b)
 // `DOPPEL_ASSIGN_OR_RETURN(auto x, Fn());` declares x from a Result or returns its Status.
-#define DOPPEL_ASSIGN_OR_RETURN(decl, expr)                              \
-  auto DOPPEL_CONCAT_(doppel_result_, __LINE__) = (expr);                \
-  if (!DOPPEL_CONCAT_(doppel_result_, __LINE__).ok())                    \
-    return DOPPEL_CONCAT_(doppel_result_, __LINE__).status();            \
-  decl = std::move(DOPPEL_CONCAT_(doppel_result_, __LINE__)).value() /* NOLINT(bugprone-macro-parentheses): a declaration */
+// `decl` is a declaration, so it cannot take parentheses.
+// NOLINTBEGIN(bugprone-macro-parentheses)
+#define DOPPEL_ASSIGN_OR_RETURN(decl, expr)                   \
+  auto DOPPEL_CONCAT_(doppel_result_, __LINE__) = (expr);     \
+  if (!DOPPEL_CONCAT_(doppel_result_, __LINE__).ok())         \
+    return DOPPEL_CONCAT_(doppel_result_, __LINE__).status(); \
+  decl = std::move(DOPPEL_CONCAT_(doppel_result_, __LINE__)).value()
+// NOLINTEND(bugprone-macro-parentheses)

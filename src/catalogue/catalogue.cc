@@ -1,8 +1,8 @@
 #include "doppel/catalogue.h"
 
 #include <pwd.h>
-#include <cstdlib>
 #include <unistd.h>
+#include <cstdlib>
 
 #include "catalogue/sqlite_catalogue.h"
 #include "doppel_version.h"
@@ -11,9 +11,12 @@ namespace doppel {
 
 const char* FileStatusName(FileStatus s) {
   switch (s) {
-    case FileStatus::kOk: return "ok";
-    case FileStatus::kError: return "error";
-    case FileStatus::kMissing: return "missing";
+    case FileStatus::kOk:
+      return "ok";
+    case FileStatus::kError:
+      return "error";
+    case FileStatus::kMissing:
+      return "missing";
   }
   return "?";
 }

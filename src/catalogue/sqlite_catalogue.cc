@@ -3,9 +3,9 @@
 // and nowhere else.
 #include "catalogue/sqlite_catalogue.h"
 
+#include <signal.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,8 +13,8 @@
 #include <chrono>
 #include <cstring>
 #include <map>
-#include <set>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "doppel_version.h"
 #include "util/paths.h"
@@ -217,10 +217,16 @@ class Stmt {
   void Bind(int i, int64_t v) { sqlite3_bind_int64(s_, i, v); }
   void Bind(int i, int v) { sqlite3_bind_int64(s_, i, v); }
   void Bind(int i, double v) { sqlite3_bind_double(s_, i, v); }
-  void Bind(int i, const std::string& v) { sqlite3_bind_text(s_, i, v.data(), int(v.size()), SQLITE_TRANSIENT); }
+  void Bind(int i, const std::string& v) {
+    sqlite3_bind_text(s_, i, v.data(), int(v.size()), SQLITE_TRANSIENT);
+  }
   void Bind(int i, const char* v) { sqlite3_bind_text(s_, i, v, -1, SQLITE_TRANSIENT); }
-  void BindBlob(int i, const std::string& v) { sqlite3_bind_blob(s_, i, v.data(), int(v.size()), SQLITE_TRANSIENT); }
-  void BindBlob(int i, const void* p, size_t n) { sqlite3_bind_blob(s_, i, p, int(n), SQLITE_TRANSIENT); }
+  void BindBlob(int i, const std::string& v) {
+    sqlite3_bind_blob(s_, i, v.data(), int(v.size()), SQLITE_TRANSIENT);
+  }
+  void BindBlob(int i, const void* p, size_t n) {
+    sqlite3_bind_blob(s_, i, p, int(n), SQLITE_TRANSIENT);
+  }
   void BindNull(int i) { sqlite3_bind_null(s_, i); }
   void BindOptText(int i, const std::string& v) { v.empty() ? BindNull(i) : Bind(i, v); }
   void BindOpt(int i, const std::optional<double>& v) { v ? Bind(i, *v) : BindNull(i); }
@@ -262,8 +268,8 @@ class SqliteCatalogue final : public Catalogue {
                                       const std::vector<FileOutcome>& outcomes) override;
   Result<CatalogueStats> Stats() override;
   Result<std::vector<DigestGroup>> DigestGroups(const std::string& kind, int limit) override;
-  Result<std::vector<FileEntry>> ListFiles(std::optional<FileStatus> status, const std::string& source,
-                                           int limit) override;
+  Result<std::vector<FileEntry>> ListFiles(std::optional<FileStatus> status,
+                                           const std::string& source, int limit) override;
   Result<ImageRecord> GetRecord(int64_t file_id) override;
   Result<std::vector<MatchInput>> LoadMatchInputs() override;
   Status SaveMatches(const std::vector<Match>& found, const std::vector<int64_t>& now_matched,
@@ -282,8 +288,8 @@ class SqliteCatalogue final : public Catalogue {
   Result<std::vector<ReleaseRecord>> ListReleases() override;
 
   // --- Upload gate (docs/api.md) ---
-  Result<ApiKey> AddApiKey(const std::string& source, const std::string& role, const Digest& token_sha256,
-                           const std::string& label) override;
+  Result<ApiKey> AddApiKey(const std::string& source, const std::string& role,
+                           const Digest& token_sha256, const std::string& label) override;
   Result<std::optional<ApiKey>> FindApiKey(const Digest& token_sha256) override;
   Result<std::vector<ApiKey>> ListApiKeys() override;
   Status RevokeApiKey(int64_t id) override;
@@ -292,8 +298,8 @@ class SqliteCatalogue final : public Catalogue {
   Result<int64_t> AddUploadedFile(int64_t source_id, const std::string& path, const ImageRecord& r,
                                   const std::string& event_detail) override;
   Result<int64_t> AddUpload(const UploadRecord& u, const std::string& event_detail) override;
-  Result<std::vector<UploadRecord>> ListUploads(const std::string& source, const std::string& outcome,
-                                                int limit) override;
+  Result<std::vector<UploadRecord>> ListUploads(const std::string& source,
+                                                const std::string& outcome, int limit) override;
   void ReleaseSnapshot() override {
     for (auto& [sql, st] : stmts_) sqlite3_reset(st->s_);
   }
@@ -304,14 +310,19 @@ class SqliteCatalogue final : public Catalogue {
     switch (rc & 0xFF) {
       case SQLITE_FULL:
         return DiskFull(msg + " (free space, then run the command again: committed work is kept)");
-      case SQLITE_BUSY: case SQLITE_LOCKED:
+      case SQLITE_BUSY:
+      case SQLITE_LOCKED:
         return Busy(msg + " (another process holds the catalogue; try again)");
-      case SQLITE_CORRUPT: case SQLITE_NOTADB:
+      case SQLITE_CORRUPT:
+      case SQLITE_NOTADB:
         return Corruption(msg);
       case SQLITE_READONLY:
-        return IOError(msg + " (the catalogue is read-only for this user; this command writes to "
-                             "it: run it as the catalogue's owner or make the file writable)");
-      case SQLITE_IOERR: case SQLITE_CANTOPEN: case SQLITE_PERM:
+        return IOError(msg +
+                       " (the catalogue is read-only for this user; this command writes to "
+                       "it: run it as the catalogue's owner or make the file writable)");
+      case SQLITE_IOERR:
+      case SQLITE_CANTOPEN:
+      case SQLITE_PERM:
         return IOError(msg);
       default:
         return Internal(msg);
@@ -343,7 +354,8 @@ class SqliteCatalogue final : public Catalogue {
   // Steps a statement that returns no rows (or whose rows are ignored).
   Status Run(Stmt* s, const char* what) {
     int rc;
-    while ((rc = sqlite3_step(s->s_)) == SQLITE_ROW) {}
+    while ((rc = sqlite3_step(s->s_)) == SQLITE_ROW) {
+    }
     if (rc != SQLITE_DONE) return Error(rc, what);
     return Status::OK();
   }
@@ -388,8 +400,10 @@ class SqliteCatalogue final : public Catalogue {
   Status CheckSchemaReadOnly();
   // Appends one event inside the caller's transaction.
   Result<int64_t> InsertEvent(const Event& e);
-  Status StoreOutcome(int64_t source_id, int64_t scan_id, const FileOutcome& o, CommitCounts& counts);
-  Result<std::vector<FileEntry>> FilesWhere(const char* sql, const std::function<void(Stmt*)>& bind);
+  Status StoreOutcome(int64_t source_id, int64_t scan_id, const FileOutcome& o,
+                      CommitCounts& counts);
+  Result<std::vector<FileEntry>> FilesWhere(const char* sql,
+                                            const std::function<void(Stmt*)>& bind);
 
   sqlite3* db_;
   std::string path_;
@@ -424,7 +438,8 @@ Status SqliteCatalogue::Init(const CatalogueOptions& options) {
 }
 
 Status SqliteCatalogue::CheckSchemaReadOnly() {
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * t, Prepare("SELECT count(*) FROM sqlite_master WHERE type='table' AND name='meta'"));
+  DOPPEL_ASSIGN_OR_RETURN(
+      Stmt * t, Prepare("SELECT count(*) FROM sqlite_master WHERE type='table' AND name='meta'"));
   DOPPEL_ASSIGN_OR_RETURN(bool row, Step(t, "cannot read schema"));
   if (!row || t->Int(0) == 0)
     return InvalidArgument("catalogue " + path_ + ": this SQLite file is not a doppel catalogue");
@@ -434,8 +449,8 @@ Status SqliteCatalogue::CheckSchemaReadOnly() {
   const int version = std::atoi(v->Text(0).c_str());
   if (version > kCatalogueSchemaVersion)
     return Unsupported("catalogue " + path_ + " has schema version " + std::to_string(version) +
-                       ", newer than this doppel understands (" + std::to_string(kCatalogueSchemaVersion) +
-                       "); upgrade doppel");
+                       ", newer than this doppel understands (" +
+                       std::to_string(kCatalogueSchemaVersion) + "); upgrade doppel");
   if (version < kCatalogueSchemaVersion)
     return Unsupported("catalogue " + path_ + " has schema version " + std::to_string(version) +
                        " and this doppel reads version " + std::to_string(kCatalogueSchemaVersion) +
@@ -448,7 +463,8 @@ Status SqliteCatalogue::CheckSchemaReadOnly() {
 Status SqliteCatalogue::Migrate() {
   Txn txn(this);
   DOPPEL_RETURN_IF_ERROR(txn.Begin());
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * t, Prepare("SELECT count(*) FROM sqlite_master WHERE type='table' AND name='meta'"));
+  DOPPEL_ASSIGN_OR_RETURN(
+      Stmt * t, Prepare("SELECT count(*) FROM sqlite_master WHERE type='table' AND name='meta'"));
   DOPPEL_ASSIGN_OR_RETURN(bool row, Step(t, "cannot read schema"));
   const bool has_meta = row && t->Int(0) > 0;
   int version = 0;
@@ -465,8 +481,8 @@ Status SqliteCatalogue::Migrate() {
   }
   if (version > kCatalogueSchemaVersion)
     return Unsupported("catalogue " + path_ + " has schema version " + std::to_string(version) +
-                       ", newer than this doppel understands (" + std::to_string(kCatalogueSchemaVersion) +
-                       "); upgrade doppel");
+                       ", newer than this doppel understands (" +
+                       std::to_string(kCatalogueSchemaVersion) + "); upgrade doppel");
   for (int v = version; v < kCatalogueSchemaVersion; ++v) {
     DOPPEL_RETURN_IF_ERROR(Exec(kMigrations[v]));
     std::string set = "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '" +
@@ -474,18 +490,21 @@ Status SqliteCatalogue::Migrate() {
     DOPPEL_RETURN_IF_ERROR(Exec(set.c_str()));
   }
   if (version == 0) {
-    std::string created = "INSERT OR REPLACE INTO meta(key, value) VALUES ('created_at', '" + UtcNow() +
-                          "'), ('created_by', 'doppel " DOPPEL_VERSION "')";
+    std::string created = "INSERT OR REPLACE INTO meta(key, value) VALUES ('created_at', '" +
+                          UtcNow() + "'), ('created_by', 'doppel " DOPPEL_VERSION "')";
     DOPPEL_RETURN_IF_ERROR(Exec(created.c_str()));
   }
   version_ = kCatalogueSchemaVersion;
   return txn.Commit();
 }
 
-Result<Source> SqliteCatalogue::AddSource(const std::string& name, const std::string& root, int priority) {
+Result<Source> SqliteCatalogue::AddSource(const std::string& name, const std::string& root,
+                                          int priority) {
   Txn txn(this);
   DOPPEL_RETURN_IF_ERROR(txn.Begin());
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare("INSERT INTO sources(name, root, priority, created_at) VALUES (?, ?, ?, ?)"));
+  DOPPEL_ASSIGN_OR_RETURN(
+      Stmt * s,
+      Prepare("INSERT INTO sources(name, root, priority, created_at) VALUES (?, ?, ?, ?)"));
   Source src{0, name, root, priority, UtcNow()};
   s->Bind(1, name);
   s->Bind(2, root);
@@ -501,7 +520,8 @@ Result<Source> SqliteCatalogue::AddSource(const std::string& name, const std::st
 }
 
 Result<std::vector<Source>> SqliteCatalogue::ListSources() {
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare("SELECT id, name, root, priority, created_at FROM sources ORDER BY name"));
+  DOPPEL_ASSIGN_OR_RETURN(
+      Stmt * s, Prepare("SELECT id, name, root, priority, created_at FROM sources ORDER BY name"));
   std::vector<Source> out;
   for (;;) {
     DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot list sources"));
@@ -512,7 +532,8 @@ Result<std::vector<Source>> SqliteCatalogue::ListSources() {
 }
 
 Result<Source> SqliteCatalogue::GetSource(const std::string& name) {
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare("SELECT id, name, root, priority, created_at FROM sources WHERE name = ?"));
+  DOPPEL_ASSIGN_OR_RETURN(
+      Stmt * s, Prepare("SELECT id, name, root, priority, created_at FROM sources WHERE name = ?"));
   s->Bind(1, name);
   DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot read source"));
   if (!row) return NotFound("no source named '" + name + "' (see `doppel source list`)");
@@ -523,8 +544,9 @@ Result<int64_t> SqliteCatalogue::BeginScan(int64_t source_id) {
   Txn txn(this);
   DOPPEL_RETURN_IF_ERROR(txn.Begin());
   // A scan whose process stopped renewing its lease was killed: say so.
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * stale, Prepare(
-      "UPDATE scans SET status = 'interrupted' WHERE source_id = ? AND status = 'running' AND heartbeat_at < ?"));
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * stale,
+                          Prepare("UPDATE scans SET status = 'interrupted' WHERE source_id = ? AND "
+                                  "status = 'running' AND heartbeat_at < ?"));
   stale->Bind(1, source_id);
   stale->Bind(2, NowSeconds() - kLeaseSeconds);
   DOPPEL_RETURN_IF_ERROR(Run(stale, "cannot update stale scans"));
@@ -532,8 +554,9 @@ Result<int64_t> SqliteCatalogue::BeginScan(int64_t source_id) {
   gethostname(host, sizeof host - 1);
   // On this host we need not wait for the lease: a scan whose process is gone
   // was killed (kill -9, power cut of the shell...). Resume at once.
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * mine, Prepare(
-      "SELECT id, pid FROM scans WHERE source_id = ? AND status = 'running' AND host = ?"));
+  DOPPEL_ASSIGN_OR_RETURN(
+      Stmt * mine,
+      Prepare("SELECT id, pid FROM scans WHERE source_id = ? AND status = 'running' AND host = ?"));
   mine->Bind(1, source_id);
   mine->Bind(2, std::string(host));
   std::vector<int64_t> dead;
@@ -544,12 +567,15 @@ Result<int64_t> SqliteCatalogue::BeginScan(int64_t source_id) {
     if (pid != getpid() && ::kill(pid, 0) != 0 && errno == ESRCH) dead.push_back(mine->Int(0));
   }
   for (int64_t id : dead) {
-    DOPPEL_ASSIGN_OR_RETURN(Stmt * mark, Prepare("UPDATE scans SET status = 'interrupted' WHERE id = ?"));
+    DOPPEL_ASSIGN_OR_RETURN(Stmt * mark,
+                            Prepare("UPDATE scans SET status = 'interrupted' WHERE id = ?"));
     mark->Bind(1, id);
     DOPPEL_RETURN_IF_ERROR(Run(mark, "cannot update stale scans"));
   }
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * live, Prepare(
-      "SELECT id, pid, host FROM scans WHERE source_id = ? AND status = 'running' LIMIT 1"));
+  DOPPEL_ASSIGN_OR_RETURN(
+      Stmt * live,
+      Prepare(
+          "SELECT id, pid, host FROM scans WHERE source_id = ? AND status = 'running' LIMIT 1"));
   live->Bind(1, source_id);
   DOPPEL_ASSIGN_OR_RETURN(bool busy, Step(live, "cannot read scans"));
   if (busy)
@@ -557,9 +583,11 @@ Result<int64_t> SqliteCatalogue::BeginScan(int64_t source_id) {
                 std::to_string(live->Int(1)) + " on " + live->Text(2) +
                 "; wait for it to finish (a killed scan's lease expires after " +
                 std::to_string(kLeaseSeconds) + " s)");
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * ins, Prepare(
-      "INSERT INTO scans(source_id, status, started_at, heartbeat_at, pid, host, tool_version) "
-      "VALUES (?, 'running', ?, ?, ?, ?, ?)"));
+  DOPPEL_ASSIGN_OR_RETURN(
+      Stmt * ins,
+      Prepare(
+          "INSERT INTO scans(source_id, status, started_at, heartbeat_at, pid, host, tool_version) "
+          "VALUES (?, 'running', ?, ?, ?, ?, ?)"));
   ins->Bind(1, source_id);
   ins->Bind(2, UtcNow());
   ins->Bind(3, NowSeconds());
@@ -579,10 +607,13 @@ Status SqliteCatalogue::Heartbeat(int64_t scan_id) {
   return Run(s, "cannot renew scan lease");
 }
 
-Status SqliteCatalogue::FinishScan(int64_t scan_id, const std::string& status, const ScanCounts& c) {
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(
-      "UPDATE scans SET status = ?, finished_at = ?, files_listed = ?, files_unchanged = ?, files_read = ?, "
-      "files_failed = ?, files_vanished = ?, files_missing = ?, files_moved = ?, bytes_read = ? WHERE id = ?"));
+Status SqliteCatalogue::FinishScan(int64_t scan_id, const std::string& status,
+                                   const ScanCounts& c) {
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * s,
+                          Prepare("UPDATE scans SET status = ?, finished_at = ?, files_listed = ?, "
+                                  "files_unchanged = ?, files_read = ?, "
+                                  "files_failed = ?, files_vanished = ?, files_missing = ?, "
+                                  "files_moved = ?, bytes_read = ? WHERE id = ?"));
   s->Bind(1, status);
   s->Bind(2, UtcNow());
   s->Bind(3, c.files_listed);
@@ -597,18 +628,24 @@ Status SqliteCatalogue::FinishScan(int64_t scan_id, const std::string& status, c
   Txn txn(this);
   DOPPEL_RETURN_IF_ERROR(txn.Begin());
   DOPPEL_RETURN_IF_ERROR(Run(s, "cannot record end of scan"));
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * src, Prepare(
-      "SELECT s.name FROM scans c JOIN sources s ON s.id = c.source_id WHERE c.id = ?"));
+  DOPPEL_ASSIGN_OR_RETURN(
+      Stmt * src,
+      Prepare("SELECT s.name FROM scans c JOIN sources s ON s.id = c.source_id WHERE c.id = ?"));
   src->Bind(1, scan_id);
   DOPPEL_ASSIGN_OR_RETURN(bool row, Step(src, "cannot read scan"));
   Event e;
   e.type = "scan";
   e.object = "source:" + (row ? src->Text(0) : std::string("?"));
   e.outcome = status == "completed" ? (c.files_failed > 0 ? "warning" : "success") : "failure";
-  e.detail = nlohmann::json{{"scan_id", scan_id}, {"status", status}, {"files_listed", c.files_listed},
-                            {"files_read", c.files_read}, {"files_unchanged", c.files_unchanged},
-                            {"files_failed", c.files_failed}, {"files_missing", c.files_missing},
-                            {"files_moved", c.files_moved}, {"bytes_read", c.bytes_read}}
+  e.detail = nlohmann::json{{"scan_id", scan_id},
+                            {"status", status},
+                            {"files_listed", c.files_listed},
+                            {"files_read", c.files_read},
+                            {"files_unchanged", c.files_unchanged},
+                            {"files_failed", c.files_failed},
+                            {"files_missing", c.files_missing},
+                            {"files_moved", c.files_moved},
+                            {"bytes_read", c.bytes_read}}
                  .dump();
   e.operation = "scan:" + std::to_string(scan_id);
   DOPPEL_RETURN_IF_ERROR(InsertEvent(e).status());
@@ -621,10 +658,12 @@ FileStatus ParseStatus(const std::string& s) {
   return FileStatus::kOk;
 }
 
-Result<std::optional<FileState>> SqliteCatalogue::LookupFile(int64_t source_id, const std::string& path) {
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(
-      "SELECT f.id, f.size, f.mtime_ns, f.status, g.version FROM files f LEFT JOIN signatures g ON g.file_id = f.id "
-      "WHERE f.source_id = ? AND f.path = ?"));
+Result<std::optional<FileState>> SqliteCatalogue::LookupFile(int64_t source_id,
+                                                             const std::string& path) {
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * s,
+                          Prepare("SELECT f.id, f.size, f.mtime_ns, f.status, g.version FROM files "
+                                  "f LEFT JOIN signatures g ON g.file_id = f.id "
+                                  "WHERE f.source_id = ? AND f.path = ?"));
   s->Bind(1, source_id);
   s->BindBlob(2, path);
   DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot look up file"));
@@ -656,10 +695,12 @@ Result<int64_t> SqliteCatalogue::MarkUnseenMissing(int64_t source_id, int64_t sc
   // Folders the walk could not read keep their files' last status: we do not
   // know that they are gone.
   std::string sql =
-      "UPDATE files SET status = 'missing', missing_since = ? WHERE source_id = ? AND status != 'missing' "
+      "UPDATE files SET status = 'missing', missing_since = ? WHERE source_id = ? AND status != "
+      "'missing' "
       "AND (last_seen_scan IS NULL OR last_seen_scan != ?)";
   for (size_t i = 0; i < keep_prefixes.size(); ++i)
-    sql += " AND substr(path, 1, " + std::to_string(keep_prefixes[i].size()) + ") != ?" + std::to_string(i + 4);
+    sql += " AND substr(path, 1, " + std::to_string(keep_prefixes[i].size()) + ") != ?" +
+           std::to_string(i + 4);
   sqlite3_stmt* raw = nullptr;
   int rc = sqlite3_prepare_v2(db_, sql.c_str(), -1, &raw, nullptr);
   Stmt s;
@@ -677,15 +718,20 @@ Result<int64_t> SqliteCatalogue::MarkUnseenMissing(int64_t source_id, int64_t sc
 
 Status SqliteCatalogue::StoreOutcome(int64_t source_id, int64_t scan_id, const FileOutcome& o,
                                      CommitCounts& counts) {
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * look, Prepare("SELECT id, sha256 FROM files WHERE source_id = ? AND path = ?"));
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * look,
+                          Prepare("SELECT id, sha256 FROM files WHERE source_id = ? AND path = ?"));
   look->Bind(1, source_id);
   look->BindBlob(2, o.path);
   DOPPEL_ASSIGN_OR_RETURN(bool exists, Step(look, "cannot look up file"));
   int64_t id = exists ? look->Int(0) : 0;
   const std::string old_sha = exists ? look->Text(1) : std::string();
-  if (id && (!o.record || old_sha != std::string(reinterpret_cast<const char*>(o.record->fingerprints.sha256.data()), 32))) {
+  if (id &&
+      (!o.record ||
+       old_sha !=
+           std::string(reinterpret_cast<const char*>(o.record->fingerprints.sha256.data()), 32))) {
     // New bytes (or none): what was matched against the old bytes no longer holds.
-    for (const char* sql : {"DELETE FROM matches WHERE file_a = ?1 OR file_b = ?1", "DELETE FROM match_state WHERE file_id = ?1",
+    for (const char* sql : {"DELETE FROM matches WHERE file_a = ?1 OR file_b = ?1",
+                            "DELETE FROM match_state WHERE file_id = ?1",
                             "DELETE FROM signatures WHERE file_id = ?1"}) {
       DOPPEL_ASSIGN_OR_RETURN(Stmt * d, Prepare(sql));
       d->Bind(1, id);
@@ -696,8 +742,9 @@ Status SqliteCatalogue::StoreOutcome(int64_t source_id, int64_t scan_id, const F
   if (!o.record && o.error.code() == StatusCode::kNotFound) {
     // Vanished between listing and reading.
     if (id) {
-      DOPPEL_ASSIGN_OR_RETURN(Stmt * m, Prepare(
-          "UPDATE files SET status = 'missing', missing_since = ?, last_seen_scan = ? WHERE id = ?"));
+      DOPPEL_ASSIGN_OR_RETURN(Stmt * m,
+                              Prepare("UPDATE files SET status = 'missing', missing_since = ?, "
+                                      "last_seen_scan = ? WHERE id = ?"));
       m->Bind(1, UtcNow());
       m->Bind(2, scan_id);
       m->Bind(3, id);
@@ -709,14 +756,16 @@ Status SqliteCatalogue::StoreOutcome(int64_t source_id, int64_t scan_id, const F
   if (!id && o.record) {
     // A new path whose bytes equal a missing file of the same source: the
     // file was moved or renamed. Keep its id (and everything tied to it).
-    DOPPEL_ASSIGN_OR_RETURN(Stmt * mv, Prepare(
-        "SELECT id FROM files WHERE source_id = ? AND sha256 = ? AND status = 'missing' ORDER BY id LIMIT 1"));
+    DOPPEL_ASSIGN_OR_RETURN(Stmt * mv,
+                            Prepare("SELECT id FROM files WHERE source_id = ? AND sha256 = ? AND "
+                                    "status = 'missing' ORDER BY id LIMIT 1"));
     mv->Bind(1, source_id);
     mv->BindBlob(2, o.record->fingerprints.sha256.data(), 32);
     DOPPEL_ASSIGN_OR_RETURN(bool found, Step(mv, "cannot look for moved file"));
     if (found) {
       id = mv->Int(0);
-      DOPPEL_ASSIGN_OR_RETURN(Stmt * up, Prepare("UPDATE files SET path = ?, missing_since = NULL WHERE id = ?"));
+      DOPPEL_ASSIGN_OR_RETURN(
+          Stmt * up, Prepare("UPDATE files SET path = ?, missing_since = NULL WHERE id = ?"));
       up->BindBlob(1, o.path);
       up->Bind(2, id);
       DOPPEL_RETURN_IF_ERROR(Run(up, "cannot record moved file"));
@@ -724,9 +773,10 @@ Status SqliteCatalogue::StoreOutcome(int64_t source_id, int64_t scan_id, const F
     }
   }
   if (!id) {
-    DOPPEL_ASSIGN_OR_RETURN(Stmt * ins, Prepare(
-        "INSERT INTO files(source_id, path, size, mtime_ns, status, first_seen_scan, last_seen_scan) "
-        "VALUES (?, ?, 0, 0, 'error', ?, ?)"));
+    DOPPEL_ASSIGN_OR_RETURN(Stmt * ins,
+                            Prepare("INSERT INTO files(source_id, path, size, mtime_ns, status, "
+                                    "first_seen_scan, last_seen_scan) "
+                                    "VALUES (?, ?, 0, 0, 'error', ?, ?)"));
     ins->Bind(1, source_id);
     ins->BindBlob(2, o.path);
     ins->Bind(3, scan_id);
@@ -740,11 +790,14 @@ Status SqliteCatalogue::StoreOutcome(int64_t source_id, int64_t scan_id, const F
 
   if (!o.record) {
     ++counts.failed;
-    DOPPEL_ASSIGN_OR_RETURN(Stmt * e, Prepare(
-        "UPDATE files SET size = ?, mtime_ns = ?, status = 'error', error_kind = ?, error = ?, sha256 = NULL, "
-        "content_hash = NULL, content_kind = NULL, format = NULL, width = NULL, height = NULL, bands = NULL, "
-        "bit_depth = NULL, pages = NULL, orientation = NULL, has_alpha = NULL, colourspace = NULL, "
-        "last_seen_scan = ?, read_at = ?, missing_since = NULL WHERE id = ?"));
+    DOPPEL_ASSIGN_OR_RETURN(
+        Stmt * e, Prepare("UPDATE files SET size = ?, mtime_ns = ?, status = 'error', error_kind = "
+                          "?, error = ?, sha256 = NULL, "
+                          "content_hash = NULL, content_kind = NULL, format = NULL, width = NULL, "
+                          "height = NULL, bands = NULL, "
+                          "bit_depth = NULL, pages = NULL, orientation = NULL, has_alpha = NULL, "
+                          "colourspace = NULL, "
+                          "last_seen_scan = ?, read_at = ?, missing_since = NULL WHERE id = ?"));
     e->Bind(1, o.size);
     // A file that changed under us must be read again next time, whatever its mtime.
     e->Bind(2, o.error.code() == StatusCode::kChanged ? int64_t(-1) : o.mtime_ns);
@@ -763,11 +816,13 @@ Status SqliteCatalogue::StoreOutcome(int64_t source_id, int64_t scan_id, const F
   }
 
   const ImageRecord& r = *o.record;
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * u, Prepare(
-      "UPDATE files SET size = ?, mtime_ns = ?, status = 'ok', error_kind = NULL, error = NULL, sha256 = ?, "
-      "content_hash = ?, content_kind = ?, format = ?, width = ?, height = ?, bands = ?, bit_depth = ?, pages = ?, "
-      "orientation = ?, has_alpha = ?, colourspace = ?, last_seen_scan = ?, read_at = ?, missing_since = NULL "
-      "WHERE id = ?"));
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * u, Prepare("UPDATE files SET size = ?, mtime_ns = ?, status = "
+                                            "'ok', error_kind = NULL, error = NULL, sha256 = ?, "
+                                            "content_hash = ?, content_kind = ?, format = ?, width "
+                                            "= ?, height = ?, bands = ?, bit_depth = ?, pages = ?, "
+                                            "orientation = ?, has_alpha = ?, colourspace = ?, "
+                                            "last_seen_scan = ?, read_at = ?, missing_since = NULL "
+                                            "WHERE id = ?"));
   u->Bind(1, r.file_size);
   u->Bind(2, r.mtime_ns);
   u->BindBlob(3, r.fingerprints.sha256.data(), 32);
@@ -787,8 +842,9 @@ Status SqliteCatalogue::StoreOutcome(int64_t source_id, int64_t scan_id, const F
   u->Bind(17, id);
   DOPPEL_RETURN_IF_ERROR(Run(u, "cannot store file"));
 
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * f, Prepare(
-      "INSERT OR REPLACE INTO fingerprints(file_id, pipeline, pdq, quality, dihedral) VALUES (?, ?, ?, ?, ?)"));
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * f,
+                          Prepare("INSERT OR REPLACE INTO fingerprints(file_id, pipeline, pdq, "
+                                  "quality, dihedral) VALUES (?, ?, ?, ?, ?)"));
   f->Bind(1, id);
   f->Bind(2, r.fingerprints.pdq_pipeline);
   auto pdq = r.fingerprints.pdq.hash.ToBytes();
@@ -803,9 +859,11 @@ Status SqliteCatalogue::StoreOutcome(int64_t source_id, int64_t scan_id, const F
   DOPPEL_RETURN_IF_ERROR(Run(f, "cannot store fingerprints"));
 
   const ImageMetadata& m = r.metadata;
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * md, Prepare(
-      "INSERT OR REPLACE INTO metadata(file_id, capture_time, capture_time_source, make, model, artist, copyright, "
-      "gps_lat, gps_lon, gps_alt, title, keywords, warnings) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * md,
+                          Prepare("INSERT OR REPLACE INTO metadata(file_id, capture_time, "
+                                  "capture_time_source, make, model, artist, copyright, "
+                                  "gps_lat, gps_lon, gps_alt, title, keywords, warnings) VALUES "
+                                  "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
   md->Bind(1, id);
   md->BindOptText(2, m.capture_time);
   md->BindOptText(3, m.capture_time_source);
@@ -817,15 +875,22 @@ Status SqliteCatalogue::StoreOutcome(int64_t source_id, int64_t scan_id, const F
   md->BindOpt(9, m.gps_longitude);
   md->BindOpt(10, m.gps_altitude);
   md->BindOptText(11, m.title);
-  if (m.keywords.empty()) md->BindNull(12); else md->Bind(12, nlohmann::json(m.keywords).dump());
-  if (m.warnings.empty()) md->BindNull(13); else md->Bind(13, nlohmann::json(m.warnings).dump());
+  if (m.keywords.empty())
+    md->BindNull(12);
+  else
+    md->Bind(12, nlohmann::json(m.keywords).dump());
+  if (m.warnings.empty())
+    md->BindNull(13);
+  else
+    md->Bind(13, nlohmann::json(m.warnings).dump());
   DOPPEL_RETURN_IF_ERROR(Run(md, "cannot store metadata"));
 
   const Signature& g = r.fingerprints.signature;
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * sg, Prepare(
-      "INSERT OR REPLACE INTO signatures(file_id, version, thumb, trim_left, trim_top, trim_right, trim_bottom, "
-      "trimmed_pdq, trimmed_quality, inner_thumb, smooth_pdq, smooth_quality, smooth_dihedral, chroma) "
-      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * sg, Prepare("INSERT OR REPLACE INTO signatures(file_id, version, "
+                                             "thumb, trim_left, trim_top, trim_right, trim_bottom, "
+                                             "trimmed_pdq, trimmed_quality, inner_thumb, "
+                                             "smooth_pdq, smooth_quality, smooth_dihedral, chroma) "
+                                             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
   sg->Bind(1, id);
   sg->Bind(2, kSignatureVersion);
   sg->BindBlob(3, g.thumb.data(), g.thumb.size());
@@ -857,7 +922,8 @@ Result<CommitCounts> SqliteCatalogue::CommitOutcomes(int64_t source_id, int64_t 
   CommitCounts counts;
   Txn txn(this);
   DOPPEL_RETURN_IF_ERROR(txn.Begin());
-  for (const auto& o : outcomes) DOPPEL_RETURN_IF_ERROR(StoreOutcome(source_id, scan_id, o, counts));
+  for (const auto& o : outcomes)
+    DOPPEL_RETURN_IF_ERROR(StoreOutcome(source_id, scan_id, o, counts));
   DOPPEL_RETURN_IF_ERROR(Heartbeat(scan_id));
   DOPPEL_RETURN_IF_ERROR(txn.Commit());
   return counts;
@@ -870,19 +936,24 @@ Result<CatalogueStats> SqliteCatalogue::Stats() {
   for (auto& src : sources) {
     SourceStats ss;
     ss.source = src;
-    DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(
-        "SELECT status, count(*), coalesce(sum(size), 0) FROM files WHERE source_id = ? GROUP BY status"));
+    DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare("SELECT status, count(*), coalesce(sum(size), 0) "
+                                              "FROM files WHERE source_id = ? GROUP BY status"));
     s->Bind(1, src.id);
     for (;;) {
       DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot count files"));
       if (!row) break;
       FileStatus fs = ParseStatus(s->Text(0));
-      if (fs == FileStatus::kOk) { ss.files_ok = s->Int(1); ss.bytes_ok = s->Int(2); }
-      else if (fs == FileStatus::kError) ss.files_error = s->Int(1);
-      else ss.files_missing = s->Int(1);
+      if (fs == FileStatus::kOk) {
+        ss.files_ok = s->Int(1);
+        ss.bytes_ok = s->Int(2);
+      } else if (fs == FileStatus::kError)
+        ss.files_error = s->Int(1);
+      else
+        ss.files_missing = s->Int(1);
     }
-    DOPPEL_ASSIGN_OR_RETURN(Stmt * l, Prepare(
-        "SELECT coalesce(finished_at, started_at), status FROM scans WHERE source_id = ? ORDER BY id DESC LIMIT 1"));
+    DOPPEL_ASSIGN_OR_RETURN(Stmt * l,
+                            Prepare("SELECT coalesce(finished_at, started_at), status FROM scans "
+                                    "WHERE source_id = ? ORDER BY id DESC LIMIT 1"));
     l->Bind(1, src.id);
     DOPPEL_ASSIGN_OR_RETURN(bool has_scan, Step(l, "cannot read scans"));
     if (has_scan) {
@@ -891,32 +962,34 @@ Result<CatalogueStats> SqliteCatalogue::Stats() {
     }
     st.sources.push_back(std::move(ss));
   }
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * f, Prepare(
-      "SELECT format, count(*) FROM files WHERE status = 'ok' GROUP BY format ORDER BY count(*) DESC, format"));
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * f, Prepare("SELECT format, count(*) FROM files WHERE status = "
+                                            "'ok' GROUP BY format ORDER BY count(*) DESC, format"));
   for (;;) {
     DOPPEL_ASSIGN_OR_RETURN(bool row, Step(f, "cannot count formats"));
     if (!row) break;
     st.formats.emplace_back(f->Text(0), f->Int(1));
   }
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * e, Prepare(
-      "SELECT error_kind, count(*) FROM files WHERE status = 'error' GROUP BY error_kind ORDER BY count(*) DESC"));
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * e, Prepare("SELECT error_kind, count(*) FROM files WHERE status = "
+                                            "'error' GROUP BY error_kind ORDER BY count(*) DESC"));
   for (;;) {
     DOPPEL_ASSIGN_OR_RETURN(bool row, Step(e, "cannot count errors"));
     if (!row) break;
     st.error_kinds.emplace_back(e->Text(0), e->Int(1));
   }
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * x, Prepare(
-      "SELECT count(*), coalesce(sum(n - 1), 0), coalesce(sum((n - 1) * size), 0) FROM "
-      "(SELECT count(*) AS n, max(size) AS size FROM files WHERE status = 'ok' GROUP BY sha256 HAVING n > 1)"));
+  DOPPEL_ASSIGN_OR_RETURN(
+      Stmt * x,
+      Prepare("SELECT count(*), coalesce(sum(n - 1), 0), coalesce(sum((n - 1) * size), 0) FROM "
+              "(SELECT count(*) AS n, max(size) AS size FROM files WHERE status = 'ok' GROUP BY "
+              "sha256 HAVING n > 1)"));
   DOPPEL_ASSIGN_OR_RETURN(bool xr, Step(x, "cannot count exact duplicates"));
   if (xr) {
     st.exact_groups = x->Int(0);
     st.exact_redundant_files = x->Int(1);
     st.exact_redundant_bytes = x->Int(2);
   }
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * c, Prepare(
-      "SELECT count(*), coalesce(sum(d - 1), 0) FROM "
-      "(SELECT count(DISTINCT sha256) AS d FROM files WHERE status = 'ok' GROUP BY content_hash HAVING d > 1)"));
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * c, Prepare("SELECT count(*), coalesce(sum(d - 1), 0) FROM "
+                                            "(SELECT count(DISTINCT sha256) AS d FROM files WHERE "
+                                            "status = 'ok' GROUP BY content_hash HAVING d > 1)"));
   DOPPEL_ASSIGN_OR_RETURN(bool cr, Step(c, "cannot count content duplicates"));
   if (cr) {
     st.content_groups = c->Int(0);
@@ -927,7 +1000,8 @@ Result<CatalogueStats> SqliteCatalogue::Stats() {
 
 constexpr const char* kEntryColumns =
     "f.id, s.name, f.path, f.size, f.status, coalesce(f.error_kind, ''), coalesce(f.error, ''), "
-    "coalesce(f.format, ''), coalesce(f.width, 0), coalesce(f.height, 0), coalesce(m.capture_time, '')";
+    "coalesce(f.format, ''), coalesce(f.width, 0), coalesce(f.height, 0), coalesce(m.capture_time, "
+    "'')";
 
 FileEntry ReadEntry(Stmt* s) {
   FileEntry e;
@@ -945,9 +1019,11 @@ FileEntry ReadEntry(Stmt* s) {
   return e;
 }
 
-Result<std::vector<FileEntry>> SqliteCatalogue::FilesWhere(const char* where, const std::function<void(Stmt*)>& bind) {
+Result<std::vector<FileEntry>> SqliteCatalogue::FilesWhere(const char* where,
+                                                           const std::function<void(Stmt*)>& bind) {
   std::string sql = std::string("SELECT ") + kEntryColumns +
-                    " FROM files f JOIN sources s ON s.id = f.source_id LEFT JOIN metadata m ON m.file_id = f.id " +
+                    " FROM files f JOIN sources s ON s.id = f.source_id LEFT JOIN metadata m ON "
+                    "m.file_id = f.id " +
                     where;
   DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(sql.c_str()));
   bind(s);
@@ -967,12 +1043,14 @@ Result<std::vector<DigestGroup>> SqliteCatalogue::DigestGroups(const std::string
     groups_sql =
         "SELECT sha256 FROM files WHERE status = 'ok' GROUP BY sha256 HAVING count(*) > 1 "
         "ORDER BY count(*) DESC, max(size) DESC, sha256 LIMIT ?";
-    members_where = "WHERE f.status = 'ok' AND f.sha256 = ? ORDER BY s.priority DESC, s.name, f.path";
+    members_where =
+        "WHERE f.status = 'ok' AND f.sha256 = ? ORDER BY s.priority DESC, s.name, f.path";
   } else if (kind == "content") {
     groups_sql =
         "SELECT content_hash FROM files WHERE status = 'ok' GROUP BY content_hash "
         "HAVING count(DISTINCT sha256) > 1 ORDER BY count(*) DESC, content_hash LIMIT ?";
-    members_where = "WHERE f.status = 'ok' AND f.content_hash = ? ORDER BY s.priority DESC, s.name, f.path";
+    members_where =
+        "WHERE f.status = 'ok' AND f.content_hash = ? ORDER BY s.priority DESC, s.name, f.path";
   } else {
     return InvalidArgument("unknown group kind '" + kind + "' (exact or content)");
   }
@@ -992,7 +1070,8 @@ Result<std::vector<DigestGroup>> SqliteCatalogue::DigestGroups(const std::string
     DigestGroup grp;
     grp.kind = kind;
     grp.digest = d;
-    DOPPEL_ASSIGN_OR_RETURN(grp.files, FilesWhere(members_where, [&](Stmt* s) { s->BindBlob(1, d.data(), 32); }));
+    DOPPEL_ASSIGN_OR_RETURN(
+        grp.files, FilesWhere(members_where, [&](Stmt* s) { s->BindBlob(1, d.data(), 32); }));
     out.push_back(std::move(grp));
   }
   return out;
@@ -1001,10 +1080,17 @@ Result<std::vector<DigestGroup>> SqliteCatalogue::DigestGroups(const std::string
 Result<std::vector<FileEntry>> SqliteCatalogue::ListFiles(std::optional<FileStatus> status,
                                                           const std::string& source, int limit) {
   return FilesWhere(
-      "WHERE (?1 IS NULL OR f.status = ?1) AND (?2 IS NULL OR s.name = ?2) ORDER BY s.name, f.path LIMIT ?3",
+      "WHERE (?1 IS NULL OR f.status = ?1) AND (?2 IS NULL OR s.name = ?2) ORDER BY s.name, f.path "
+      "LIMIT ?3",
       [&](Stmt* s) {
-        if (status) s->Bind(1, FileStatusName(*status)); else s->BindNull(1);
-        if (!source.empty()) s->Bind(2, source); else s->BindNull(2);
+        if (status)
+          s->Bind(1, FileStatusName(*status));
+        else
+          s->BindNull(1);
+        if (!source.empty())
+          s->Bind(2, source);
+        else
+          s->BindNull(2);
         s->Bind(3, limit > 0 ? int64_t(limit) : int64_t(-1));
       });
 }
@@ -1054,11 +1140,16 @@ void ReadSignature(const Stmt* s, int c, Signature& g) {
 
 Result<ImageRecord> SqliteCatalogue::GetRecord(int64_t file_id) {
   static const std::string sql =
-      "SELECT f.size, f.mtime_ns, f.sha256, f.content_hash, f.content_kind, f.format, f.width, f.height, f.bands, "
-      "f.bit_depth, f.pages, f.orientation, f.has_alpha, f.colourspace, p.pipeline, p.pdq, p.quality, p.dihedral, "
-      "m.capture_time, m.capture_time_source, m.make, m.model, m.artist, m.copyright, m.gps_lat, m.gps_lon, "
-      "m.gps_alt, m.title, m.keywords, m.warnings, " + std::string(kSignatureColumns) +
-      " FROM files f JOIN fingerprints p ON p.file_id = f.id LEFT JOIN metadata m ON m.file_id = f.id "
+      "SELECT f.size, f.mtime_ns, f.sha256, f.content_hash, f.content_kind, f.format, f.width, "
+      "f.height, f.bands, "
+      "f.bit_depth, f.pages, f.orientation, f.has_alpha, f.colourspace, p.pipeline, p.pdq, "
+      "p.quality, p.dihedral, "
+      "m.capture_time, m.capture_time_source, m.make, m.model, m.artist, m.copyright, m.gps_lat, "
+      "m.gps_lon, "
+      "m.gps_alt, m.title, m.keywords, m.warnings, " +
+      std::string(kSignatureColumns) +
+      " FROM files f JOIN fingerprints p ON p.file_id = f.id LEFT JOIN metadata m ON m.file_id = "
+      "f.id "
       "LEFT JOIN signatures g ON g.file_id = f.id WHERE f.id = ? AND f.status = 'ok'";
   DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(sql.c_str()));
   s->Bind(1, file_id);
@@ -1110,9 +1201,11 @@ Result<ImageRecord> SqliteCatalogue::GetRecord(int64_t file_id) {
 
 Result<std::vector<MatchInput>> SqliteCatalogue::LoadMatchInputs() {
   static const std::string sql =
-      "SELECT f.id, s.name, f.path, s.priority, f.size, f.sha256, f.content_hash, f.format, f.width, f.height, "
+      "SELECT f.id, s.name, f.path, s.priority, f.size, f.sha256, f.content_hash, f.format, "
+      "f.width, f.height, "
       "f.bands, f.bit_depth, f.orientation, p.pdq, p.quality, p.dihedral, m.capture_time, m.make, "
-      "m.model, m.gps_lat, m.gps_lon, ms.file_id IS NOT NULL, " + std::string(kSignatureColumns) +
+      "m.model, m.gps_lat, m.gps_lon, ms.file_id IS NOT NULL, " +
+      std::string(kSignatureColumns) +
       " FROM files f JOIN sources s ON s.id = f.source_id JOIN fingerprints p ON p.file_id = f.id "
       "LEFT JOIN signatures g ON g.file_id = f.id LEFT JOIN metadata m ON m.file_id = f.id "
       "LEFT JOIN match_state ms ON ms.file_id = f.id WHERE f.status = 'ok' ORDER BY f.id";
@@ -1148,8 +1241,8 @@ Result<std::vector<MatchInput>> SqliteCatalogue::LoadMatchInputs() {
   return out;
 }
 
-Status SqliteCatalogue::SaveMatches(const std::vector<Match>& found, const std::vector<int64_t>& now_matched,
-                                    bool forget_previous) {
+Status SqliteCatalogue::SaveMatches(const std::vector<Match>& found,
+                                    const std::vector<int64_t>& now_matched, bool forget_previous) {
   Txn txn(this);
   DOPPEL_RETURN_IF_ERROR(txn.Begin());
   if (forget_previous) {
@@ -1157,9 +1250,10 @@ Status SqliteCatalogue::SaveMatches(const std::vector<Match>& found, const std::
     DOPPEL_RETURN_IF_ERROR(Exec("DELETE FROM match_state"));
   }
   const std::string now = UtcNow();
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * ins, Prepare(
-      "INSERT OR REPLACE INTO matches(file_a, file_b, kind, distance, transform, correlation, reason, matched_at) "
-      "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"));
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * ins,
+                          Prepare("INSERT OR REPLACE INTO matches(file_a, file_b, kind, distance, "
+                                  "transform, correlation, reason, matched_at) "
+                                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"));
   for (const Match& m : found) {
     ins->Reset();
     ins->Bind(1, m.file_a);
@@ -1172,7 +1266,9 @@ Status SqliteCatalogue::SaveMatches(const std::vector<Match>& found, const std::
     ins->Bind(8, now);
     DOPPEL_RETURN_IF_ERROR(Run(ins, "cannot store a match"));
   }
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * mark, Prepare("INSERT OR REPLACE INTO match_state(file_id, matched_at) VALUES (?, ?)"));
+  DOPPEL_ASSIGN_OR_RETURN(
+      Stmt * mark,
+      Prepare("INSERT OR REPLACE INTO match_state(file_id, matched_at) VALUES (?, ?)"));
   for (int64_t id : now_matched) {
     mark->Reset();
     mark->Bind(1, id);
@@ -1183,10 +1279,11 @@ Status SqliteCatalogue::SaveMatches(const std::vector<Match>& found, const std::
 }
 
 Result<std::vector<Match>> SqliteCatalogue::LoadMatches() {
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(
-      "SELECT x.file_a, x.file_b, x.kind, x.distance, x.transform, x.correlation, x.reason FROM matches x "
-      "JOIN files a ON a.id = x.file_a JOIN files b ON b.id = x.file_b "
-      "WHERE a.status = 'ok' AND b.status = 'ok' ORDER BY x.file_a, x.file_b"));
+  DOPPEL_ASSIGN_OR_RETURN(
+      Stmt * s, Prepare("SELECT x.file_a, x.file_b, x.kind, x.distance, x.transform, "
+                        "x.correlation, x.reason FROM matches x "
+                        "JOIN files a ON a.id = x.file_a JOIN files b ON b.id = x.file_b "
+                        "WHERE a.status = 'ok' AND b.status = 'ok' ORDER BY x.file_a, x.file_b"));
   std::vector<Match> out;
   for (;;) {
     DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot load matches"));
@@ -1228,8 +1325,9 @@ Status SqliteCatalogue::SaveClusters(std::vector<Cluster>& clusters) {
       u->Bind(2, c.id);
       DOPPEL_RETURN_IF_ERROR(Run(u, "cannot update a cluster"));
     } else {
-      DOPPEL_ASSIGN_OR_RETURN(Stmt * i, Prepare(
-          "INSERT INTO clusters(master_file_id, created_at, updated_at) VALUES (?, ?, ?)"));
+      DOPPEL_ASSIGN_OR_RETURN(
+          Stmt * i,
+          Prepare("INSERT INTO clusters(master_file_id, created_at, updated_at) VALUES (?, ?, ?)"));
       i->Bind(1, c.master_file_id);
       i->Bind(2, now);
       i->Bind(3, now);
@@ -1237,8 +1335,9 @@ Status SqliteCatalogue::SaveClusters(std::vector<Cluster>& clusters) {
       c.id = sqlite3_last_insert_rowid(db_);
     }
     kept.insert(c.id);
-    DOPPEL_ASSIGN_OR_RETURN(Stmt * m, Prepare(
-        "INSERT INTO cluster_members(file_id, cluster_id, relation, distance, position) VALUES (?, ?, ?, ?, ?)"));
+    DOPPEL_ASSIGN_OR_RETURN(Stmt * m,
+                            Prepare("INSERT INTO cluster_members(file_id, cluster_id, relation, "
+                                    "distance, position) VALUES (?, ?, ?, ?, ?)"));
     int position = 0;
     for (const ClusterMember& mem : c.members) {
       m->Reset();
@@ -1260,10 +1359,11 @@ Status SqliteCatalogue::SaveClusters(std::vector<Cluster>& clusters) {
 }
 
 Result<std::vector<Cluster>> SqliteCatalogue::LoadClusters() {
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(
-      "SELECT c.id, c.master_file_id, m.file_id, m.relation, m.distance FROM clusters c "
-      "JOIN cluster_members m ON m.cluster_id = c.id "
-      "ORDER BY c.id, m.position"));
+  DOPPEL_ASSIGN_OR_RETURN(
+      Stmt * s,
+      Prepare("SELECT c.id, c.master_file_id, m.file_id, m.relation, m.distance FROM clusters c "
+              "JOIN cluster_members m ON m.cluster_id = c.id "
+              "ORDER BY c.id, m.position"));
   std::vector<Cluster> out;
   for (;;) {
     DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot load clusters"));
@@ -1283,9 +1383,11 @@ Result<std::vector<Cluster>> SqliteCatalogue::LoadClusters() {
 // --- Audit trail and review decisions ---
 
 Result<int64_t> SqliteCatalogue::InsertEvent(const Event& e) {
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(
-      "INSERT INTO events(event_type, event_time, agent, object, outcome, detail, operation) "
-      "VALUES (?, ?, ?, ?, ?, ?, ?)"));
+  DOPPEL_ASSIGN_OR_RETURN(
+      Stmt * s,
+      Prepare(
+          "INSERT INTO events(event_type, event_time, agent, object, outcome, detail, operation) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?)"));
   s->Bind(1, e.type);
   s->Bind(2, e.time.empty() ? UtcNow() : e.time);
   s->Bind(3, e.agent.empty() ? SoftwareAgent() : e.agent);
@@ -1308,10 +1410,11 @@ Result<int64_t> SqliteCatalogue::AppendEvent(const Event& e) {
 }
 
 Result<std::vector<Event>> SqliteCatalogue::ListEvents(const EventFilter& f) {
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(
-      "SELECT id, event_type, event_time, agent, object, outcome, detail, operation FROM events "
-      "WHERE id > ? AND (? = '' OR event_type = ?) AND (? = '' OR object = ?) "
-      "AND (? = '' OR operation = ?) ORDER BY id LIMIT ?"));
+  DOPPEL_ASSIGN_OR_RETURN(
+      Stmt * s, Prepare("SELECT id, event_type, event_time, agent, object, outcome, detail, "
+                        "operation FROM events "
+                        "WHERE id > ? AND (? = '' OR event_type = ?) AND (? = '' OR object = ?) "
+                        "AND (? = '' OR operation = ?) ORDER BY id LIMIT ?"));
   s->Bind(1, f.after_id);
   s->Bind(2, f.type);
   s->Bind(3, f.type);
@@ -1324,23 +1427,24 @@ Result<std::vector<Event>> SqliteCatalogue::ListEvents(const EventFilter& f) {
   for (;;) {
     DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot read the audit trail"));
     if (!row) break;
-    out.push_back(Event{s->Int(0), s->Text(1), s->Text(2), s->Text(3), s->Text(4), s->Text(5), s->Text(6),
-                        s->Text(7)});
+    out.push_back(Event{s->Int(0), s->Text(1), s->Text(2), s->Text(3), s->Text(4), s->Text(5),
+                        s->Text(6), s->Text(7)});
   }
   return out;
 }
 
 Result<int64_t> SqliteCatalogue::RecordDecision(const ReviewDecision& d) {
   if (d.decision != "confirm" && d.decision != "reject" && d.decision != "choose_master")
-    return InvalidArgument("unknown review decision '" + d.decision + "' (confirm, reject or choose_master)");
+    return InvalidArgument("unknown review decision '" + d.decision +
+                           "' (confirm, reject or choose_master)");
   if (d.decision == "choose_master" && d.master_file_id <= 0)
     return InvalidArgument("choose_master needs the chosen file's id");
   if (d.reviewer.empty()) return InvalidArgument("a review decision needs a reviewer");
   Txn txn(this);
   DOPPEL_RETURN_IF_ERROR(txn.Begin());
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(
-      "INSERT INTO review_decisions(cluster_id, file_id, decision, master_file_id, members, reviewer, "
-      "decided_at, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"));
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare("INSERT INTO review_decisions(cluster_id, file_id, "
+                                            "decision, master_file_id, members, reviewer, "
+                                            "decided_at, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"));
   nlohmann::json members = d.members;
   const std::string at = d.decided_at.empty() ? UtcNow() : d.decided_at;
   s->Bind(1, d.cluster_id);
@@ -1357,8 +1461,11 @@ Result<int64_t> SqliteCatalogue::RecordDecision(const ReviewDecision& d) {
   e.type = "review decision";
   e.time = at;
   e.agent = "person " + d.reviewer;
-  e.object = d.file_id ? "file:" + std::to_string(*d.file_id) : "cluster:" + std::to_string(d.cluster_id);
-  nlohmann::json detail = {{"decision_id", id}, {"cluster_id", d.cluster_id}, {"decision", d.decision},
+  e.object =
+      d.file_id ? "file:" + std::to_string(*d.file_id) : "cluster:" + std::to_string(d.cluster_id);
+  nlohmann::json detail = {{"decision_id", id},
+                           {"cluster_id", d.cluster_id},
+                           {"decision", d.decision},
                            {"members", d.members}};
   if (d.master_file_id > 0) detail["master_file_id"] = d.master_file_id;
   if (!d.note.empty()) detail["note"] = d.note;
@@ -1368,10 +1475,12 @@ Result<int64_t> SqliteCatalogue::RecordDecision(const ReviewDecision& d) {
   return id;
 }
 
-Result<std::vector<ReviewDecision>> SqliteCatalogue::ListDecisions(std::optional<int64_t> cluster_id) {
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(
-      "SELECT id, cluster_id, file_id, decision, master_file_id, members, reviewer, decided_at, note "
-      "FROM review_decisions WHERE (? IS NULL OR cluster_id = ?) ORDER BY id"));
+Result<std::vector<ReviewDecision>> SqliteCatalogue::ListDecisions(
+    std::optional<int64_t> cluster_id) {
+  DOPPEL_ASSIGN_OR_RETURN(
+      Stmt * s, Prepare("SELECT id, cluster_id, file_id, decision, master_file_id, members, "
+                        "reviewer, decided_at, note "
+                        "FROM review_decisions WHERE (? IS NULL OR cluster_id = ?) ORDER BY id"));
   if (cluster_id) {
     s->Bind(1, *cluster_id);
     s->Bind(2, *cluster_id);
@@ -1406,12 +1515,14 @@ Status SqliteCatalogue::SaveConsolidatedMetadata(const std::vector<StoredMetadat
   const std::string now = UtcNow();
   for (const StoredMetadata& d : docs) {
     // One document per cluster: a new master replaces the previous one's.
-    DOPPEL_ASSIGN_OR_RETURN(Stmt * del, Prepare("DELETE FROM consolidated_metadata WHERE cluster_id = ?"));
+    DOPPEL_ASSIGN_OR_RETURN(Stmt * del,
+                            Prepare("DELETE FROM consolidated_metadata WHERE cluster_id = ?"));
     del->Bind(1, d.cluster_id);
     DOPPEL_RETURN_IF_ERROR(Run(del, "cannot replace consolidated metadata"));
-    DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(
-        "INSERT OR REPLACE INTO consolidated_metadata(master_file_id, cluster_id, document, updated_at) "
-        "VALUES (?, ?, ?, ?)"));
+    DOPPEL_ASSIGN_OR_RETURN(Stmt * s,
+                            Prepare("INSERT OR REPLACE INTO consolidated_metadata(master_file_id, "
+                                    "cluster_id, document, updated_at) "
+                                    "VALUES (?, ?, ?, ?)"));
     s->Bind(1, d.master_file_id);
     s->Bind(2, d.cluster_id);
     s->Bind(3, d.document);
@@ -1422,9 +1533,10 @@ Status SqliteCatalogue::SaveConsolidatedMetadata(const std::vector<StoredMetadat
 }
 
 Result<std::vector<StoredMetadata>> SqliteCatalogue::LoadConsolidatedMetadata() {
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(
-      "SELECT master_file_id, cluster_id, document, updated_at FROM consolidated_metadata "
-      "ORDER BY master_file_id"));
+  DOPPEL_ASSIGN_OR_RETURN(
+      Stmt * s,
+      Prepare("SELECT master_file_id, cluster_id, document, updated_at FROM consolidated_metadata "
+              "ORDER BY master_file_id"));
   std::vector<StoredMetadata> out;
   for (;;) {
     DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot read consolidated metadata"));
@@ -1438,8 +1550,8 @@ Result<int64_t> SqliteCatalogue::AddRelease(const ReleaseRecord& r, const Event&
   if (r.version.empty()) return InvalidArgument("a release needs a version");
   Txn txn(this);
   DOPPEL_RETURN_IF_ERROR(txn.Begin());
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(
-      "INSERT INTO releases(version, created_at, manifest) VALUES (?, ?, ?)"));
+  DOPPEL_ASSIGN_OR_RETURN(
+      Stmt * s, Prepare("INSERT INTO releases(version, created_at, manifest) VALUES (?, ?, ?)"));
   s->Bind(1, r.version);
   s->Bind(2, r.created_at.empty() ? UtcNow() : r.created_at);
   s->Bind(3, r.manifest);
@@ -1455,8 +1567,8 @@ Result<int64_t> SqliteCatalogue::AddRelease(const ReleaseRecord& r, const Event&
 }
 
 Result<std::vector<ReleaseRecord>> SqliteCatalogue::ListReleases() {
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(
-      "SELECT id, version, created_at, manifest FROM releases ORDER BY id"));
+  DOPPEL_ASSIGN_OR_RETURN(
+      Stmt * s, Prepare("SELECT id, version, created_at, manifest FROM releases ORDER BY id"));
   std::vector<ReleaseRecord> out;
   for (;;) {
     DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot read releases"));
@@ -1476,8 +1588,8 @@ Result<ApiKey> SqliteCatalogue::AddApiKey(const std::string& source, const std::
   ReleaseSnapshot();  // a pending read must not pin an old snapshot under the write
   Txn txn(this);
   DOPPEL_RETURN_IF_ERROR(txn.Begin());
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(
-      "INSERT INTO api_keys(source_id, role, token_sha256, label, created_at) VALUES (?, ?, ?, ?, ?)"));
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare("INSERT INTO api_keys(source_id, role, token_sha256, "
+                                            "label, created_at) VALUES (?, ?, ?, ?, ?)"));
   ApiKey k;
   k.source = src.name;
   k.role = role;
@@ -1493,7 +1605,9 @@ Result<ApiKey> SqliteCatalogue::AddApiKey(const std::string& source, const std::
   Event e;
   e.type = "api key";
   e.object = "key:" + std::to_string(k.id);
-  e.detail = nlohmann::json{{"action", "add"}, {"source", k.source}, {"role", role}, {"label", label}}.dump();
+  e.detail =
+      nlohmann::json{{"action", "add"}, {"source", k.source}, {"role", role}, {"label", label}}
+          .dump();
   DOPPEL_RETURN_IF_ERROR(InsertEvent(e).status());
   DOPPEL_RETURN_IF_ERROR(txn.Commit());
   return k;
@@ -1506,7 +1620,8 @@ const char* const kApiKeyColumns =
 }  // namespace
 
 Result<std::optional<ApiKey>> SqliteCatalogue::FindApiKey(const Digest& token_sha256) {
-  static const std::string sql = std::string(kApiKeyColumns) + "WHERE k.token_sha256 = ? AND k.revoked_at IS NULL";
+  static const std::string sql =
+      std::string(kApiKeyColumns) + "WHERE k.token_sha256 = ? AND k.revoked_at IS NULL";
   DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(sql.c_str()));
   s->BindBlob(1, token_sha256.data(), token_sha256.size());
   DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot read API keys"));
@@ -1535,7 +1650,8 @@ Status SqliteCatalogue::RevokeApiKey(int64_t id) {
   DOPPEL_ASSIGN_OR_RETURN(Stmt * q, Prepare("SELECT revoked_at FROM api_keys WHERE id = ?"));
   q->Bind(1, id);
   DOPPEL_ASSIGN_OR_RETURN(bool row, Step(q, "cannot read API keys"));
-  if (!row) return NotFound("no API key with id " + std::to_string(id) + " (see `doppel key list`)");
+  if (!row)
+    return NotFound("no API key with id " + std::to_string(id) + " (see `doppel key list`)");
   if (!q->IsNull(0)) return Status::OK();
   DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare("UPDATE api_keys SET revoked_at = ? WHERE id = ?"));
   s->Bind(1, UtcNow());
@@ -1556,8 +1672,8 @@ Status SqliteCatalogue::SetUploadPolicy(const std::string& source, const std::st
   ReleaseSnapshot();  // a pending read must not pin an old snapshot under the write
   Txn txn(this);
   DOPPEL_RETURN_IF_ERROR(txn.Begin());
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(
-      "INSERT OR REPLACE INTO upload_policies(source_id, policy, updated_at) VALUES (?, ?, ?)"));
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare("INSERT OR REPLACE INTO upload_policies(source_id, "
+                                            "policy, updated_at) VALUES (?, ?, ?)"));
   s->Bind(1, src.id);
   s->Bind(2, policy);
   s->Bind(3, UtcNow());
@@ -1573,7 +1689,8 @@ Status SqliteCatalogue::SetUploadPolicy(const std::string& source, const std::st
 Result<std::string> SqliteCatalogue::GetUploadPolicy(const std::string& source) {
   DOPPEL_ASSIGN_OR_RETURN(Source src, GetSource(source));
   ReleaseSnapshot();  // a pending read must not pin an old snapshot under the write
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare("SELECT policy FROM upload_policies WHERE source_id = ?"));
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * s,
+                          Prepare("SELECT policy FROM upload_policies WHERE source_id = ?"));
   s->Bind(1, src.id);
   DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot read the upload policy"));
   std::string policy = row ? s->Text(0) : std::string("reject");
@@ -1582,12 +1699,14 @@ Result<std::string> SqliteCatalogue::GetUploadPolicy(const std::string& source) 
   return policy;
 }
 
-Result<int64_t> SqliteCatalogue::AddUploadedFile(int64_t source_id, const std::string& path, const ImageRecord& r,
+Result<int64_t> SqliteCatalogue::AddUploadedFile(int64_t source_id, const std::string& path,
+                                                 const ImageRecord& r,
                                                  const std::string& event_detail) {
   ReleaseSnapshot();
   Txn txn(this);
   DOPPEL_RETURN_IF_ERROR(txn.Begin());
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * look, Prepare("SELECT id FROM files WHERE source_id = ? AND path = ?"));
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * look,
+                          Prepare("SELECT id FROM files WHERE source_id = ? AND path = ?"));
   look->Bind(1, source_id);
   look->BindBlob(2, path);
   DOPPEL_ASSIGN_OR_RETURN(bool exists, Step(look, "cannot look up file"));
@@ -1623,9 +1742,12 @@ Result<int64_t> SqliteCatalogue::AddUpload(const UploadRecord& u, const std::str
   ReleaseSnapshot();  // a pending read must not pin an old snapshot under the write
   Txn txn(this);
   DOPPEL_RETURN_IF_ERROR(txn.Begin());
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(
-      "INSERT INTO uploads(source_id, outcome, sha256, master_file_id, kind, distance, reason, held_path, "
-      "client_name, fields, key_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+  DOPPEL_ASSIGN_OR_RETURN(
+      Stmt * s,
+      Prepare(
+          "INSERT INTO uploads(source_id, outcome, sha256, master_file_id, kind, distance, reason, "
+          "held_path, "
+          "client_name, fields, key_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
   s->Bind(1, src.id);
   s->Bind(2, u.outcome);
   s->BindBlob(3, u.sha256.data(), u.sha256.size());
@@ -1649,12 +1771,17 @@ Result<int64_t> SqliteCatalogue::AddUpload(const UploadRecord& u, const std::str
   return id;
 }
 
-Result<std::vector<UploadRecord>> SqliteCatalogue::ListUploads(const std::string& source, const std::string& outcome,
+Result<std::vector<UploadRecord>> SqliteCatalogue::ListUploads(const std::string& source,
+                                                               const std::string& outcome,
                                                                int limit) {
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(
-      "SELECT u.id, s.name, u.outcome, u.sha256, u.master_file_id, u.kind, u.distance, u.reason, u.held_path, "
-      "u.client_name, u.fields, u.key_id, u.created_at FROM uploads u JOIN sources s ON s.id = u.source_id "
-      "WHERE (? = '' OR s.name = ?) AND (? = '' OR u.outcome = ?) ORDER BY u.id DESC LIMIT ?"));
+  DOPPEL_ASSIGN_OR_RETURN(
+      Stmt * s,
+      Prepare(
+          "SELECT u.id, s.name, u.outcome, u.sha256, u.master_file_id, u.kind, u.distance, "
+          "u.reason, u.held_path, "
+          "u.client_name, u.fields, u.key_id, u.created_at FROM uploads u JOIN sources s ON s.id = "
+          "u.source_id "
+          "WHERE (? = '' OR s.name = ?) AND (? = '' OR u.outcome = ?) ORDER BY u.id DESC LIMIT ?"));
   s->Bind(1, source);
   s->Bind(2, source);
   s->Bind(3, outcome);
@@ -1685,7 +1812,8 @@ Result<std::vector<UploadRecord>> SqliteCatalogue::ListUploads(const std::string
 
 }  // namespace
 
-Result<std::unique_ptr<Catalogue>> OpenSqliteCatalogue(const std::string& path, const CatalogueOptions& options) {
+Result<std::unique_ptr<Catalogue>> OpenSqliteCatalogue(const std::string& path,
+                                                       const CatalogueOptions& options) {
   struct stat st {};
   const bool exists = ::stat(path.c_str(), &st) == 0;
   if (exists && S_ISDIR(st.st_mode))
@@ -1693,7 +1821,8 @@ Result<std::unique_ptr<Catalogue>> OpenSqliteCatalogue(const std::string& path, 
   // A 0-byte file is what a failed copy or a `touch` leaves: only `init` may
   // turn it into a catalogue, never a command that expected data in it.
   if ((!exists || (S_ISREG(st.st_mode) && st.st_size == 0)) && !options.create_if_missing)
-    return NotFound("no catalogue at " + path + "; create it with `doppel init` (or pass --db PATH)");
+    return NotFound("no catalogue at " + path +
+                    "; create it with `doppel init` (or pass --db PATH)");
   sqlite3* db = nullptr;
   const int flags = SQLITE_OPEN_NOMUTEX |
                     (options.read_only ? SQLITE_OPEN_READONLY
@@ -1706,16 +1835,21 @@ Result<std::unique_ptr<Catalogue>> OpenSqliteCatalogue(const std::string& path, 
     // all. No -shm means no other connection, so no WAL index to share: read
     // the file as immutable (no locks, no -shm). A writer starting during
     // this short read is not seen; the next command sees its work.
-    const int probe = sqlite3_exec(db, "SELECT count(*) FROM sqlite_master", nullptr, nullptr, nullptr);
+    const int probe =
+        sqlite3_exec(db, "SELECT count(*) FROM sqlite_master", nullptr, nullptr, nullptr);
     if ((probe & 0xFF) == SQLITE_READONLY || (probe & 0xFF) == SQLITE_CANTOPEN) {
       sqlite3_close_v2(db);
       db = nullptr;
       std::string uri = "file:";
       for (char c : path) {
-        if (c == '%') uri += "%25";
-        else if (c == '?') uri += "%3f";
-        else if (c == '#') uri += "%23";
-        else uri += c;
+        if (c == '%')
+          uri += "%25";
+        else if (c == '?')
+          uri += "%3f";
+        else if (c == '#')
+          uri += "%23";
+        else
+          uri += c;
       }
       uri += "?immutable=1";
       rc = sqlite3_open_v2(uri.c_str(), &db, flags | SQLITE_OPEN_URI, nullptr);

@@ -131,8 +131,8 @@ int PrintReport(const Globals& g, const Result<ApplyReport>& r, bool json_out, c
         std::printf("%s: %s\n", o.outcome.c_str(), o.message.c_str());
     // An undo gives back what its apply reclaimed: the apply's figure says it.
     const bool undo = std::string(what) == "restored";
-    std::printf("operation %s: %lld files %s, %lld skipped%s\n", r->operation_id.c_str(), (long long)r->applied,
-                what, (long long)r->skipped,
+    std::printf("operation %s: %lld files %s, %lld skipped%s\n", r->operation_id.c_str(),
+                (long long)r->applied, what, (long long)r->skipped,
                 undo ? "" : (", " + HumanBytes(r->reclaimed_bytes) + " reclaimed").c_str());
   }
   if (!r->complete) {
@@ -234,7 +234,8 @@ int CmdAudit(const Globals& g, const std::string& format, const std::string& typ
         {"id", "time", "type", "object", "outcome", "operation", "agent", "detail"}, g.csv);
     for (const Event& e : *ev)
       std::cout << CsvLine({std::to_string(e.id), e.time, e.type, e.object, e.outcome, e.operation,
-                           e.agent, e.detail}, g.csv);
+                            e.agent, e.detail},
+                           g.csv);
   } else {
     std::vector<std::vector<std::string>> rows{
         {"ID", "TIME", "TYPE", "OBJECT", "OUTCOME", "OPERATION", "WHAT"}};
@@ -301,7 +302,8 @@ int CmdMetadata(const Globals& g, const std::string& format, bool write_xmp) {
     std::cout << a.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
   } else {
     std::cout << CsvLine({"master_file_id", "cluster_id", "master", "capture_time", "title",
-                         "artist", "copyright", "gps", "keywords", "held_by", "conflicts"}, g.csv);
+                          "artist", "copyright", "gps", "keywords", "held_by", "conflicts"},
+                         g.csv);
     for (const ConsolidatedMetadata& m : all) {
       std::string master, held, kw, conflicts;
       for (const HeldBy& h : m.held_by) {
@@ -317,8 +319,9 @@ int CmdMetadata(const Globals& g, const std::string& format, bool write_xmp) {
         conflicts += (conflicts.empty() ? "" : "; ") + c.field + " (" + v + ")";
       }
       std::cout << CsvLine({std::to_string(m.master_file_id), std::to_string(m.cluster_id), master,
-                           field(m, "capture_time"), field(m, "title"), field(m, "artist"),
-                           field(m, "copyright"), field(m, "gps"), kw, held, conflicts}, g.csv);
+                            field(m, "capture_time"), field(m, "title"), field(m, "artist"),
+                            field(m, "copyright"), field(m, "gps"), kw, held, conflicts},
+                           g.csv);
     }
   }
   return rc;
@@ -498,8 +501,9 @@ CommandRunner RegisterReplaceCommands(CLI::App& app, const Globals& g) {
   purge->add_option("--older-than", a->older_than, "days since the apply began")
       ->required()
       ->check(CLI::NonNegativeNumber);
-  purge->add_option("--hold-days", a->hold_days,
-                    "the archive's hold period: younger operations are never purged (default 30)")
+  purge
+      ->add_option("--hold-days", a->hold_days,
+                   "the archive's hold period: younger operations are never purged (default 30)")
       ->check(CLI::NonNegativeNumber);
   purge->add_flag("--json", a->json_out, "JSON output");
   purge->footer(

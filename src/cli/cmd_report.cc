@@ -61,8 +61,9 @@ int CmdReport(const Globals& g, const ReportArgs& a) {
   o.thumbnails = a.format == "html" && !a.no_thumbnails;
   if (!a.join.empty()) {
     if (a.join_field.empty())
-      return Fail(InvalidArgument("--join " + DisplayPath(a.join) +
-                                  " needs --join-field COLUMN: the column to count by (e.g. postcode)"));
+      return Fail(
+          InvalidArgument("--join " + DisplayPath(a.join) +
+                          " needs --join-field COLUMN: the column to count by (e.g. postcode)"));
     auto t = LoadJoinCsv(a.join, a.join_key, a.join_field);
     if (!t.ok()) return Fail(t.status());
     o.join = std::move(*t);
@@ -112,32 +113,45 @@ int CmdReport(const Globals& g, const ReportArgs& a) {
 CommandRunner RegisterReportCommands(CLI::App& app, const Globals& g) {
   auto args = std::make_shared<ReportArgs>();
   auto* report = app.add_subcommand(
-      "report", "storage held in duplicates and reclaimed per department, overlap, counts, progress");
-  report->add_option("--format", args->format, "html (default: one self-contained page), csv or json")
+      "report",
+      "storage held in duplicates and reclaimed per department, overlap, counts, progress");
+  report
+      ->add_option("--format", args->format, "html (default: one self-contained page), csv or json")
       ->check(CLI::IsMember({"html", "csv", "json"}));
   report->add_option("-o,--output", args->output, "write to this file (default: standard output)");
-  report->add_option("--deadline", args->deadline, "YYYY-MM-DD: say whether the work is on track to finish by then");
-  report->add_option("--today", args->today, "YYYY-MM-DD the estimate counts from (default: today, UTC)");
+  report->add_option("--deadline", args->deadline,
+                     "YYYY-MM-DD: say whether the work is on track to finish by then");
+  report->add_option("--today", args->today,
+                     "YYYY-MM-DD the estimate counts from (default: today, UTC)");
   report
-      ->add_option("--group-by", args->group_by,
-                   "count files by: source, format, year, make, model, camera, author, or a --join-field "
-                   "(repeat or comma-separate; default source,format,year)")
+      ->add_option(
+          "--group-by", args->group_by,
+          "count files by: source, format, year, make, model, camera, author, or a --join-field "
+          "(repeat or comma-separate; default source,format,year)")
       ->delimiter(',');
-  report->add_option("--join", args->join, "CSV with a header row adding a field per file, e.g. path,postcode");
-  report->add_option("--join-key", args->join_key,
-                     "the CSV's column holding the path relative to its source, or source/path (default path)");
-  report->add_option("--join-field", args->join_field, "the CSV's column to count by, e.g. postcode");
-  report->add_option("--largest", args->largest, "list this many of the largest clusters (default 10)")
+  report->add_option("--join", args->join,
+                     "CSV with a header row adding a field per file, e.g. path,postcode");
+  report->add_option(
+      "--join-key", args->join_key,
+      "the CSV's column holding the path relative to its source, or source/path (default path)");
+  report->add_option("--join-field", args->join_field,
+                     "the CSV's column to count by, e.g. postcode");
+  report
+      ->add_option("--largest", args->largest,
+                   "list this many of the largest clusters (default 10)")
       ->check(CLI::Range(0, 1000));
-  report->add_flag("--no-thumbnails", args->no_thumbnails, "HTML without pictures (faster; no file is read)");
+  report->add_flag("--no-thumbnails", args->no_thumbnails,
+                   "HTML without pictures (faster; no file is read)");
   report->footer(
       "Examples:\n"
       "  doppel report -o report.html --deadline 2026-07-31\n"
       "  doppel report --format csv -o report.csv          one table: section,key,subkey,value\n"
       "  doppel report --format json | jq .progress\n"
-      "  doppel report --group-by year,camera --join postcodes.csv --join-field postcode -o by-postcode.html\n\n"
+      "  doppel report --group-by year,camera --join postcodes.csv --join-field postcode -o "
+      "by-postcode.html\n\n"
       "Reclaimed bytes and progress come from the audit trail of doppel apply and doppel undo;\n"
-      "clusters rejected by a reviewer count as resolved. How every figure is computed: docs/report.md.");
+      "clusters rejected by a reviewer count as resolved. How every figure is computed: "
+      "docs/report.md.");
   return [report, args, &g]() -> std::optional<int> {
     if (!*report) return std::nullopt;
     return CmdReport(g, *args);

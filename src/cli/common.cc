@@ -12,7 +12,8 @@ std::atomic<bool> g_cancel{false};
 namespace {
 void OnSigint(int) {
   if (g_cancel.exchange(true)) _exit(kExitInterrupted);  // second Ctrl-C: leave now
-  const char msg[] = "\ndoppel: stopping after the work in progress (Ctrl-C again to quit at once)\n";
+  const char msg[] =
+      "\ndoppel: stopping after the work in progress (Ctrl-C again to quit at once)\n";
   ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
   (void)ignored;
 }

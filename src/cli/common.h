@@ -20,10 +20,10 @@ namespace doppel::cli {
 // Exit codes (docs/cli.md).
 enum Exit {
   kExitOk = 0,
-  kExitFailure = 1,      // the command could not do its job
-  kExitUsage = 2,        // bad arguments
-  kExitPartial = 3,      // done, but some files could not be read (recorded)
-  kExitInterrupted = 130 // Ctrl-C: work done so far is kept
+  kExitFailure = 1,       // the command could not do its job
+  kExitUsage = 2,         // bad arguments
+  kExitPartial = 3,       // done, but some files could not be read (recorded)
+  kExitInterrupted = 130  // Ctrl-C: work done so far is kept
 };
 
 struct Globals {

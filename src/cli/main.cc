@@ -1,29 +1,29 @@
 // doppel: the command-line front end. It parses, calls the library, prints
 // and chooses the exit code; all the work is in libdoppel.
-#include <CLI/CLI.hpp>
 #include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <cstring>
-#include <string_view>
-#include <tuple>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <string_view>
 #include <thread>
+#include <tuple>
 #include <unordered_map>
-#include <map>
 
 #include "cli/common.h"
 #include "cli/output.h"
@@ -31,9 +31,9 @@
 #include "doppel/catalogue.h"
 #include "doppel/fingerprint.h"
 #include "doppel/geometry.h"
-#include "doppel/rendition.h"
 #include "doppel/index.h"
 #include "doppel/match.h"
+#include "doppel/rendition.h"
 #include "doppel/scan.h"
 #include "doppel_version.h"
 #include "util/csv.h"
@@ -105,14 +105,18 @@ int CmdInit(const Globals& g) {
 
 int CmdSourceAdd(const Globals& g, const std::string& name, const std::string& path, int priority) {
   if (name.empty() || name.size() > 64 ||
-      name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != std::string::npos)
-    return Fail(InvalidArgument("source name '" + name +
-                                "' must be 1-64 letters, digits, '-', '_' or '.' (e.g. urbanisme, apur-2023)"));
+      name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") !=
+          std::string::npos)
+    return Fail(InvalidArgument(
+        "source name '" + name +
+        "' must be 1-64 letters, digits, '-', '_' or '.' (e.g. urbanisme, apur-2023)"));
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-    return Fail(InvalidArgument("source folder " + DisplayPath(path) + " does not exist or is not a folder"));
+    return Fail(InvalidArgument("source folder " + DisplayPath(path) +
+                                " does not exist or is not a folder"));
   char resolved[PATH_MAX];
-  if (!realpath(path.c_str(), resolved)) return Fail(IOError("cannot resolve " + DisplayPath(path)));
+  if (!realpath(path.c_str(), resolved))
+    return Fail(IOError("cannot resolve " + DisplayPath(path)));
   auto cat = Open(g);
   if (!cat.ok()) return Fail(cat.status());
   auto src = (*cat)->AddSource(name, resolved, priority);
@@ -121,16 +125,20 @@ int CmdSourceAdd(const Globals& g, const std::string& name, const std::string& p
     // different folders is not.
     auto existing = (*cat)->GetSource(name);
     if (existing.ok() && existing->root == resolved && existing->priority == priority) {
-      if (!g.quiet) std::printf("source %s already registered at %s\n", name.c_str(), DisplayPath(existing->root).c_str());
+      if (!g.quiet)
+        std::printf("source %s already registered at %s\n", name.c_str(),
+                    DisplayPath(existing->root).c_str());
       return kExitOk;
     }
     if (existing.ok())
-      return Fail(AlreadyExists("source '" + name + "' is already registered at " + DisplayPath(existing->root) +
-                                " (priority " + std::to_string(existing->priority) + "); choose another name"));
+      return Fail(AlreadyExists("source '" + name + "' is already registered at " +
+                                DisplayPath(existing->root) + " (priority " +
+                                std::to_string(existing->priority) + "); choose another name"));
   }
   if (!src.ok()) return Fail(src.status());
   if (!g.quiet)
-    std::printf("source %s -> %s (priority %d)\n", src->name.c_str(), DisplayPath(src->root).c_str(), src->priority);
+    std::printf("source %s -> %s (priority %d)\n", src->name.c_str(),
+                DisplayPath(src->root).c_str(), src->priority);
   return kExitOk;
 }
 
@@ -142,7 +150,10 @@ int CmdSourceList(const Globals& g, bool as_json) {
   if (as_json) {
     json a = json::array();
     for (const auto& s : *list)
-      a.push_back({{"name", s.name}, {"root", DisplayPath(s.root)}, {"priority", s.priority}, {"created_at", s.created_at}});
+      a.push_back({{"name", s.name},
+                   {"root", DisplayPath(s.root)},
+                   {"priority", s.priority},
+                   {"created_at", s.created_at}});
     std::cout << a.dump(2) << "\n";
     return kExitOk;
   }
@@ -151,7 +162,8 @@ int CmdSourceList(const Globals& g, bool as_json) {
     return kExitOk;
   }
   std::vector<std::vector<std::string>> rows{{"NAME", "PRIORITY", "ROOT"}};
-  for (const auto& s : *list) rows.push_back({s.name, std::to_string(s.priority), DisplayPath(s.root)});
+  for (const auto& s : *list)
+    rows.push_back({s.name, std::to_string(s.priority), DisplayPath(s.root)});
   std::cout << Table(rows);
   return kExitOk;
 }
@@ -161,8 +173,8 @@ int CmdSourceList(const Globals& g, bool as_json) {
 // --max-decode-mb of scan and hash (0 = no limit).
 int64_t g_max_decode_mb = kDefaultMaxDecodeBytes >> 20;
 
-int CmdScan(const Globals& g, const std::vector<std::string>& sources, int jobs, bool follow, bool retry,
-            bool all_files, int64_t max_pixels, bool as_json) {
+int CmdScan(const Globals& g, const std::vector<std::string>& sources, int jobs, bool follow,
+            bool retry, bool all_files, int64_t max_pixels, bool as_json) {
   auto cat = Open(g);
   if (!cat.ok()) return Fail(cat.status());
   InstallSigint();
@@ -189,43 +201,58 @@ int CmdScan(const Globals& g, const std::vector<std::string>& sources, int jobs,
     j["sources"] = json::array();
     for (const auto& r : s.sources) {
       const auto& c = r.counts;
-      j["sources"].push_back({{"source", r.source}, {"scan_id", r.scan_id}, {"status", r.status},
-                              {"error", r.error}, {"seconds", r.seconds}, {"files_listed", c.files_listed},
-                              {"files_unchanged", c.files_unchanged}, {"files_read", c.files_read},
-                              {"files_failed", c.files_failed}, {"files_vanished", c.files_vanished},
-                              {"files_missing", c.files_missing}, {"files_moved", c.files_moved},
+      j["sources"].push_back({{"source", r.source},
+                              {"scan_id", r.scan_id},
+                              {"status", r.status},
+                              {"error", r.error},
+                              {"seconds", r.seconds},
+                              {"files_listed", c.files_listed},
+                              {"files_unchanged", c.files_unchanged},
+                              {"files_read", c.files_read},
+                              {"files_failed", c.files_failed},
+                              {"files_vanished", c.files_vanished},
+                              {"files_missing", c.files_missing},
+                              {"files_moved", c.files_moved},
                               {"bytes_read", c.bytes_read}});
     }
     j["problems"] = json::array();
     for (const auto& p : s.problems)
-      j["problems"].push_back({{"source", p.source}, {"path", DisplayPath(p.path)}, {"kind", p.kind}, {"message", p.message}});
+      j["problems"].push_back({{"source", p.source},
+                               {"path", DisplayPath(p.path)},
+                               {"kind", p.kind},
+                               {"message", p.message}});
     std::cout << j.dump(2) << "\n";
   } else if (!g.quiet) {
-    std::vector<std::vector<std::string>> rows{
-        {"SOURCE", "STATUS", "LISTED", "UNCHANGED", "READ", "FAILED", "MISSING", "MOVED", "DATA", "TIME"}};
+    std::vector<std::vector<std::string>> rows{{"SOURCE", "STATUS", "LISTED", "UNCHANGED", "READ",
+                                                "FAILED", "MISSING", "MOVED", "DATA", "TIME"}};
     for (const auto& r : s.sources) {
       const auto& c = r.counts;
-      rows.push_back({r.source, r.status, std::to_string(c.files_listed), std::to_string(c.files_unchanged),
-                      std::to_string(c.files_read), std::to_string(c.files_failed), std::to_string(c.files_missing),
-                      std::to_string(c.files_moved), HumanBytes(c.bytes_read), HumanDuration(r.seconds)});
+      rows.push_back({r.source, r.status, std::to_string(c.files_listed),
+                      std::to_string(c.files_unchanged), std::to_string(c.files_read),
+                      std::to_string(c.files_failed), std::to_string(c.files_missing),
+                      std::to_string(c.files_moved), HumanBytes(c.bytes_read),
+                      HumanDuration(r.seconds)});
     }
     std::cout << Table(rows);
     for (const auto& r : s.sources)
       if (!r.error.empty()) std::printf("\nsource %s: %s\n", r.source.c_str(), r.error.c_str());
     if (!s.problems.empty()) {
-      std::printf("\n%lld file(s) could not be read; each is recorded in the catalogue and was skipped:\n",
-                  (long long)s.problems_total);
+      std::printf(
+          "\n%lld file(s) could not be read; each is recorded in the catalogue and was skipped:\n",
+          (long long)s.problems_total);
       size_t shown = 0;
       for (const auto& p : s.problems) {
         if (++shown > 50) {
-          std::printf("  ... and %lld more: doppel files --status error\n", (long long)(s.problems_total - 50));
+          std::printf("  ... and %lld more: doppel files --status error\n",
+                      (long long)(s.problems_total - 50));
           break;
         }
-        std::printf("  %s/%s: %s (%s)\n", p.source.c_str(), DisplayPath(p.path).c_str(), p.message.c_str(),
-                    p.kind.c_str());
+        std::printf("  %s/%s: %s (%s)\n", p.source.c_str(), DisplayPath(p.path).c_str(),
+                    p.message.c_str(), p.kind.c_str());
       }
     }
-    if (s.cancelled) std::printf("\nscan interrupted: finished files are kept; run the same command to resume\n");
+    if (s.cancelled)
+      std::printf("\nscan interrupted: finished files are kept; run the same command to resume\n");
   }
   if (s.cancelled) return kExitInterrupted;
   if (any_failed_source) return kExitFailure;
@@ -234,7 +261,8 @@ int CmdScan(const Globals& g, const std::vector<std::string>& sources, int jobs,
 
 // ---------------------------------------------------------------- hash
 
-int CmdHash(const std::vector<std::string>& files, int jobs, bool as_json, int64_t max_pixels, CsvMode csv) {
+int CmdHash(const std::vector<std::string>& files, int jobs, bool as_json, int64_t max_pixels,
+            CsvMode csv) {
   Status init = InitImaging();
   if (!init.ok()) return Fail(init);
   InstallSigint();
@@ -284,8 +312,14 @@ int CmdHash(const std::vector<std::string>& files, int jobs, bool as_json, int64
       if (r.status().code() == StatusCode::kCancelled) break;
       ++failures;
       if (as_json)
-        std::cout << json{{"file", shown}, {"error", {{"kind", StatusCodeName(r.status().code())}, {"message", r.status().message()}}}}.dump() << "\n";
-      std::fprintf(stderr, "doppel: %s: %s; skipped\n", shown.c_str(), r.status().message().c_str());
+        std::cout << json{{"file", shown},
+                          {"error",
+                           {{"kind", StatusCodeName(r.status().code())},
+                            {"message", r.status().message()}}}}
+                         .dump()
+                  << "\n";
+      std::fprintf(stderr, "doppel: %s: %s; skipped\n", shown.c_str(),
+                   r.status().message().c_str());
       continue;
     }
     if (as_json) {
@@ -295,8 +329,8 @@ int CmdHash(const std::vector<std::string>& files, int jobs, bool as_json, int64
     } else {
       // The PDQ reference tool's line (FILE runs to the end of the line, never
       // quoted); by default a FILE a spreadsheet would run gets a leading '.
-      std::printf("%s,%d,%s\n", r->fingerprints.pdq.hash.ToHex().c_str(), r->fingerprints.pdq.quality,
-                  CsvTail(shown, csv).c_str());
+      std::printf("%s,%d,%s\n", r->fingerprints.pdq.hash.ToHex().c_str(),
+                  r->fingerprints.pdq.quality, CsvTail(shown, csv).c_str());
     }
     std::fflush(stdout);
   }
@@ -323,31 +357,43 @@ int CmdStats(const Globals& g, bool as_json) {
     json j = {{"catalogue", g.db}, {"schema_version", s.schema_version}};
     j["sources"] = json::array();
     for (const auto& ss : s.sources)
-      j["sources"].push_back({{"name", ss.source.name}, {"root", DisplayPath(ss.source.root)},
-                              {"priority", ss.source.priority}, {"files_ok", ss.files_ok},
-                              {"files_error", ss.files_error}, {"files_missing", ss.files_missing},
-                              {"bytes_ok", ss.bytes_ok}, {"last_scan_at", ss.last_scan_at},
+      j["sources"].push_back({{"name", ss.source.name},
+                              {"root", DisplayPath(ss.source.root)},
+                              {"priority", ss.source.priority},
+                              {"files_ok", ss.files_ok},
+                              {"files_error", ss.files_error},
+                              {"files_missing", ss.files_missing},
+                              {"bytes_ok", ss.bytes_ok},
+                              {"last_scan_at", ss.last_scan_at},
                               {"last_scan_status", ss.last_scan_status}});
     j["formats"] = json::object();
     for (const auto& [k, v] : s.formats) j["formats"][k] = v;
     j["errors"] = json::object();
     for (const auto& [k, v] : s.error_kinds) j["errors"][k] = v;
-    j["exact_duplicates"] = {{"groups", s.exact_groups}, {"redundant_files", s.exact_redundant_files},
+    j["exact_duplicates"] = {{"groups", s.exact_groups},
+                             {"redundant_files", s.exact_redundant_files},
                              {"redundant_bytes", s.exact_redundant_bytes}};
-    j["same_content_different_metadata"] = {{"groups", s.content_groups}, {"redundant_files", s.content_redundant_files}};
+    j["same_content_different_metadata"] = {{"groups", s.content_groups},
+                                            {"redundant_files", s.content_redundant_files}};
     std::cout << j.dump(2) << "\n";
     return kExitOk;
   }
   std::printf("catalogue %s (schema v%d)\n\n", g.db.c_str(), s.schema_version);
-  std::vector<std::vector<std::string>> rows{{"SOURCE", "PRIORITY", "IMAGES", "SIZE", "ERRORS", "MISSING", "LAST SCAN"}};
+  std::vector<std::vector<std::string>> rows{
+      {"SOURCE", "PRIORITY", "IMAGES", "SIZE", "ERRORS", "MISSING", "LAST SCAN"}};
   int64_t tf = 0, tb = 0, te = 0, tm = 0;
   for (const auto& ss : s.sources) {
-    rows.push_back({ss.source.name, std::to_string(ss.source.priority), std::to_string(ss.files_ok),
-                    HumanBytes(ss.bytes_ok), std::to_string(ss.files_error), std::to_string(ss.files_missing),
-                    ss.last_scan_at.empty() ? "never" : ss.last_scan_at + " (" + ss.last_scan_status + ")"});
-    tf += ss.files_ok; tb += ss.bytes_ok; te += ss.files_error; tm += ss.files_missing;
+    rows.push_back(
+        {ss.source.name, std::to_string(ss.source.priority), std::to_string(ss.files_ok),
+         HumanBytes(ss.bytes_ok), std::to_string(ss.files_error), std::to_string(ss.files_missing),
+         ss.last_scan_at.empty() ? "never" : ss.last_scan_at + " (" + ss.last_scan_status + ")"});
+    tf += ss.files_ok;
+    tb += ss.bytes_ok;
+    te += ss.files_error;
+    tm += ss.files_missing;
   }
-  rows.push_back({"total", "", std::to_string(tf), HumanBytes(tb), std::to_string(te), std::to_string(tm), ""});
+  rows.push_back({"total", "", std::to_string(tf), HumanBytes(tb), std::to_string(te),
+                  std::to_string(tm), ""});
   std::cout << Table(rows);
   if (!s.formats.empty()) {
     std::printf("\nformats:");
@@ -359,17 +405,19 @@ int CmdStats(const Globals& g, bool as_json) {
     for (const auto& [k, v] : s.error_kinds) std::printf(" %s %lld", k.c_str(), (long long)v);
     std::printf("  (list them: doppel files --status error)\n");
   }
-  std::printf("\nexact duplicates (same bytes): %lld groups, %lld redundant files, %s\n", (long long)s.exact_groups,
-              (long long)s.exact_redundant_files, HumanBytes(s.exact_redundant_bytes).c_str());
-  std::printf("same picture, different metadata: %lld groups, %lld redundant files\n", (long long)s.content_groups,
-              (long long)s.content_redundant_files);
+  std::printf("\nexact duplicates (same bytes): %lld groups, %lld redundant files, %s\n",
+              (long long)s.exact_groups, (long long)s.exact_redundant_files,
+              HumanBytes(s.exact_redundant_bytes).c_str());
+  std::printf("same picture, different metadata: %lld groups, %lld redundant files\n",
+              (long long)s.content_groups, (long long)s.content_redundant_files);
   return kExitOk;
 }
 
 int CmdExact(const Globals& g, const std::string& format, const std::string& kind, int limit) {
   auto cat = Open(g, Access::kRead);
   if (!cat.ok()) return Fail(cat.status());
-  std::vector<std::string> kinds = kind == "all" ? std::vector<std::string>{"exact", "content"} : std::vector<std::string>{kind};
+  std::vector<std::string> kinds =
+      kind == "all" ? std::vector<std::string>{"exact", "content"} : std::vector<std::string>{kind};
   std::vector<DigestGroup> groups;
   for (const auto& k : kinds) {
     auto r = (*cat)->DigestGroups(k, limit);
@@ -381,42 +429,56 @@ int CmdExact(const Globals& g, const std::string& format, const std::string& kin
     for (const auto& grp : groups) {
       json files = json::array();
       for (const auto& f : grp.files)
-        files.push_back({{"id", f.id}, {"source", f.source}, {"path", DisplayPath(f.path)}, {"size", f.size},
-                         {"format", f.format}, {"width", f.width}, {"height", f.height}, {"capture_time", f.capture_time}});
+        files.push_back({{"id", f.id},
+                         {"source", f.source},
+                         {"path", DisplayPath(f.path)},
+                         {"size", f.size},
+                         {"format", f.format},
+                         {"width", f.width},
+                         {"height", f.height},
+                         {"capture_time", f.capture_time}});
       a.push_back({{"kind", grp.kind}, {"digest", Hex(grp.digest)}, {"files", files}});
     }
     std::cout << a.dump(2) << "\n";
   } else if (format == "csv") {
-    std::cout << CsvLine({"group", "kind", "digest", "source", "path", "size", "format", "width", "height", "capture_time"}, g.csv);
+    std::cout << CsvLine({"group", "kind", "digest", "source", "path", "size", "format", "width",
+                          "height", "capture_time"},
+                         g.csv);
     int gi = 0;
     for (const auto& grp : groups) {
       ++gi;
       for (const auto& f : grp.files)
-        std::cout << CsvLine({std::to_string(gi), grp.kind, Hex(grp.digest), f.source, DisplayPath(f.path),
-                             std::to_string(f.size), f.format, std::to_string(f.width), std::to_string(f.height),
-                             f.capture_time}, g.csv);
+        std::cout << CsvLine({std::to_string(gi), grp.kind, Hex(grp.digest), f.source,
+                              DisplayPath(f.path), std::to_string(f.size), f.format,
+                              std::to_string(f.width), std::to_string(f.height), f.capture_time},
+                             g.csv);
     }
   } else {
     if (groups.empty()) std::printf("no exact or metadata-only duplicates in the catalogue\n");
     int gi = 0;
     for (const auto& grp : groups) {
-      std::printf("%s group %d: %zu files, %s %s\n", grp.kind == "exact" ? "exact" : "same picture, other metadata:",
-                  ++gi, grp.files.size(), grp.kind == "exact" ? "sha256" : "content", Hex(grp.digest).substr(0, 16).c_str());
+      std::printf("%s group %d: %zu files, %s %s\n",
+                  grp.kind == "exact" ? "exact" : "same picture, other metadata:", ++gi,
+                  grp.files.size(), grp.kind == "exact" ? "sha256" : "content",
+                  Hex(grp.digest).substr(0, 16).c_str());
       for (const auto& f : grp.files)
         std::printf("  %-12s %s  (%s, %dx%d%s%s)\n", f.source.c_str(), DisplayPath(f.path).c_str(),
-                    HumanBytes(f.size).c_str(), f.width, f.height, f.capture_time.empty() ? "" : ", taken ",
-                    f.capture_time.c_str());
+                    HumanBytes(f.size).c_str(), f.width, f.height,
+                    f.capture_time.empty() ? "" : ", taken ", f.capture_time.c_str());
     }
   }
   return kExitOk;
 }
 
-int CmdFiles(const Globals& g, const std::string& status, const std::string& source, const std::string& format,
-             int limit) {
+int CmdFiles(const Globals& g, const std::string& status, const std::string& source,
+             const std::string& format, int limit) {
   std::optional<FileStatus> fs;
-  if (status == "ok") fs = FileStatus::kOk;
-  else if (status == "error") fs = FileStatus::kError;
-  else if (status == "missing") fs = FileStatus::kMissing;
+  if (status == "ok")
+    fs = FileStatus::kOk;
+  else if (status == "error")
+    fs = FileStatus::kError;
+  else if (status == "missing")
+    fs = FileStatus::kMissing;
   auto cat = Open(g, Access::kRead);
   if (!cat.ok()) return Fail(cat.status());
   auto files = (*cat)->ListFiles(fs, source, limit);
@@ -424,23 +486,35 @@ int CmdFiles(const Globals& g, const std::string& status, const std::string& sou
   if (format == "json") {
     json a = json::array();
     for (const auto& f : *files)
-      a.push_back({{"id", f.id}, {"source", f.source}, {"path", DisplayPath(f.path)}, {"size", f.size},
-                   {"status", FileStatusName(f.status)}, {"error_kind", f.error_kind}, {"error", f.error},
-                   {"format", f.format}, {"width", f.width}, {"height", f.height}, {"capture_time", f.capture_time}});
+      a.push_back({{"id", f.id},
+                   {"source", f.source},
+                   {"path", DisplayPath(f.path)},
+                   {"size", f.size},
+                   {"status", FileStatusName(f.status)},
+                   {"error_kind", f.error_kind},
+                   {"error", f.error},
+                   {"format", f.format},
+                   {"width", f.width},
+                   {"height", f.height},
+                   {"capture_time", f.capture_time}});
     std::cout << a.dump(2) << "\n";
   } else if (format == "csv") {
-    std::cout << CsvLine({"id", "source", "path", "size", "status", "error_kind", "error", "format", "width", "height", "capture_time"}, g.csv);
+    std::cout << CsvLine({"id", "source", "path", "size", "status", "error_kind", "error", "format",
+                          "width", "height", "capture_time"},
+                         g.csv);
     for (const auto& f : *files)
-      std::cout << CsvLine({std::to_string(f.id), f.source, DisplayPath(f.path), std::to_string(f.size),
-                           FileStatusName(f.status), f.error_kind, f.error, f.format, Dimension(f.width),
-                           Dimension(f.height), f.capture_time}, g.csv);
+      std::cout << CsvLine({std::to_string(f.id), f.source, DisplayPath(f.path),
+                            std::to_string(f.size), FileStatusName(f.status), f.error_kind, f.error,
+                            f.format, Dimension(f.width), Dimension(f.height), f.capture_time},
+                           g.csv);
   } else {
     std::vector<std::vector<std::string>> rows{{"SOURCE", "PATH", "STATUS", "SIZE", "DETAIL"}};
     for (const auto& f : *files)
       rows.push_back({f.source, DisplayPath(f.path), FileStatusName(f.status), HumanBytes(f.size),
                       f.status == FileStatus::kError ? f.error_kind + ": " + f.error
                       : f.format.empty()             ? ""
-                                                     : f.format + " " + std::to_string(f.width) + "x" + std::to_string(f.height)});
+                                         : f.format + " " + std::to_string(f.width) + "x" +
+                                               std::to_string(f.height)});
     std::cout << Table(rows);
   }
   return kExitOk;
@@ -450,11 +524,12 @@ int CmdFiles(const Globals& g, const std::string& status, const std::string& sou
 
 // Reads one hash per line: HEX, HEX,ID, or the PDQ tool's HEX,QUALITY,FILE.
 // Returns false (after a message) if the file cannot be read at all.
-bool ReadHashList(const std::string& path, std::vector<PdqHash>& hashes, std::vector<std::string>& ids,
-                  int& bad_lines) {
+bool ReadHashList(const std::string& path, std::vector<PdqHash>& hashes,
+                  std::vector<std::string>& ids, int& bad_lines) {
   FILE* f = path == "-" ? stdin : std::fopen(path.c_str(), "rb");
   if (!f) {
-    std::fprintf(stderr, "doppel: cannot open hash list %s: %s\n", DisplayPath(path).c_str(), std::strerror(errno));
+    std::fprintf(stderr, "doppel: cannot open hash list %s: %s\n", DisplayPath(path).c_str(),
+                 std::strerror(errno));
     return false;
   }
   char* line = nullptr;
@@ -464,19 +539,22 @@ bool ReadHashList(const std::string& path, std::vector<PdqHash>& hashes, std::ve
   while ((len = getline(&line, &cap, f)) >= 0) {
     ++lineno;
     std::string_view v(line, size_t(len));
-    while (!v.empty() && (v.back() == '\n' || v.back() == '\r' || v.back() == ' ')) v.remove_suffix(1);
+    while (!v.empty() && (v.back() == '\n' || v.back() == '\r' || v.back() == ' '))
+      v.remove_suffix(1);
     if (v.empty() || v.front() == '#') continue;
     auto hash = PdqHash::FromHex(v.substr(0, std::min<size_t>(64, v.size())));
     if (!hash || (v.size() > 64 && v[64] != ',')) {
       if (++bad_lines <= 10)
-        std::fprintf(stderr, "doppel: %s:%ld: not a PDQ hash (64 hex digits, optionally ,ID); line skipped\n",
-                     DisplayPath(path).c_str(), lineno);
+        std::fprintf(
+            stderr,
+            "doppel: %s:%ld: not a PDQ hash (64 hex digits, optionally ,ID); line skipped\n",
+            DisplayPath(path).c_str(), lineno);
       continue;
     }
     std::string id = v.size() > 65 ? std::string(v.substr(65)) : std::to_string(lineno);
     // The PDQ tool's own output (HEX,QUALITY,FILE): the file is the id.
-    if (auto comma = id.find(','); comma != std::string::npos && comma <= 3 &&
-                                   id.find_first_not_of("0123456789") == comma)
+    if (auto comma = id.find(',');
+        comma != std::string::npos && comma <= 3 && id.find_first_not_of("0123456789") == comma)
       id = id.substr(comma + 1);
     hashes.push_back(*hash);
     ids.push_back(std::move(id));
@@ -486,8 +564,8 @@ bool ReadHashList(const std::string& path, std::vector<PdqHash>& hashes, std::ve
   return true;
 }
 
-int CmdMatchHashes(const std::string& path, int radius, const std::string& method, int jobs, bool stats,
-                   CsvMode csv) {
+int CmdMatchHashes(const std::string& path, int radius, const std::string& method, int jobs,
+                   bool stats, CsvMode csv) {
   using Clock = std::chrono::steady_clock;
   auto t0 = Clock::now();
   std::vector<PdqHash> hashes;
@@ -504,12 +582,19 @@ int CmdMatchHashes(const std::string& path, int radius, const std::string& metho
     int d;
   };
   std::vector<Pair> pairs;
-  const auto m = method == "mih" ? PdqIndex::Method::kMultiIndex
-                 : method == "brute" ? PdqIndex::Method::kBruteForce : PdqIndex::Method::kAuto;
+  const auto m = method == "mih"     ? PdqIndex::Method::kMultiIndex
+                 : method == "brute" ? PdqIndex::Method::kBruteForce
+                                     : PdqIndex::Method::kAuto;
   jobs = ResolveJobs(jobs);
-  index.SelfJoin(radius, jobs, [&](uint32_t a, uint32_t b, int d) { pairs.push_back({a, b, d}); }, m);
+  index.SelfJoin(
+      radius, jobs,
+      [&](uint32_t a, uint32_t b, int d) {
+        pairs.push_back({a, b, d});
+      },
+      m);
   auto t3 = Clock::now();
-  std::sort(pairs.begin(), pairs.end(), [](const Pair& x, const Pair& y) { return std::tie(x.a, x.b) < std::tie(y.a, y.b); });
+  std::sort(pairs.begin(), pairs.end(),
+            [](const Pair& x, const Pair& y) { return std::tie(x.a, x.b) < std::tie(y.a, y.b); });
   std::string out;
   out.reserve(1 << 20);
   for (const Pair& p : pairs) {
@@ -527,17 +612,22 @@ int CmdMatchHashes(const std::string& path, int radius, const std::string& metho
   std::fwrite(out.data(), 1, out.size(), stdout);
   if (stats) {
     auto secs = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
-    std::fprintf(stderr, "match-hashes: %zu hashes, %zu pairs within %d; read %.2f s, index %.2f s, join %.2f s; "
-                         "index %.1f MB (%.0f bytes/hash)\n",
-                 index.size(), pairs.size(), radius, secs(t0, t1), secs(t1, t2), secs(t2, t3),
-                 index.MemoryBytes() / 1e6, index.size() ? double(index.MemoryBytes()) / double(index.size()) : 0.0);
+    std::fprintf(
+        stderr,
+        "match-hashes: %zu hashes, %zu pairs within %d; read %.2f s, index %.2f s, join %.2f s; "
+        "index %.1f MB (%.0f bytes/hash)\n",
+        index.size(), pairs.size(), radius, secs(t0, t1), secs(t1, t2), secs(t2, t3),
+        index.MemoryBytes() / 1e6,
+        index.size() ? double(index.MemoryBytes()) / double(index.size()) : 0.0);
   }
   return bad ? kExitPartial : kExitOk;
 }
 
-// ---------------------------------------------------------------- match / clusters / pairs / explain
+// ---------------------------------------------------------------- match / clusters / pairs /
+// explain
 
-int CmdMatch(const Globals& g, const MatchOptions& mo, bool geometry, int jobs, bool rematch, bool as_json) {
+int CmdMatch(const Globals& g, const MatchOptions& mo, bool geometry, int jobs, bool rematch,
+             bool as_json) {
   auto cat = Open(g);
   if (!cat.ok()) return Fail(cat.status());
   InstallSigint();
@@ -551,10 +641,12 @@ int CmdMatch(const Globals& g, const MatchOptions& mo, bool geometry, int jobs, 
   auto start = std::chrono::steady_clock::now();
   o.progress = [&](const std::string& phase, int64_t done, int64_t total) {
     if (!tty) return;
-    const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double t =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const double eta = done > 0 ? t * double(total - done) / double(done) : 0;
-    std::fprintf(stderr, "\r\033[K%s: %lld/%lld files, %.0f files/s, ETA %s", phase.c_str(), (long long)done,
-                 (long long)total, t > 0 ? done / t : 0.0, HumanDuration(eta).c_str());
+    std::fprintf(stderr, "\r\033[K%s: %lld/%lld files, %.0f files/s, ETA %s", phase.c_str(),
+                 (long long)done, (long long)total, t > 0 ? done / t : 0.0,
+                 HumanDuration(eta).c_str());
   };
   auto r = MatchCatalogue(**cat, o);
   if (tty) std::fprintf(stderr, "\r\033[K");
@@ -567,24 +659,37 @@ int CmdMatch(const Globals& g, const MatchOptions& mo, bool geometry, int jobs, 
   }
   const MatchSummary& s = *r;
   if (as_json) {
-    std::cout << json{{"files", s.files}, {"new_files", s.new_files}, {"exact", s.pairs[0]}, {"metadata", s.pairs[1]},
-                      {"near", s.pairs[2]}, {"similar", s.pairs[3]}, {"clusters", s.clusters},
-                      {"clustered_files", s.clustered_files}, {"geometry_checked", s.geometry_checked},
-                      {"geometry_unreadable", s.geometry_unreadable}, {"seconds", s.seconds}}
+    std::cout << json{{"files", s.files},
+                      {"new_files", s.new_files},
+                      {"exact", s.pairs[0]},
+                      {"metadata", s.pairs[1]},
+                      {"near", s.pairs[2]},
+                      {"similar", s.pairs[3]},
+                      {"clusters", s.clusters},
+                      {"clustered_files", s.clustered_files},
+                      {"geometry_checked", s.geometry_checked},
+                      {"geometry_unreadable", s.geometry_unreadable},
+                      {"seconds", s.seconds}}
                      .dump(2)
               << "\n";
   } else if (!g.quiet) {
-    std::printf("compared %lld new file(s) with %lld catalogued in %s\n", (long long)s.new_files, (long long)s.files,
-                HumanDuration(s.seconds).c_str());
-    std::printf("new pairs: %lld exact, %lld same picture with other metadata, %lld near copies, %lld similar (for review)\n",
-                (long long)s.pairs[0], (long long)s.pairs[1], (long long)s.pairs[2], (long long)s.pairs[3]);
-    std::printf("%lld clusters hold %lld files (see: doppel clusters; doppel pairs --kind similar)\n",
-                (long long)s.clusters, (long long)s.clustered_files);
+    std::printf("compared %lld new file(s) with %lld catalogued in %s\n", (long long)s.new_files,
+                (long long)s.files, HumanDuration(s.seconds).c_str());
+    std::printf(
+        "new pairs: %lld exact, %lld same picture with other metadata, %lld near copies, %lld "
+        "similar (for review)\n",
+        (long long)s.pairs[0], (long long)s.pairs[1], (long long)s.pairs[2], (long long)s.pairs[3]);
+    std::printf(
+        "%lld clusters hold %lld files (see: doppel clusters; doppel pairs --kind similar)\n",
+        (long long)s.clusters, (long long)s.clustered_files);
     if (s.geometry_checked > 0)
-      std::printf("%lld candidate pairs checked with local features%s\n", (long long)s.geometry_checked,
-                  s.geometry_unreadable > 0 ? (", " + std::to_string(s.geometry_unreadable) +
-                                               " file(s) could not be read again: hashes decided their pairs").c_str()
-                                            : "");
+      std::printf("%lld candidate pairs checked with local features%s\n",
+                  (long long)s.geometry_checked,
+                  s.geometry_unreadable > 0
+                      ? (", " + std::to_string(s.geometry_unreadable) +
+                         " file(s) could not be read again: hashes decided their pairs")
+                            .c_str()
+                      : "");
   }
   return kExitOk;
 }
@@ -608,8 +713,8 @@ Result<FileIndex> LoadFileIndex(Catalogue& cat) {
   return fi;
 }
 
-int CmdClusters(const Globals& g, const std::string& format, const std::string& source, const std::string& kind,
-                int min_size) {
+int CmdClusters(const Globals& g, const std::string& format, const std::string& source,
+                const std::string& kind, int min_size) {
   auto cat = Open(g, Access::kRead);
   if (!cat.ok()) return Fail(cat.status());
   auto clusters = (*cat)->LoadClusters();
@@ -621,9 +726,10 @@ int CmdClusters(const Globals& g, const std::string& format, const std::string& 
   // Files may have changed or vanished since the last `doppel match`: show
   // only members still fingerprinted (the next match run rebuilds clusters).
   for (Cluster& c : *clusters)
-    c.members.erase(std::remove_if(c.members.begin(), c.members.end(),
-                                   [&](const ClusterMember& m) { return !fi->by_id.count(m.file_id); }),
-                    c.members.end());
+    c.members.erase(
+        std::remove_if(c.members.begin(), c.members.end(),
+                       [&](const ClusterMember& m) { return !fi->by_id.count(m.file_id); }),
+        c.members.end());
   std::vector<const Cluster*> shown;
   for (const Cluster& c : *clusters) {
     if (c.members.size() < 2) continue;
@@ -638,14 +744,22 @@ int CmdClusters(const Globals& g, const std::string& format, const std::string& 
   }
   auto member_fields = [&](const Cluster& c, const ClusterMember& m) {
     const MatchInput& f = fi->by_id.at(m.file_id);
-    return std::vector<std::string>{std::to_string(c.id), m.master ? "master" : "member",
-                                    m.master ? "" : MatchKindName(m.relation), m.master ? "" : std::to_string(m.distance),
-                                    f.source, fi->Path(f), f.info.format, std::to_string(f.info.width),
-                                    std::to_string(f.info.height), std::to_string(f.file_size), f.metadata.capture_time};
+    return std::vector<std::string>{std::to_string(c.id),
+                                    m.master ? "master" : "member",
+                                    m.master ? "" : MatchKindName(m.relation),
+                                    m.master ? "" : std::to_string(m.distance),
+                                    f.source,
+                                    fi->Path(f),
+                                    f.info.format,
+                                    std::to_string(f.info.width),
+                                    std::to_string(f.info.height),
+                                    std::to_string(f.file_size),
+                                    f.metadata.capture_time};
   };
   if (format == "csv") {
-    std::cout << CsvLine({"cluster", "role", "relation", "distance", "source", "path", "format", "width", "height", "size",
-                         "capture_time"}, g.csv);
+    std::cout << CsvLine({"cluster", "role", "relation", "distance", "source", "path", "format",
+                          "width", "height", "size", "capture_time"},
+                         g.csv);
     for (const Cluster* c : shown)
       for (const auto& m : c->members) std::cout << CsvLine(member_fields(*c, m), g.csv);
   } else if (format == "json") {
@@ -654,9 +768,15 @@ int CmdClusters(const Globals& g, const std::string& format, const std::string& 
       json members = json::array();
       for (const auto& m : c->members) {
         const MatchInput& f = fi->by_id.at(m.file_id);
-        json j = {{"file_id", m.file_id}, {"role", m.master ? "master" : "member"}, {"source", f.source},
-                  {"path", fi->Path(f)}, {"format", f.info.format}, {"width", f.info.width},
-                  {"height", f.info.height}, {"size", f.file_size}, {"capture_time", f.metadata.capture_time}};
+        json j = {{"file_id", m.file_id},
+                  {"role", m.master ? "master" : "member"},
+                  {"source", f.source},
+                  {"path", fi->Path(f)},
+                  {"format", f.info.format},
+                  {"width", f.info.width},
+                  {"height", f.info.height},
+                  {"size", f.file_size},
+                  {"capture_time", f.metadata.capture_time}};
         if (!m.master) {
           j["relation"] = MatchKindName(m.relation);
           j["distance"] = m.distance;
@@ -674,8 +794,9 @@ int CmdClusters(const Globals& g, const std::string& format, const std::string& 
         const MatchInput& f = fi->by_id.at(m.file_id);
         std::string rel = m.master ? "master" : std::string(MatchKindName(m.relation));
         if (!m.master && m.relation == MatchKind::kNear) rel += " " + std::to_string(m.distance);
-        std::printf("  %-12s %-10s %s  (%s %dx%d, %s)\n", rel.c_str(), f.source.c_str(), fi->Path(f).c_str(),
-                    f.info.format.c_str(), f.info.width, f.info.height, HumanBytes(f.file_size).c_str());
+        std::printf("  %-12s %-10s %s  (%s %dx%d, %s)\n", rel.c_str(), f.source.c_str(),
+                    fi->Path(f).c_str(), f.info.format.c_str(), f.info.width, f.info.height,
+                    HumanBytes(f.file_size).c_str());
       }
     }
   }
@@ -693,7 +814,9 @@ int CmdPairs(const Globals& g, const std::string& format, const std::string& kin
   if (!kind.empty()) want = ParseMatchKind(kind);
   json a = json::array();
   if (format == "csv")
-    std::cout << CsvLine({"path_a", "path_b", "kind", "distance", "transform", "correlation", "source_a", "source_b", "reason"}, g.csv);
+    std::cout << CsvLine({"path_a", "path_b", "kind", "distance", "transform", "correlation",
+                          "source_a", "source_b", "reason"},
+                         g.csv);
   for (const Match& m : *matches) {
     if (want && m.kind != *want) continue;
     const MatchInput& x = fi->by_id.at(m.file_a);
@@ -701,20 +824,28 @@ int CmdPairs(const Globals& g, const std::string& format, const std::string& kin
     char corr[16];
     std::snprintf(corr, sizeof corr, "%.3f", m.correlation);
     if (format == "csv") {
-      std::cout << CsvLine({fi->Path(x), fi->Path(y), MatchKindName(m.kind), std::to_string(m.distance), m.transform,
-                           corr, x.source, y.source, m.reason}, g.csv);
+      std::cout << CsvLine(
+          {fi->Path(x), fi->Path(y), MatchKindName(m.kind), std::to_string(m.distance), m.transform,
+           corr, x.source, y.source, m.reason},
+          g.csv);
     } else {
-      a.push_back({{"path_a", fi->Path(x)}, {"path_b", fi->Path(y)}, {"kind", MatchKindName(m.kind)},
-                   {"distance", m.distance}, {"transform", m.transform}, {"correlation", m.correlation},
-                   {"source_a", x.source}, {"source_b", y.source}, {"reason", m.reason}});
+      a.push_back({{"path_a", fi->Path(x)},
+                   {"path_b", fi->Path(y)},
+                   {"kind", MatchKindName(m.kind)},
+                   {"distance", m.distance},
+                   {"transform", m.transform},
+                   {"correlation", m.correlation},
+                   {"source_a", x.source},
+                   {"source_b", y.source},
+                   {"reason", m.reason}});
     }
   }
   if (format == "json") std::cout << a.dump(2) << "\n";
   return kExitOk;
 }
 
-int CmdExplain(const std::string& file_a, const std::string& file_b, const MatchOptions& mo, bool use_geometry,
-               bool as_json) {
+int CmdExplain(const std::string& file_a, const std::string& file_b, const MatchOptions& mo,
+               bool use_geometry, bool as_json) {
   Status init = InitImaging();
   if (!init.ok()) return Fail(init);
   MatchInput in[2];
@@ -722,7 +853,8 @@ int CmdExplain(const std::string& file_a, const std::string& file_b, const Match
   for (int k = 0; k < 2; ++k) {
     auto r = AnalyseFile(*paths[k], AnalyseOptions{});
     if (!r.ok()) {
-      std::fprintf(stderr, "doppel: %s: %s\n", DisplayPath(*paths[k]).c_str(), r.status().message().c_str());
+      std::fprintf(stderr, "doppel: %s: %s\n", DisplayPath(*paths[k]).c_str(),
+                   r.status().message().c_str());
       return kExitFailure;
     }
     in[k] = MatchInputFrom(*r, k + 1);
@@ -743,7 +875,9 @@ int CmdExplain(const std::string& file_a, const std::string& file_b, const Match
   }
   Explanation e = Explain(in[0], in[1], mo, geometry ? &*geometry : nullptr);
   if (as_json) {
-    json j = {{"file_a", DisplayPath(file_a)}, {"file_b", DisplayPath(file_b)}, {"evidence", e.lines},
+    json j = {{"file_a", DisplayPath(file_a)},
+              {"file_b", DisplayPath(file_b)},
+              {"evidence", e.lines},
               {"verdict", e.verdict}};
     if (e.match) {
       j["kind"] = MatchKindName(e.match->kind);
@@ -765,7 +899,6 @@ int CmdExplain(const std::string& file_a, const std::string& file_b, const Match
 
 // ---------------------------------------------------------------- calibrate
 
-
 int CmdCalibrate(const std::string& csv_path, const MatchOptions& base, int jobs, bool as_json) {
   std::ifstream in(csv_path);
   if (!in) return Fail(NotFound("cannot open " + DisplayPath(csv_path)));
@@ -784,18 +917,25 @@ int CmdCalibrate(const std::string& csv_path, const MatchOptions& base, int jobs
     std::string v = f[2];
     std::transform(v.begin(), v.end(), v.begin(), ::tolower);
     bool same;
-    if (v == "1" || v == "true" || v == "yes") same = true;
-    else if (v == "0" || v == "false" || v == "no") same = false;
+    if (v == "1" || v == "true" || v == "yes")
+      same = true;
+    else if (v == "0" || v == "false" || v == "no")
+      same = false;
     else {
       if (lineno > 1 && ++bad <= 10)
-        std::fprintf(stderr, "doppel: %s:%d: 'same' must be 1/0, true/false or yes/no; line skipped\n",
+        std::fprintf(stderr,
+                     "doppel: %s:%d: 'same' must be 1/0, true/false or yes/no; line skipped\n",
                      DisplayPath(csv_path).c_str(), lineno);
       continue;  // the header, or a bad row
     }
-    auto resolve = [&](const std::string& p) { return p.empty() || p[0] == '/' ? p : JoinPath(folder, p); };
+    auto resolve = [&](const std::string& p) {
+      return p.empty() || p[0] == '/' ? p : JoinPath(folder, p);
+    };
     pairs.push_back({resolve(f[0]), resolve(f[1]), same});
   }
-  if (pairs.empty()) return Fail(InvalidArgument(DisplayPath(csv_path) + ": no labelled pairs (rows path_a,path_b,same)"));
+  if (pairs.empty())
+    return Fail(
+        InvalidArgument(DisplayPath(csv_path) + ": no labelled pairs (rows path_a,path_b,same)"));
   Status init = InitImaging();
   if (!init.ok()) return Fail(init);
 
@@ -812,8 +952,8 @@ int CmdCalibrate(const std::string& csv_path, const MatchOptions& base, int jobs
         auto r = AnalyseFile(paths[i], AnalyseOptions{});
         if (!r.ok()) {
           std::lock_guard lk(err_mu);
-          std::fprintf(stderr, "doppel: %s: %s; its pairs are skipped\n", DisplayPath(paths[i]).c_str(),
-                       r.status().message().c_str());
+          std::fprintf(stderr, "doppel: %s: %s; its pairs are skipped\n",
+                       DisplayPath(paths[i]).c_str(), r.status().message().c_str());
           return;
         }
         inputs[i] = MatchInputFrom(*r, int64_t(i + 1));
@@ -829,7 +969,9 @@ int CmdCalibrate(const std::string& csv_path, const MatchOptions& base, int jobs
     int64_t tp = 0, fp = 0, fn = 0, tn = 0;
     double precision() const { return tp + fp ? double(tp) / double(tp + fp) : 1.0; }
     double recall() const { return tp + fn ? double(tp) / double(tp + fn) : 1.0; }
-    double f1() const { return precision() + recall() > 0 ? 2 * precision() * recall() / (precision() + recall()) : 0; }
+    double f1() const {
+      return precision() + recall() > 0 ? 2 * precision() * recall() / (precision() + recall()) : 0;
+    }
   };
   std::vector<Row> rows;
   for (int t = 0; t <= 64; ++t) {
@@ -841,10 +983,14 @@ int CmdCalibrate(const std::string& csv_path, const MatchOptions& base, int jobs
       if (!a || !b) continue;
       auto m = Compare(*a, *b, o);
       const bool predicted = m && IsAutomatic(m->kind);
-      if (predicted && p.same) ++r.tp;
-      else if (predicted) ++r.fp;
-      else if (p.same) ++r.fn;
-      else ++r.tn;
+      if (predicted && p.same)
+        ++r.tp;
+      else if (predicted)
+        ++r.fp;
+      else if (p.same)
+        ++r.fn;
+      else
+        ++r.tn;
     }
     rows.push_back(r);
   }
@@ -859,28 +1005,40 @@ int CmdCalibrate(const std::string& csv_path, const MatchOptions& base, int jobs
   if (as_json) {
     json a = json::array();
     for (const Row& r : rows)
-      a.push_back({{"threshold", r.threshold}, {"tp", r.tp}, {"fp", r.fp}, {"fn", r.fn}, {"tn", r.tn},
-                   {"precision", r.precision()}, {"recall", r.recall()}, {"f1", r.f1()}});
-    std::cout << json{{"pairs", pairs.size()}, {"thresholds", a}, {"recommended", best->threshold},
+      a.push_back({{"threshold", r.threshold},
+                   {"tp", r.tp},
+                   {"fp", r.fp},
+                   {"fn", r.fn},
+                   {"tn", r.tn},
+                   {"precision", r.precision()},
+                   {"recall", r.recall()},
+                   {"f1", r.f1()}});
+    std::cout << json{{"pairs", pairs.size()},
+                      {"thresholds", a},
+                      {"recommended", best->threshold},
                       {"meets_precision_goal", precise}}
                      .dump(2)
               << "\n";
     return kExitOk;
   }
-  std::vector<std::vector<std::string>> table{{"THRESHOLD", "PRECISION", "RECALL", "F1", "TP", "FP", "FN", "TN"}};
+  std::vector<std::vector<std::string>> table{
+      {"THRESHOLD", "PRECISION", "RECALL", "F1", "TP", "FP", "FN", "TN"}};
   for (const Row& r : rows) {
     if (r.threshold % 4 != 3 && &r != best) continue;
     char p[16], rc[16], f[16];
     std::snprintf(p, sizeof p, "%.4f", r.precision());
     std::snprintf(rc, sizeof rc, "%.4f", r.recall());
     std::snprintf(f, sizeof f, "%.4f", r.f1());
-    table.push_back({std::to_string(r.threshold) + (&r == best ? " *" : ""), p, rc, f, std::to_string(r.tp),
-                     std::to_string(r.fp), std::to_string(r.fn), std::to_string(r.tn)});
+    table.push_back({std::to_string(r.threshold) + (&r == best ? " *" : ""), p, rc, f,
+                     std::to_string(r.tp), std::to_string(r.fp), std::to_string(r.fn),
+                     std::to_string(r.tn)});
   }
-  std::printf("%zu labelled pairs (%lld the same picture)\n\n", pairs.size(), (long long)(best->tp + best->fn));
+  std::printf("%zu labelled pairs (%lld the same picture)\n\n", pairs.size(),
+              (long long)(best->tp + best->fn));
   std::cout << Table(table);
   std::printf("\nrecommended: --threshold %d (%s; precision %.4f, recall %.4f)\n", best->threshold,
-              precise ? "the most recall with precision >= 0.995" : "no threshold reaches precision 0.995: best F1",
+              precise ? "the most recall with precision >= 0.995"
+                      : "no threshold reaches precision 0.995: best F1",
               best->precision(), best->recall());
   return kExitOk;
 }
@@ -912,7 +1070,9 @@ read (recorded in the catalogue), 130 interrupted (finished work is kept).
 Documentation: docs/cli.md (every command), docs/matching.md, docs/api.md.)";
 
 int Main(int argc, char** argv) {
-  CLI::App app{"doppel " DOPPEL_VERSION " - find and replace duplicate images across an archive's departments", "doppel"};
+  CLI::App app{"doppel " DOPPEL_VERSION
+               " - find and replace duplicate images across an archive's departments",
+               "doppel"};
   app.footer(kMainFooter);
   app.set_version_flag("--version", "doppel " DOPPEL_VERSION);
   app.require_subcommand(1);
@@ -922,46 +1082,56 @@ int Main(int argc, char** argv) {
   app.add_option("--db", g.db, "catalogue: a SQLite file (default ./doppel.db or $DOPPEL_DB)");
   app.add_flag("-q,--quiet", g.quiet, "print only errors and requested data");
   bool csv_raw = false;
-  app.add_flag("--csv-raw", csv_raw,
-               "CSV for programs: cells exactly as stored (by default a cell a spreadsheet would run "
-               "as a formula, = + - @ ..., gets a leading ')");
+  app.add_flag(
+      "--csv-raw", csv_raw,
+      "CSV for programs: cells exactly as stored (by default a cell a spreadsheet would run "
+      "as a formula, = + - @ ..., gets a leading ')");
 
   auto* init = app.add_subcommand("init", "create (or upgrade) the catalogue");
   init->footer("Example:\n  doppel --db /srv/doppel/archive.db init");
 
-  auto* source = app.add_subcommand("source", "register and list Sources (departments' collections)");
+  auto* source =
+      app.add_subcommand("source", "register and list Sources (departments' collections)");
   source->require_subcommand(1);
   std::string src_name, src_path;
   int src_priority = 0;
   auto* sadd = source->add_subcommand("add", "register a department's folder as a Source");
   sadd->add_option("NAME", src_name, "short unique name, e.g. urbanisme")->required();
   sadd->add_option("PATH", src_path, "the collection's folder")->required();
-  sadd->add_option("--priority", src_priority, "authority when choosing masters: higher wins (default 0)");
-  sadd->footer("Examples:\n  doppel source add urbanisme /srv/urbanisme --priority 10\n  doppel source add apur /mnt/apur");
+  sadd->add_option("--priority", src_priority,
+                   "authority when choosing masters: higher wins (default 0)");
+  sadd->footer(
+      "Examples:\n  doppel source add urbanisme /srv/urbanisme --priority 10\n  doppel source add "
+      "apur /mnt/apur");
   bool json_out = false;
   auto* slist = source->add_subcommand("list", "list registered Sources");
   slist->add_flag("--json", json_out, "JSON output");
   slist->footer("Example:\n  doppel source list --json");
 
-  auto* scan = app.add_subcommand("scan", "fingerprint new and changed files of Sources into the catalogue");
+  auto* scan =
+      app.add_subcommand("scan", "fingerprint new and changed files of Sources into the catalogue");
   std::vector<std::string> scan_sources;
   int jobs = 0;
   bool follow = false, retry = false, all_files = false;
   int64_t max_pixels = 1'000'000'000;
   scan->add_option("SOURCE", scan_sources, "sources to scan (default: all)");
-  scan->add_option("-j,--jobs", jobs, "parallel readers (default: one per core)")->check(CLI::Range(0, 256));
+  scan->add_option("-j,--jobs", jobs, "parallel readers (default: one per core)")
+      ->check(CLI::Range(0, 256));
   scan->add_flag("--follow-symlinks", follow, "follow symbolic links (loops are detected)");
   scan->add_flag("--retry-errors", retry, "read again files that failed before, even if unchanged");
   scan->add_flag("--all-files", all_files, "consider every file, not only image extensions");
-  scan->add_option("--max-pixels", max_pixels, "refuse images larger than this (decompression bombs)")
+  scan->add_option("--max-pixels", max_pixels,
+                   "refuse images larger than this (decompression bombs)")
       ->check(CLI::PositiveNumber);
-  scan->add_option("--max-decode-mb", g_max_decode_mb,
-                   "refuse images whose decoder would need more memory, from the header (0 = no limit)")
+  scan->add_option(
+          "--max-decode-mb", g_max_decode_mb,
+          "refuse images whose decoder would need more memory, from the header (0 = no limit)")
       ->check(CLI::NonNegativeNumber);
   scan->add_flag("--json", json_out, "print the summary as JSON");
   scan->footer(
       "Examples:\n  doppel scan                     all sources, one reader per core\n"
-      "  doppel scan urbanisme apur --jobs 2\n  doppel scan --retry-errors      after repairing broken files\n\n"
+      "  doppel scan urbanisme apur --jobs 2\n  doppel scan --retry-errors      after repairing "
+      "broken files\n\n"
       "Unchanged files (same path, size and modification time) are not read again.\n"
       "Ctrl-C stops after the files in progress; run the same command to resume.\n"
       "Exit codes: 0 ok, 1 failure, 3 some files unreadable (recorded), 130 interrupted.");
@@ -969,53 +1139,74 @@ int Main(int argc, char** argv) {
   auto* hash = app.add_subcommand("hash", "print fingerprints of files (no catalogue needed)");
   std::vector<std::string> hash_files;
   hash->add_option("FILE", hash_files, "image files")->required();
-  hash->add_option("-j,--jobs", jobs, "parallel readers (default: one per core)")->check(CLI::Range(0, 256));
-  hash->add_flag("--json", json_out, "one JSON object per line with every fingerprint and the metadata");
-  hash->add_option("--max-pixels", max_pixels, "refuse images larger than this")->check(CLI::PositiveNumber);
-  hash->add_option("--max-decode-mb", g_max_decode_mb,
-                   "refuse images whose decoder would need more memory, from the header (0 = no limit)")
+  hash->add_option("-j,--jobs", jobs, "parallel readers (default: one per core)")
+      ->check(CLI::Range(0, 256));
+  hash->add_flag("--json", json_out,
+                 "one JSON object per line with every fingerprint and the metadata");
+  hash->add_option("--max-pixels", max_pixels, "refuse images larger than this")
+      ->check(CLI::PositiveNumber);
+  hash->add_option(
+          "--max-decode-mb", g_max_decode_mb,
+          "refuse images whose decoder would need more memory, from the header (0 = no limit)")
       ->check(CLI::NonNegativeNumber);
   hash->footer(
-      "Output: one line per file, PDQHEX,QUALITY,FILE, as the PDQ reference tool prints it, except\n"
-      "that a FILE a spreadsheet would run as a formula (=, +, -, @ ...) gets a leading ' unless --csv-raw.\n\n"
+      "Output: one line per file, PDQHEX,QUALITY,FILE, as the PDQ reference tool prints it, "
+      "except\n"
+      "that a FILE a spreadsheet would run as a formula (=, +, -, @ ...) gets a leading ' unless "
+      "--csv-raw.\n\n"
       "Examples:\n"
       "  doppel --csv-raw hash *.jpg      exactly the reference tool's lines\n"
       "  doppel hash photo.jpg scans/*.tif\n  doppel hash --json photo.jpg | jq .sha256");
 
-  auto* stats = app.add_subcommand("stats", "summarise the catalogue: sources, formats, errors, exact duplicates");
+  auto* stats = app.add_subcommand(
+      "stats", "summarise the catalogue: sources, formats, errors, exact duplicates");
   stats->add_flag("--json", json_out, "JSON output");
   stats->footer("Examples:\n  doppel stats\n  doppel stats --json");
 
-  auto* exact = app.add_subcommand("exact", "list files with identical bytes or identical pictures");
+  auto* exact =
+      app.add_subcommand("exact", "list files with identical bytes or identical pictures");
   std::string format = "table", kind = "all";
   int limit = 0;
-  exact->add_option("--format", format, "table, csv or json")->check(CLI::IsMember({"table", "csv", "json"}));
-  exact->add_option("--kind", kind, "exact (same bytes), content (same picture, other metadata) or all")
+  exact->add_option("--format", format, "table, csv or json")
+      ->check(CLI::IsMember({"table", "csv", "json"}));
+  exact
+      ->add_option("--kind", kind,
+                   "exact (same bytes), content (same picture, other metadata) or all")
       ->check(CLI::IsMember({"exact", "content", "all"}));
   exact->add_option("--limit", limit, "at most this many groups per kind (default: all)");
   exact->footer("Examples:\n  doppel exact\n  doppel exact --format csv > exact.csv");
 
-  auto* files = app.add_subcommand("files", "list catalogued files, e.g. the ones that could not be read");
+  auto* files =
+      app.add_subcommand("files", "list catalogued files, e.g. the ones that could not be read");
   std::string status, fsource;
-  files->add_option("--status", status, "ok, error or missing")->check(CLI::IsMember({"ok", "error", "missing"}));
+  files->add_option("--status", status, "ok, error or missing")
+      ->check(CLI::IsMember({"ok", "error", "missing"}));
   files->add_option("--source", fsource, "only this source");
-  files->add_option("--format", format, "table, csv or json")->check(CLI::IsMember({"table", "csv", "json"}));
+  files->add_option("--format", format, "table, csv or json")
+      ->check(CLI::IsMember({"table", "csv", "json"}));
   files->add_option("--limit", limit, "at most this many rows");
-  files->footer("Examples:\n  doppel files --status error\n  doppel files --source apur --format csv > apur.csv");
+  files->footer(
+      "Examples:\n  doppel files --status error\n  doppel files --source apur --format csv > "
+      "apur.csv");
 
-  auto* mh = app.add_subcommand("match-hashes", "every pair of PDQ hashes within a radius, from a hash list");
+  auto* mh = app.add_subcommand("match-hashes",
+                                "every pair of PDQ hashes within a radius, from a hash list");
   std::string mh_file, mh_method = "auto";
   int radius = 31;
   bool mh_stats = false;
-  mh->add_option("FILE", mh_file, "one PDQ hash per line: HEX, HEX,ID or HEX,QUALITY,FILE ('-' = stdin)")->required();
+  mh->add_option("FILE", mh_file,
+                 "one PDQ hash per line: HEX, HEX,ID or HEX,QUALITY,FILE ('-' = stdin)")
+      ->required();
   mh->add_option("-r,--radius", radius, "Hamming radius (default 31, PDQ's published threshold)")
       ->check(CLI::Range(0, 256));
-  mh->add_option("--method", mh_method, "auto (default), mih (multi-index hashing) or brute (SIMD scan)")
+  mh->add_option("--method", mh_method,
+                 "auto (default), mih (multi-index hashing) or brute (SIMD scan)")
       ->check(CLI::IsMember({"auto", "mih", "brute"}));
   mh->add_option("-j,--jobs", jobs, "threads (default: one per core)")->check(CLI::Range(0, 256));
   mh->add_flag("--stats", mh_stats, "print timings and index memory to stderr");
   mh->footer(
-      "Output: ID_A,ID_B,DISTANCE per pair (IDs are the ,ID column, or line numbers), in input order.\n"
+      "Output: ID_A,ID_B,DISTANCE per pair (IDs are the ,ID column, or line numbers), in input "
+      "order.\n"
       "An ID a spreadsheet would run as a formula gets a leading ' unless --csv-raw.\n\n"
       "Examples:\n  doppel match-hashes hashes.txt --radius 31 > pairs.csv\n"
       "  doppel hash photos/*.jpg | doppel match-hashes - --radius 20");
@@ -1023,42 +1214,59 @@ int Main(int argc, char** argv) {
   MatchOptions mo;
   bool use_geometry = true;
   auto add_match_options = [&](CLI::App* c) {
-    c->add_flag("!--no-geometry", use_geometry, "skip the check of undecided pairs with local features (faster, misses crops)");
-    c->add_option("--threshold", mo.threshold, "PDQ bits for a near copy (default 31)")->check(CLI::Range(0, 128));
-    c->add_option("--min-correlation", mo.min_correlation, "finer check for near copies (default 0.90)")
+    c->add_flag("!--no-geometry", use_geometry,
+                "skip the check of undecided pairs with local features (faster, misses crops)");
+    c->add_option("--threshold", mo.threshold, "PDQ bits for a near copy (default 31)")
+        ->check(CLI::Range(0, 128));
+    c->add_option("--min-correlation", mo.min_correlation,
+                  "finer check for near copies (default 0.90)")
         ->check(CLI::Range(-1.0, 1.0));
-    c->add_option("--min-quality", mo.min_quality, "PDQ quality below which a match is only 'similar' (default 50)")
+    c->add_option("--min-quality", mo.min_quality,
+                  "PDQ quality below which a match is only 'similar' (default 50)")
         ->check(CLI::Range(0, 100));
     c->add_flag("!--no-dihedral", mo.dihedral, "do not match rotated or mirrored copies");
   };
-  auto* match = app.add_subcommand("match", "find exact, metadata-only, near and similar copies across all sources");
+  auto* match = app.add_subcommand(
+      "match", "find exact, metadata-only, near and similar copies across all sources");
   bool rematch = false;
   add_match_options(match);
-  match->add_option("-j,--jobs", jobs, "threads (default: one per core)")->check(CLI::Range(0, 256));
+  match->add_option("-j,--jobs", jobs, "threads (default: one per core)")
+      ->check(CLI::Range(0, 256));
   match->add_flag("--rematch", rematch, "forget earlier results and compare every file again");
   match->add_flag("--json", json_out, "print the summary as JSON");
   match->footer(
-      "Only files not matched before are compared (with everything); --rematch after changing options.\n\n"
-      "Examples:\n  doppel match\n  doppel match --threshold 24 --rematch\n  doppel clusters --min-size 3");
+      "Only files not matched before are compared (with everything); --rematch after changing "
+      "options.\n\n"
+      "Examples:\n  doppel match\n  doppel match --threshold 24 --rematch\n  doppel clusters "
+      "--min-size 3");
 
-  auto* clusters = app.add_subcommand("clusters", "list groups of copies, each with its master candidate");
+  auto* clusters =
+      app.add_subcommand("clusters", "list groups of copies, each with its master candidate");
   std::string ckind;
   int min_size = 2;
   format = "table";
-  clusters->add_option("--format", format, "table, csv or json")->check(CLI::IsMember({"table", "csv", "json"}));
+  clusters->add_option("--format", format, "table, csv or json")
+      ->check(CLI::IsMember({"table", "csv", "json"}));
   clusters->add_option("--source", fsource, "only clusters with a file in this source");
-  clusters->add_option("--kind", ckind, "only clusters with a member of this kind (exact, metadata, near)")
+  clusters
+      ->add_option("--kind", ckind,
+                   "only clusters with a member of this kind (exact, metadata, near)")
       ->check(CLI::IsMember({"exact", "metadata", "near"}));
-  clusters->add_option("--min-size", min_size, "only clusters of at least this many files (default 2)");
-  clusters->footer("Examples:\n  doppel clusters\n  doppel clusters --source apur --format csv > apur-clusters.csv");
+  clusters->add_option("--min-size", min_size,
+                       "only clusters of at least this many files (default 2)");
+  clusters->footer(
+      "Examples:\n  doppel clusters\n  doppel clusters --source apur --format csv > "
+      "apur-clusters.csv");
 
   auto* pairs = app.add_subcommand("pairs", "list every matched pair with its evidence");
   std::string pformat = "csv", pkind;
-  pairs->add_option("--format", pformat, "csv (default) or json")->check(CLI::IsMember({"csv", "json"}));
+  pairs->add_option("--format", pformat, "csv (default) or json")
+      ->check(CLI::IsMember({"csv", "json"}));
   pairs->add_option("--kind", pkind, "exact, metadata, near or similar")
       ->check(CLI::IsMember({"exact", "metadata", "near", "similar"}));
-  pairs->footer("Columns: path_a,path_b,kind,distance,transform,correlation,source_a,source_b,reason\n\n"
-                "Examples:\n  doppel pairs > pairs.csv\n  doppel pairs --kind similar --format json");
+  pairs->footer(
+      "Columns: path_a,path_b,kind,distance,transform,correlation,source_a,source_b,reason\n\n"
+      "Examples:\n  doppel pairs > pairs.csv\n  doppel pairs --kind similar --format json");
 
   auto* explain = app.add_subcommand("explain", "say why two files are (or are not) duplicates");
   std::string ea, eb;
@@ -1068,13 +1276,18 @@ int Main(int argc, char** argv) {
   explain->add_flag("--json", json_out, "JSON output");
   explain->footer("Example:\n  doppel explain archives/vue_0311.tif urbanisme/IMG_0311.jpg");
 
-  auto* calibrate = app.add_subcommand("calibrate", "precision and recall at each threshold on your own labelled pairs");
+  auto* calibrate = app.add_subcommand(
+      "calibrate", "precision and recall at each threshold on your own labelled pairs");
   std::string cal_file;
-  calibrate->add_option("--pairs", cal_file, "CSV of path_a,path_b,same (same: 1/0, true/false, yes/no)")->required();
-  calibrate->add_option("-j,--jobs", jobs, "threads (default: one per core)")->check(CLI::Range(0, 256));
+  calibrate
+      ->add_option("--pairs", cal_file, "CSV of path_a,path_b,same (same: 1/0, true/false, yes/no)")
+      ->required();
+  calibrate->add_option("-j,--jobs", jobs, "threads (default: one per core)")
+      ->check(CLI::Range(0, 256));
   calibrate->add_flag("--json", json_out, "JSON output");
   calibrate->footer(
-      "Relative paths are relative to the CSV's folder. Every other rule (finer check, quality, colour)\n"
+      "Relative paths are relative to the CSV's folder. Every other rule (finer check, quality, "
+      "colour)\n"
       "stays as configured; only the PDQ threshold varies (0..64).\n\n"
       "Example:\n  doppel calibrate --pairs reviewed-pairs.csv");
 
@@ -1093,7 +1306,9 @@ int Main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "doppel: %s\nRun 'doppel --help' (or 'doppel COMMAND --help') for usage.\n", e.what());
+    std::fprintf(stderr,
+                 "doppel: %s\nRun 'doppel --help' (or 'doppel COMMAND --help') for usage.\n",
+                 e.what());
     return kExitUsage;
   }
 

@@ -8,8 +8,8 @@
 
 namespace doppel::cli {
 
-std::string HumanBytes(int64_t bytes);        // "1.2 MB"
-std::string HumanDuration(double seconds);    // "3m12s"
+std::string HumanBytes(int64_t bytes);      // "1.2 MB"
+std::string HumanDuration(double seconds);  // "3m12s"
 
 // Columns padded to the widest cell; the first row is the header.
 std::string Table(const std::vector<std::vector<std::string>>& rows);

@@ -21,19 +21,23 @@ void ScanProgressView::Update(const ScanProgress& p) {
     eta = t * double(p.bytes_total - p.bytes_done) / double(p.bytes_done);
   char line[512];
   if (listing) {
-    std::snprintf(line, sizeof line, "[%d/%d] %s: listing... %lld files (%lld unchanged)", p.source_index,
-                  p.source_count, p.source.c_str(), (long long)p.files_listed, (long long)p.files_unchanged);
+    std::snprintf(line, sizeof line, "[%d/%d] %s: listing... %lld files (%lld unchanged)",
+                  p.source_index, p.source_count, p.source.c_str(), (long long)p.files_listed,
+                  (long long)p.files_unchanged);
   } else {
-    const double frac = p.bytes_total > 0 ? double(p.bytes_done) / double(p.bytes_total)
-                        : p.files_total > 0 ? double(p.files_done) / double(p.files_total) : 1.0;
+    const double frac = p.bytes_total > 0   ? double(p.bytes_done) / double(p.bytes_total)
+                        : p.files_total > 0 ? double(p.files_done) / double(p.files_total)
+                                            : 1.0;
     char bar[26];
     int filled = int(frac * 24 + 0.5);
     for (int i = 0; i < 24; ++i) bar[i] = i < filled ? '#' : '.';
     bar[24] = 0;
-    std::snprintf(line, sizeof line, "[%d/%d] %s [%s] %3.0f%% %lld/%lld files, %.1f files/s, %.1f MB/s, ETA %s%s",
-                  p.source_index, p.source_count, p.source.c_str(), bar, frac * 100, (long long)p.files_done,
-                  (long long)p.files_total, fps, mbps, eta >= 0 ? HumanDuration(eta).c_str() : "--",
-                  p.files_failed ? (", " + std::to_string(p.files_failed) + " failed").c_str() : "");
+    std::snprintf(
+        line, sizeof line,
+        "[%d/%d] %s [%s] %3.0f%% %lld/%lld files, %.1f files/s, %.1f MB/s, ETA %s%s",
+        p.source_index, p.source_count, p.source.c_str(), bar, frac * 100, (long long)p.files_done,
+        (long long)p.files_total, fps, mbps, eta >= 0 ? HumanDuration(eta).c_str() : "--",
+        p.files_failed ? (", " + std::to_string(p.files_failed) + " failed").c_str() : "");
   }
   if (tty_) {
     std::fprintf(stderr, "\r\033[K%s", line);
@@ -49,9 +53,9 @@ void ScanProgressView::Update(const ScanProgress& p) {
     last_source_ = p.source;
     last_plain_ = 0;
     if (!listing && p.files_total > 0) {
-      std::fprintf(stderr, "[%d/%d] %s: %lld files to read (%s), %lld unchanged\n", p.source_index, p.source_count,
-                   p.source.c_str(), (long long)p.files_total, HumanBytes(p.bytes_total).c_str(),
-                   (long long)p.files_unchanged);
+      std::fprintf(stderr, "[%d/%d] %s: %lld files to read (%s), %lld unchanged\n", p.source_index,
+                   p.source_count, p.source.c_str(), (long long)p.files_total,
+                   HumanBytes(p.bytes_total).c_str(), (long long)p.files_unchanged);
     }
     return;
   }

@@ -439,8 +439,8 @@ Result<UploadResult> Gate::Ingest(const UploadRequest& req, const uint8_t* data,
 
   if (dup == matches.end()) {
     // Accept: a path that depends only on the day and the bytes.
-    const std::string rel =
-        "uploads/" + FormatUtcNow("%Y/%m/%d") + "/" + res.sha256 + "." + ExtensionFor(record.info.format);
+    const std::string rel = "uploads/" + FormatUtcNow("%Y/%m/%d") + "/" + res.sha256 + "." +
+                            ExtensionFor(record.info.format);
     const std::string abs = JoinPath(src.root, rel);
     // Everything the catalogue needs is prepared before the first byte is
     // written; a write whose request then fails is removed (`written`).
@@ -487,10 +487,13 @@ Result<UploadResult> Gate::Ingest(const UploadRequest& req, const uint8_t* data,
   if (policy.empty()) {
     DOPPEL_ASSIGN_OR_RETURN(policy, g.cat->GetUploadPolicy(src.name));
   }
-  nlohmann::json detail = {{"source", src.name},   {"master_file_id", res.master_file_id},
+  nlohmann::json detail = {{"source", src.name},
+                           {"master_file_id", res.master_file_id},
                            {"matched_file_id", dup->file_id},
-                           {"kind", kind},         {"distance", dup->distance},
-                           {"sha256", res.sha256}, {"reason", dup->reason}};
+                           {"kind", kind},
+                           {"distance", dup->distance},
+                           {"sha256", res.sha256},
+                           {"reason", dup->reason}};
   if (req.key_id) detail["key_id"] = req.key_id;
   const std::string where = dup->source + ":" + DisplayPath(dup->path);
   if (policy == "alias" || policy == "hold") {

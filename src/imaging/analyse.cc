@@ -73,15 +73,15 @@ Status CheckMagic(const uint8_t* p, size_t n) {
   auto starts = [&](const char* sig, size_t len, size_t at = 0) {
     return n >= at + len && std::memcmp(p + at, sig, len) == 0;
   };
-  const bool known = starts("\xFF\xD8\xFF", 3) ||                       // JPEG
-                     starts("\x89PNG\r\n\x1A\n", 8) ||                  // PNG
-                     starts("II*\0", 4) || starts("MM\0*", 4) ||          // TIFF
-                     starts("II+\0", 4) || starts("MM\0+", 4) ||          // BigTIFF
-                     starts("GIF87a", 6) || starts("GIF89a", 6) ||         // GIF
-                     (starts("RIFF", 4) && starts("WEBP", 4, 8)) ||        // WebP
-                     starts("ftyp", 4, 4) ||                               // HEIF, AVIF
-                     starts("\xFF\x0A", 2) ||                              // JPEG XL codestream
-                     starts("\0\0\0\x0CJXL \r\n\x87\n", 12);              // JPEG XL container
+  const bool known = starts("\xFF\xD8\xFF", 3) ||                    // JPEG
+                     starts("\x89PNG\r\n\x1A\n", 8) ||               // PNG
+                     starts("II*\0", 4) || starts("MM\0*", 4) ||     // TIFF
+                     starts("II+\0", 4) || starts("MM\0+", 4) ||     // BigTIFF
+                     starts("GIF87a", 6) || starts("GIF89a", 6) ||   // GIF
+                     (starts("RIFF", 4) && starts("WEBP", 4, 8)) ||  // WebP
+                     starts("ftyp", 4, 4) ||                         // HEIF, AVIF
+                     starts("\xFF\x0A", 2) ||                        // JPEG XL codestream
+                     starts("\0\0\0\x0CJXL \r\n\x87\n", 12);         // JPEG XL container
   if (!known) return Unsupported("not a recognised image format");
   return Status::OK();
 }
@@ -155,14 +155,17 @@ Result<ImageRecord> AnalyseFile(const std::string& path, const AnalyseOptions& o
       ssize_t n = ::pread(f.fd, buf.data() + got, size_t(size) - got, off_t(got));
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) return Errno("read failed after " + std::to_string(got) + " bytes");
-      if (n == 0) return Changed("file shrank while being read (" + std::to_string(got) + " of " + std::to_string(size) + " bytes)");
+      if (n == 0)
+        return Changed("file shrank while being read (" + std::to_string(got) + " of " +
+                       std::to_string(size) + " bytes)");
       got += size_t(n);
     }
     if (opt.cancelled && opt.cancelled()) return Cancelled("stopped on request");
     result = AnalyseBuffer(buf.data(), buf.size(), opt);
     if (buf.capacity() > size_t(opt.max_buffered_bytes)) std::vector<uint8_t>().swap(buf);
   } else {
-    // Too large to hold: check the header's decode cost first, then stream once for the byte hashes and let libvips stream the decode.
+    // Too large to hold: check the header's decode cost first, then stream once for the byte hashes
+    // and let libvips stream the decode.
     DecodeInput header_in;
     header_in.path = path;
     header_in.max_pixels = opt.max_pixels;

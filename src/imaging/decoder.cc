@@ -17,7 +17,7 @@
 namespace doppel {
 namespace {
 
-constexpr int kSquash = 512;   // the reference tool's resampling size
+constexpr int kSquash = 512;  // the reference tool's resampling size
 constexpr int kStripRows = 64;
 
 // Owns a GObject reference.
@@ -71,8 +71,9 @@ struct LoaderInfo {
 // libvips names loaders by GType name ("VipsForeignLoadJpegBuffer", ...).
 // Only these are accepted: every other loader is refused, trusted or not.
 constexpr LoaderInfo kLoaders[] = {
-    {"VipsForeignLoadJpeg", "jpeg"}, {"VipsForeignLoadPng", "png"},   {"VipsForeignLoadTiff", "tiff"},
-    {"VipsForeignLoadWebp", "webp"}, {"VipsForeignLoadNsgif", "gif"}, {"VipsForeignLoadHeif", "heif"},
+    {"VipsForeignLoadJpeg", "jpeg"}, {"VipsForeignLoadPng", "png"},
+    {"VipsForeignLoadTiff", "tiff"}, {"VipsForeignLoadWebp", "webp"},
+    {"VipsForeignLoadNsgif", "gif"}, {"VipsForeignLoadHeif", "heif"},
     {"VipsForeignLoadJxl", "jxl"},
 };
 
@@ -85,14 +86,23 @@ const char* FormatOfLoader(const char* loader) {
 
 int BitDepth(VipsBandFormat f) {
   switch (f) {
-    case VIPS_FORMAT_UCHAR: case VIPS_FORMAT_CHAR: return 8;
-    case VIPS_FORMAT_USHORT: case VIPS_FORMAT_SHORT: return 16;
-    case VIPS_FORMAT_UINT: case VIPS_FORMAT_INT: case VIPS_FORMAT_FLOAT: return 32;
-    case VIPS_FORMAT_DOUBLE: case VIPS_FORMAT_COMPLEX: return 64;
-    default: return 0;
+    case VIPS_FORMAT_UCHAR:
+    case VIPS_FORMAT_CHAR:
+      return 8;
+    case VIPS_FORMAT_USHORT:
+    case VIPS_FORMAT_SHORT:
+      return 16;
+    case VIPS_FORMAT_UINT:
+    case VIPS_FORMAT_INT:
+    case VIPS_FORMAT_FLOAT:
+      return 32;
+    case VIPS_FORMAT_DOUBLE:
+    case VIPS_FORMAT_COMPLEX:
+      return 64;
+    default:
+      return 0;
   }
 }
-
 
 // The input's bytes, mapped read-only when it is a file (header parsing only
 // touches the pages it reads).
@@ -177,7 +187,8 @@ JpegLayout ParseJpegLayout(const uint8_t* p, size_t n) {
       }
       // Per component: blocks across and down, padded to whole MCUs; 64
       // coefficients of 2 bytes each.
-      const int64_t mcu_x = (W + 8 * hmax - 1) / (8 * hmax), mcu_y = (H + 8 * vmax - 1) / (8 * vmax);
+      const int64_t mcu_x = (W + 8 * hmax - 1) / (8 * hmax),
+                    mcu_y = (H + 8 * vmax - 1) / (8 * vmax);
       for (const auto& [h, v] : sampling) out.coefficient_bytes += mcu_x * h * mcu_y * v * 128;
     }
     i += 2 + len;
@@ -209,8 +220,10 @@ JpegLayout ParseJpegLayout(const uint8_t* p, size_t n) {
 
 uint32_t ReadU16(const uint8_t* p, bool le) { return le ? p[0] | (p[1] << 8) : (p[0] << 8) | p[1]; }
 uint32_t ReadU32(const uint8_t* p, bool le) {
-  return le ? uint32_t(p[0]) | (uint32_t(p[1]) << 8) | (uint32_t(p[2]) << 16) | (uint32_t(p[3]) << 24)
-            : (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
+  return le ? uint32_t(p[0]) | (uint32_t(p[1]) << 8) | (uint32_t(p[2]) << 16) |
+                  (uint32_t(p[3]) << 24)
+            : (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) |
+                  uint32_t(p[3]);
 }
 
 // Rows of tiles libvips' TIFF loader holds at once for page 1: TileLength of
@@ -281,12 +294,14 @@ Result<VipsRef> ToDisplayRgb(VipsImage* raw) {
     VipsImage* out = nullptr;
     if (interp == target) {
       // Same space, wider samples (e.g. float sRGB): scale into 0..255.
-      DOPPEL_RETURN_IF_ERROR(step(vips_cast(cur.img, &out, VIPS_FORMAT_UCHAR, nullptr), out, "cast"));
-    } else {
       DOPPEL_RETURN_IF_ERROR(
-          step(vips_colourspace(cur.img, &out, target, nullptr), out, vips_enum_nick(VIPS_TYPE_INTERPRETATION, interp)));
+          step(vips_cast(cur.img, &out, VIPS_FORMAT_UCHAR, nullptr), out, "cast"));
+    } else {
+      DOPPEL_RETURN_IF_ERROR(step(vips_colourspace(cur.img, &out, target, nullptr), out,
+                                  vips_enum_nick(VIPS_TYPE_INTERPRETATION, interp)));
       if (cur.img->BandFmt != VIPS_FORMAT_UCHAR) {
-        DOPPEL_RETURN_IF_ERROR(step(vips_cast(cur.img, &out, VIPS_FORMAT_UCHAR, nullptr), out, "cast"));
+        DOPPEL_RETURN_IF_ERROR(
+            step(vips_cast(cur.img, &out, VIPS_FORMAT_UCHAR, nullptr), out, "cast"));
       }
     }
   }
@@ -302,7 +317,8 @@ Result<VipsRef> ToDisplayRgb(VipsImage* raw) {
   if (cur.img->Bands != 1 && cur.img->Bands != 3) {
     VipsImage* out = nullptr;
     const int n = cur.img->Bands >= 3 ? 3 : 1;
-    DOPPEL_RETURN_IF_ERROR(step(vips_extract_band(cur.img, &out, 0, "n", n, nullptr), out, "bands"));
+    DOPPEL_RETURN_IF_ERROR(
+        step(vips_extract_band(cur.img, &out, 0, "n", n, nullptr), out, "bands"));
   }
   return cur;
 }
@@ -349,19 +365,21 @@ Status InitVips() {
       status = Internal("cannot initialise libvips: " + TakeVipsError());
       return;
     }
-    vips_cache_set_max(0);       // every file is decoded once: caching only costs memory
-    vips_concurrency_set(1);     // doppel parallelises across files, not inside one
-    vips_block_untrusted_set(TRUE);  // ImageMagick, PDF, SVG, ... loaders are not for untrusted bytes
+    vips_cache_set_max(0);    // every file is decoded once: caching only costs memory
+    vips_concurrency_set(1);  // doppel parallelises across files, not inside one
+    vips_block_untrusted_set(
+        TRUE);  // ImageMagick, PDF, SVG, ... loaders are not for untrusted bytes
     // libvips 8.14 still flags its JPEG XL loader untrusted because it is
     // young; libjxl is fuzzed continuously upstream and archives do hold JXL.
     vips_operation_block_set("VipsForeignLoadJxl", FALSE);
     // The library never prints: libvips' warnings go to the decoding
     // thread's collector instead of the console (see DecodeWarnings).
-    g_log_set_handler("VIPS", GLogLevelFlags(G_LOG_LEVEL_WARNING | G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO),
-                      [](const gchar*, GLogLevelFlags, const gchar* message, gpointer) {
-                        if (t_warnings && message && t_warnings->size() < 16) t_warnings->emplace_back(message);
-                      },
-                      nullptr);
+    g_log_set_handler(
+        "VIPS", GLogLevelFlags(G_LOG_LEVEL_WARNING | G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO),
+        [](const gchar*, GLogLevelFlags, const gchar* message, gpointer) {
+          if (t_warnings && message && t_warnings->size() < 16) t_warnings->emplace_back(message);
+        },
+        nullptr);
   });
   return status;
 }
@@ -376,13 +394,34 @@ void ApplyOrientation(std::vector<float>& px, int& w, int& h, int orientation) {
     for (int x = 0; x < ow; ++x) {
       int sx = x, sy = y;  // source pixel in stored orientation
       switch (orientation) {
-        case 2: sx = W - 1 - x; sy = y; break;
-        case 3: sx = W - 1 - x; sy = H - 1 - y; break;
-        case 4: sx = x; sy = H - 1 - y; break;
-        case 5: sx = y; sy = x; break;
-        case 6: sx = y; sy = H - 1 - x; break;
-        case 7: sx = W - 1 - y; sy = H - 1 - x; break;
-        case 8: sx = W - 1 - y; sy = x; break;
+        case 2:
+          sx = W - 1 - x;
+          sy = y;
+          break;
+        case 3:
+          sx = W - 1 - x;
+          sy = H - 1 - y;
+          break;
+        case 4:
+          sx = x;
+          sy = H - 1 - y;
+          break;
+        case 5:
+          sx = y;
+          sy = x;
+          break;
+        case 6:
+          sx = y;
+          sy = H - 1 - x;
+          break;
+        case 7:
+          sx = W - 1 - y;
+          sy = H - 1 - x;
+          break;
+        case 8:
+          sx = W - 1 - y;
+          sy = x;
+          break;
       }
       out[size_t(y) * ow + x] = px[size_t(sy) * W + sx];
     }
@@ -391,7 +430,6 @@ void ApplyOrientation(std::vector<float>& px, int& w, int& h, int orientation) {
   w = ow;
   h = oh;
 }
-
 
 // Bytes each loader holds per pixel of page 1 when it decodes the whole page
 // at once, measured as peak RSS over a large flat picture minus the process'
@@ -410,7 +448,9 @@ Result<const char*> FindFormat(const DecodeInput& in) {
   const char* format = FormatOfLoader(loader);
   if (!format) {
     vips_error_clear();
-    if (loader) return Unsupported(std::string("image format not handled by doppel (libvips loader ") + loader + ")");
+    if (loader)
+      return Unsupported(std::string("image format not handled by doppel (libvips loader ") +
+                         loader + ")");
     return Unsupported("not a recognised image format");
   }
   return format;
@@ -484,7 +524,8 @@ Status CheckDecodeCost(const DecodeCost& cost, const DecodeInput& in) {
     const int64_t mib = 1 << 20;
     return TooLarge(size + " " + cost.format + (cost.format == "jpeg" ? " (progressive)" : "") +
                     " needs about " + std::to_string((cost.bytes + mib - 1) / mib) +
-                    " MiB to decode, over the limit of " + std::to_string(in.max_decode_bytes / mib) +
+                    " MiB to decode, over the limit of " +
+                    std::to_string(in.max_decode_bytes / mib) +
                     " MiB; refused before decoding (raise --max-decode-mb to accept it)");
   }
   return Status::OK();
@@ -524,9 +565,11 @@ Result<DecodedImage> DecodeUnchecked(const DecodeInput& in) {
   out.info.bands = header.img->Bands;
   out.info.bit_depth = BitDepth(header.img->BandFmt);
   out.info.has_alpha = vips_image_hasalpha(header.img);
-  out.info.colourspace = vips_enum_nick(VIPS_TYPE_INTERPRETATION, vips_image_guess_interpretation(header.img));
+  out.info.colourspace =
+      vips_enum_nick(VIPS_TYPE_INTERPRETATION, vips_image_guess_interpretation(header.img));
   int pages = 1;
-  if (vips_image_get_typeof(header.img, VIPS_META_N_PAGES) && vips_image_get_int(header.img, VIPS_META_N_PAGES, &pages) == 0)
+  if (vips_image_get_typeof(header.img, VIPS_META_N_PAGES) &&
+      vips_image_get_int(header.img, VIPS_META_N_PAGES, &pages) == 0)
     out.info.pages = std::max(1, pages);
   out.info.orientation = vips_image_get_orientation(header.img);
   if (out.info.orientation < 1 || out.info.orientation > 8) out.info.orientation = 1;
@@ -564,7 +607,8 @@ Result<DecodedImage> DecodeUnchecked(const DecodeInput& in) {
   if (in.hash_pixels) {
     raw_region.emplace(raw.img);
     // Header first, so images of other shapes or sample types never collide.
-    const int64_t header_fields[4] = {raw.img->Xsize, raw.img->Ysize, raw.img->Bands, raw.img->BandFmt};
+    const int64_t header_fields[4] = {raw.img->Xsize, raw.img->Ysize, raw.img->Bands,
+                                      raw.img->BandFmt};
     pixel_hash.Update(header_fields, sizeof header_fields);
   }
   // Area averages on a 64 x 64 grid (what PDQ's blur and decimation
@@ -580,7 +624,7 @@ Result<DecodedImage> DecodeUnchecked(const DecodeInput& in) {
     chroma_col[x] = int(int64_t(x) * 4 / w);
   }
   std::array<double, 48> chroma_acc{};  // Cb, Cr, count per cell
-  int next_row = 0;  // index into rows[]
+  int next_row = 0;                     // index into rows[]
   for (int y0 = 0; y0 < h; y0 += kStripRows) {
     if (in.cancelled && in.cancelled()) return Cancelled("stopped on request");
     // Damage is final: stop now instead of decoding the rest of a picture
@@ -591,7 +635,8 @@ Result<DecodedImage> DecodeUnchecked(const DecodeInput& in) {
     if (raw_region) {
       // Pull the raw strip first: the converted strip then reads the same rows
       // from libvips' sequential line cache instead of decoding them twice.
-      if (vips_region_prepare(raw_region->r, &rect) != 0) return VipsFailure("cannot decode pixels");
+      if (vips_region_prepare(raw_region->r, &rect) != 0)
+        return VipsFailure("cannot decode pixels");
       const size_t line = VIPS_IMAGE_SIZEOF_LINE(raw.img);
       for (int y = rect.top; y < rect.top + rect.height; ++y)
         pixel_hash.Update(VIPS_REGION_ADDR(raw_region->r, 0, y), line);
@@ -689,7 +734,8 @@ namespace {
 
 Result<Rendition> Render(const DecodeInput& in, const RenditionOptions& opt) {
   DOPPEL_RETURN_IF_ERROR(InitVips());
-  if (opt.max_side < 1 || opt.max_side > 8192) return InvalidArgument("rendition size must be 1..8192 pixels");
+  if (opt.max_side < 1 || opt.max_side > 8192)
+    return InvalidArgument("rendition size must be 1..8192 pixels");
   DOPPEL_ASSIGN_OR_RETURN(const char* format, FindFormat(in));
   Rendition r;
   r.format = format;
@@ -749,7 +795,8 @@ Result<Rendition> Render(const DecodeInput& in, const RenditionOptions& opt) {
   const uint8_t* p = static_cast<const uint8_t*>(mem);
   r.pixels.assign(p, p + n);
   g_free(mem);
-  if (r.pixels.size() != size_t(r.width) * r.height * r.bands) return Internal("unexpected rendition layout");
+  if (r.pixels.size() != size_t(r.width) * r.height * r.bands)
+    return Internal("unexpected rendition layout");
   return r;
 }
 
@@ -774,13 +821,14 @@ Result<std::string> EncodeJpeg(const Rendition& r, int quality) {
   if (r.width <= 0 || r.height <= 0 || (r.bands != 1 && r.bands != 3) ||
       r.pixels.size() != size_t(r.width) * r.height * r.bands)
     return InvalidArgument("not a valid rendition");
-  VipsImage* img = vips_image_new_from_memory(r.pixels.data(), r.pixels.size(), r.width, r.height, r.bands,
-                                              VIPS_FORMAT_UCHAR);
+  VipsImage* img = vips_image_new_from_memory(r.pixels.data(), r.pixels.size(), r.width, r.height,
+                                              r.bands, VIPS_FORMAT_UCHAR);
   if (!img) return VipsFailure("cannot wrap rendition");
   VipsRef ref(img);
   void* buf = nullptr;
   size_t len = 0;
-  if (vips_jpegsave_buffer(img, &buf, &len, "Q", std::clamp(quality, 1, 100), "strip", TRUE, nullptr) != 0)
+  if (vips_jpegsave_buffer(img, &buf, &len, "Q", std::clamp(quality, 1, 100), "strip", TRUE,
+                           nullptr) != 0)
     return VipsFailure("cannot encode JPEG");
   std::string out(static_cast<const char*>(buf), len);
   g_free(buf);

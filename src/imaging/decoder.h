@@ -23,12 +23,12 @@ struct DecodeInput {
   const uint8_t* data = nullptr;
   size_t size = 0;
   std::string path;
-  int64_t max_pixels = 0;   // 0 = no limit
+  int64_t max_pixels = 0;  // 0 = no limit
   // Refuse files whose decoder would hold more than this many bytes at once
   // (estimated from the header before any pixel is decoded; see
   // EstimateDecodeBytes). 0 = no limit.
   int64_t max_decode_bytes = 0;
-  bool hash_pixels = false; // also hash the decoded full-size pixels (ContentHashKind::kPixels)
+  bool hash_pixels = false;  // also hash the decoded full-size pixels (ContentHashKind::kPixels)
   std::function<bool()> cancelled;
 };
 
@@ -43,7 +43,7 @@ struct DecodedImage {
   // Mean chroma (Cb, Cr, -128..127) of a 4 x 4 grid of the oriented picture,
   // cell (i, j) at [2 * (4 * i + j)]; all zero for grey pictures.
   std::array<float, 32> chroma{};
-  Digest pixel_digest{};    // set when hash_pixels
+  Digest pixel_digest{};  // set when hash_pixels
 };
 
 // Once per process (initialises libvips: no operation cache, one thread per
@@ -54,7 +54,7 @@ Result<DecodedImage> DecodeForPdq(const DecodeInput& input);
 
 // What decoding page 1 of a file will cost, from its header alone.
 struct DecodeCost {
-  std::string format;       // as ImageInfo::format
+  std::string format;  // as ImageInfo::format
   int width = 0, height = 0;
   int64_t bytes = 0;        // estimated peak memory held by the loader
   int jpeg_scans = 0;       // JPEG: scans (SOS markers) before EOI

@@ -10,7 +10,8 @@ namespace doppel {
 namespace {
 
 // Area-average resampling of a w x h float image into side x side bytes.
-void Thumbnail(const float* src, int w, int /*h*/, int x0, int y0, int x1, int y1, uint8_t* out, int side) {
+void Thumbnail(const float* src, int w, int /*h*/, int x0, int y0, int x1, int y1, uint8_t* out,
+               int side) {
   const double sx = double(x1 - x0) / side, sy = double(y1 - y0) / side;
   for (int ty = 0; ty < side; ++ty) {
     const int ya = y0 + int(ty * sy), yb = std::max(ya + 1, y0 + int((ty + 1) * sy));
@@ -41,7 +42,8 @@ bool FlatLine(const float* p, int n, int stride, float ref, float tol) {
 Signature ComputeSignature(const float* luma, int w, int h, const float* smooth, int sw, int sh,
                            const std::array<float, 32>& chroma) {
   Signature s;
-  for (int k = 0; k < 32; ++k) s.chroma[k] = int8_t(std::clamp(std::lround(chroma[k]), -128L, 127L));
+  for (int k = 0; k < 32; ++k)
+    s.chroma[k] = int8_t(std::clamp(std::lround(chroma[k]), -128L, 127L));
   if (w < 2 || h < 2 || sw < 2 || sh < 2) return s;
   s.smooth = PdqFromLuminance(smooth, sw, sh);
   Thumbnail(smooth, sw, sh, 0, 0, sw, sh, s.thumb.data(), kThumbSide);
@@ -57,7 +59,8 @@ Signature ComputeSignature(const float* luma, int w, int h, const float* smooth,
   while (left < max_x && FlatLine(luma + left, h, w, c_left, kTol)) ++left;
   while (right < max_x && FlatLine(luma + (w - 1 - right), h, w, c_right, kTol)) ++right;
   while (top < max_y && FlatLine(luma + size_t(top) * w, w, 1, c_top, kTol)) ++top;
-  while (bottom < max_y && FlatLine(luma + size_t(h - 1 - bottom) * w, w, 1, c_bottom, kTol)) ++bottom;
+  while (bottom < max_y && FlatLine(luma + size_t(h - 1 - bottom) * w, w, 1, c_bottom, kTol))
+    ++bottom;
   auto significant = [](int n, int side) { return n * 50 >= side; };
   if (!significant(left, w)) left = 0;
   if (!significant(right, w)) right = 0;
@@ -81,22 +84,45 @@ Signature ComputeSignature(const float* luma, int w, int h, const float* smooth,
 std::optional<double> HueAgreement(const Signature& a, const Signature& b, Dihedral d) {
   // b's grid in a's orientation: b = transform_d(a), so invert by sampling
   // b at the transformed position of each of a's cells.
-  auto at = [&](const Signature& s, int x, int y, int c) { return double(s.chroma[size_t(2 * (4 * y + x) + c)]); };
+  auto at = [&](const Signature& s, int x, int y, int c) {
+    return double(s.chroma[size_t(2 * (4 * y + x) + c)]);
+  };
   double sum = 0, weight = 0, sat_a = 0, sat_b = 0;
   for (int y = 0; y < 4; ++y)
     for (int x = 0; x < 4; ++x) {
       int bx = x, by = y;  // where a's cell (x, y) went in b
       switch (d) {
-        case Dihedral::kOriginal: break;
-        case Dihedral::kRotate90: bx = y; by = 3 - x; break;
-        case Dihedral::kRotate180: bx = 3 - x; by = 3 - y; break;
-        case Dihedral::kRotate270: bx = 3 - y; by = x; break;
-        case Dihedral::kFlipX: by = 3 - y; break;
-        case Dihedral::kFlipY: bx = 3 - x; break;
-        case Dihedral::kFlipPlus1: bx = y; by = x; break;
-        case Dihedral::kFlipMinus1: bx = 3 - y; by = 3 - x; break;
+        case Dihedral::kOriginal:
+          break;
+        case Dihedral::kRotate90:
+          bx = y;
+          by = 3 - x;
+          break;
+        case Dihedral::kRotate180:
+          bx = 3 - x;
+          by = 3 - y;
+          break;
+        case Dihedral::kRotate270:
+          bx = 3 - y;
+          by = x;
+          break;
+        case Dihedral::kFlipX:
+          by = 3 - y;
+          break;
+        case Dihedral::kFlipY:
+          bx = 3 - x;
+          break;
+        case Dihedral::kFlipPlus1:
+          bx = y;
+          by = x;
+          break;
+        case Dihedral::kFlipMinus1:
+          bx = 3 - y;
+          by = 3 - x;
+          break;
       }
-      const double a0 = at(a, x, y, 0), a1 = at(a, x, y, 1), b0 = at(b, bx, by, 0), b1 = at(b, bx, by, 1);
+      const double a0 = at(a, x, y, 0), a1 = at(a, x, y, 1), b0 = at(b, bx, by, 0),
+                   b1 = at(b, bx, by, 1);
       const double na = std::hypot(a0, a1), nb = std::hypot(b0, b1);
       sat_a += na;
       sat_b += nb;
@@ -116,8 +142,8 @@ namespace {
 // when placed at scale s (of outer's side), centre offset (dx, dy) in outer's
 // units and rotated by `angle` radians; bilinear samples; -1 if it leaves
 // the picture.
-double PlacedCorrelation(const float* outer, const float* inner, int n, double s, double dx, double dy,
-                         double angle) {
+double PlacedCorrelation(const float* outer, const float* inner, int n, double s, double dx,
+                         double dy, double angle) {
   const double c = std::cos(angle), sn = std::sin(angle);
   const double half = (n - 1) / 2.0;
   double sa = 0, sb = 0, saa = 0, sbb = 0, sab = 0;
@@ -130,7 +156,8 @@ double PlacedCorrelation(const float* outer, const float* inner, int n, double s
       const int xi = std::min(int(x), n - 2), yi = std::min(int(y), n - 2);
       const double fx = x - xi, fy = y - yi;
       const float* p = outer + yi * n + xi;
-      const double a = (p[0] * (1 - fx) + p[1] * fx) * (1 - fy) + (p[n] * (1 - fx) + p[n + 1] * fx) * fy;
+      const double a =
+          (p[0] * (1 - fx) + p[1] * fx) * (1 - fy) + (p[n] * (1 - fx) + p[n + 1] * fx) * fy;
       const double b = inner[v * n + u];
       sa += a;
       sb += b;
@@ -149,8 +176,9 @@ std::vector<float> Halve(const std::vector<float>& t, int n) {
   for (int y = 0; y < n / 2; ++y)
     for (int x = 0; x < n / 2; ++x)
       out[size_t(y) * (n / 2) + x] =
-          (t[size_t(2 * y) * n + 2 * x] + t[size_t(2 * y) * n + 2 * x + 1] + t[size_t(2 * y + 1) * n + 2 * x] +
-           t[size_t(2 * y + 1) * n + 2 * x + 1]) / 4;
+          (t[size_t(2 * y) * n + 2 * x] + t[size_t(2 * y) * n + 2 * x + 1] +
+           t[size_t(2 * y + 1) * n + 2 * x] + t[size_t(2 * y + 1) * n + 2 * x + 1]) /
+          4;
   return out;
 }
 
@@ -165,7 +193,8 @@ ThumbAlignment AlignOneWay(const std::vector<float>& outer, const std::vector<fl
       const double room = (1 - s) / 2 + 0.02;
       for (double dy = -room; dy <= room + 1e-9; dy += 1.0 / 16)
         for (double dx = -room; dx <= room + 1e-9; dx += 1.0 / 16) {
-          const double r = PlacedCorrelation(outer_small.data(), inner_small.data(), n / 2, s, dx, dy, angle * kDeg);
+          const double r = PlacedCorrelation(outer_small.data(), inner_small.data(), n / 2, s, dx,
+                                             dy, angle * kDeg);
           if (r > best.correlation) best = {r, s, dx, dy, angle, false};
         }
     }
@@ -177,7 +206,8 @@ ThumbAlignment AlignOneWay(const std::vector<float>& outer, const std::vector<fl
       for (double dy = coarse.dy - 1.0 / 32; dy <= coarse.dy + 1.0 / 32 + 1e-9; dy += 1.0 / 64)
         for (double dx = coarse.dx - 1.0 / 32; dx <= coarse.dx + 1.0 / 32 + 1e-9; dx += 1.0 / 64) {
           if (s > 1.0) continue;
-          const double r = PlacedCorrelation(outer.data(), inner.data(), n, s, dx, dy, angle * kDeg);
+          const double r =
+              PlacedCorrelation(outer.data(), inner.data(), n, s, dx, dy, angle * kDeg);
           if (r > best.correlation) best = {r, s, dx, dy, angle, false};
         }
   return best;
@@ -200,14 +230,34 @@ Thumb TransformThumb(const Thumb& t, Dihedral d) {
     for (int x = 0; x < N; ++x) {
       int sx = x, sy = y;  // where output pixel (x, y) comes from
       switch (d) {
-        case Dihedral::kOriginal: break;
-        case Dihedral::kRotate90: sx = N - 1 - y; sy = x; break;       // anticlockwise, as PDQ's variant
-        case Dihedral::kRotate180: sx = N - 1 - x; sy = N - 1 - y; break;
-        case Dihedral::kRotate270: sx = y; sy = N - 1 - x; break;      // clockwise
-        case Dihedral::kFlipX: sy = N - 1 - y; break;                   // top-bottom
-        case Dihedral::kFlipY: sx = N - 1 - x; break;                   // left-right
-        case Dihedral::kFlipPlus1: sx = y; sy = x; break;               // transpose
-        case Dihedral::kFlipMinus1: sx = N - 1 - y; sy = N - 1 - x; break;
+        case Dihedral::kOriginal:
+          break;
+        case Dihedral::kRotate90:
+          sx = N - 1 - y;
+          sy = x;
+          break;  // anticlockwise, as PDQ's variant
+        case Dihedral::kRotate180:
+          sx = N - 1 - x;
+          sy = N - 1 - y;
+          break;
+        case Dihedral::kRotate270:
+          sx = y;
+          sy = N - 1 - x;
+          break;  // clockwise
+        case Dihedral::kFlipX:
+          sy = N - 1 - y;
+          break;  // top-bottom
+        case Dihedral::kFlipY:
+          sx = N - 1 - x;
+          break;  // left-right
+        case Dihedral::kFlipPlus1:
+          sx = y;
+          sy = x;
+          break;  // transpose
+        case Dihedral::kFlipMinus1:
+          sx = N - 1 - y;
+          sy = N - 1 - x;
+          break;
       }
       out[size_t(y) * N + x] = t[size_t(sy) * N + sx];
     }

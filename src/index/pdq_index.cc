@@ -78,11 +78,12 @@ const PdqHash& PdqIndex::hash(uint32_t index) const { return impl_->hashes[index
 
 size_t PdqIndex::MemoryBytes() const {
   return impl_->hashes.capacity() * sizeof(PdqHash) + impl_->tables.offsets.capacity() * 4 +
-         impl_->tables.ids.capacity() * 4 + impl_->hashes.size() * 4 /* one query's visited stamps */;
+         impl_->tables.ids.capacity() * 4 +
+         impl_->hashes.size() * 4 /* one query's visited stamps */;
 }
 
-void PdqIndex::Query(const PdqHash& q, int radius, std::vector<Neighbour>& out, QueryScratch& scratch,
-                     Method method) const {
+void PdqIndex::Query(const PdqHash& q, int radius, std::vector<Neighbour>& out,
+                     QueryScratch& scratch, Method method) const {
   out.clear();
   if (radius < 0) return;
   const auto& H = impl_->hashes;
@@ -91,7 +92,8 @@ void PdqIndex::Query(const PdqHash& q, int radius, std::vector<Neighbour>& out, 
   // Probing enumerates sum_{k<=rs} C(16, k) keys per slot: beyond rs = 3 a
   // scan always wins, so even a forced kMultiIndex scans there.
   const bool mih = T.count > 0 && rs <= 3 &&
-                   (method == Method::kMultiIndex || (method == Method::kAuto && rs <= 1 && T.count >= kMinTableSize));
+                   (method == Method::kMultiIndex ||
+                    (method == Method::kAuto && rs <= 1 && T.count >= kMinTableSize));
   uint16_t dist[kBlock];
   size_t brute_from = 0;
   if (mih) {
@@ -122,7 +124,8 @@ void PdqIndex::Query(const PdqHash& q, int radius, std::vector<Neighbour>& out, 
             for (int b2 = b1 + 1; b2 < 16; ++b2) {
               probe(s, key ^ (1u << b1) ^ (1u << b2));
               if (rs >= 3)
-                for (int b3 = b2 + 1; b3 < 16; ++b3) probe(s, key ^ (1u << b1) ^ (1u << b2) ^ (1u << b3));
+                for (int b3 = b2 + 1; b3 < 16; ++b3)
+                  probe(s, key ^ (1u << b1) ^ (1u << b2) ^ (1u << b3));
             }
         }
     }
@@ -134,16 +137,19 @@ void PdqIndex::Query(const PdqHash& q, int radius, std::vector<Neighbour>& out, 
     for (size_t k = 0; k < n; ++k)
       if (dist[k] <= radius) out.push_back({uint32_t(i + k), dist[k]});
   }
-  std::sort(out.begin(), out.end(), [](const Neighbour& a, const Neighbour& b) { return a.index < b.index; });
+  std::sort(out.begin(), out.end(),
+            [](const Neighbour& a, const Neighbour& b) { return a.index < b.index; });
 }
 
-void PdqIndex::SelfJoin(int radius, int threads, const std::function<void(uint32_t, uint32_t, int)>& emit,
+void PdqIndex::SelfJoin(int radius, int threads,
+                        const std::function<void(uint32_t, uint32_t, int)>& emit,
                         Method method) const {
   if (radius < 0) return;
   const auto& H = impl_->hashes;
   const uint32_t n = uint32_t(H.size());
   const int rs = SlotRadius(radius);
-  const bool mih = method == Method::kMultiIndex || (method == Method::kAuto && rs <= 1 && n >= kMinTableSize);
+  const bool mih =
+      method == Method::kMultiIndex || (method == Method::kAuto && rs <= 1 && n >= kMinTableSize);
   threads = std::max(1, threads);
   std::mutex emit_mu;
   struct Pair {
@@ -163,68 +169,68 @@ void PdqIndex::SelfJoin(int radius, int threads, const std::function<void(uint32
     // each neighbour above it. A pair is reported only in the first slot in
     // which it qualifies, so no global set is needed to de-duplicate.
     RunWorkers(threads, [&](int t) {
-        std::vector<PdqHash> sorted(n);
-        std::vector<uint32_t> sid(n), off(kBuckets + 1);
-        std::vector<uint16_t> dist;
-        std::vector<Pair> found;
-        for (int s = t; s < kSlots; s += threads) {
-          std::fill(off.begin(), off.end(), 0);
-          for (uint32_t i = 0; i < n; ++i) ++off[H[i].words[s] + 1];
-          for (uint32_t b = 0; b < kBuckets; ++b) off[b + 1] += off[b];
-          {
-            std::vector<uint32_t> fill(off.begin(), off.end() - 1);
-            for (uint32_t i = 0; i < n; ++i) {
-              const uint32_t pos = fill[H[i].words[s]]++;
-              sorted[pos] = H[i];
-              sid[pos] = i;
-            }
-          }
-          auto earlier_slot_qualifies = [&](const PdqHash& x, const PdqHash& y) {
-            for (int e = 0; e < s; ++e)
-              if (std::popcount(unsigned(x.words[e] ^ y.words[e])) <= rs) return true;
-            return false;
-          };
-          auto compare = [&](uint32_t i, uint32_t from, uint32_t to) {
-            if (from >= to) return;
-            dist.resize(to - from);
-            HammingDistances(sorted[i], &sorted[from], to - from, dist.data());
-            for (uint32_t k = 0; k < to - from; ++k) {
-              if (dist[k] > radius) continue;
-              const uint32_t j = from + k;
-              if (earlier_slot_qualifies(sorted[i], sorted[j])) continue;
-              found.push_back({std::min(sid[i], sid[j]), std::max(sid[i], sid[j]), dist[k]});
-            }
-          };
-          for (uint32_t b = 0; b < kBuckets; ++b) {
-            const uint32_t lo = off[b], hi = off[b + 1];
-            if (lo == hi) continue;
-            for (uint32_t i = lo; i < hi; ++i) compare(i, i + 1, hi);
-            if (rs >= 1)
-              for (int bit = 0; bit < 16; ++bit) {
-                const uint32_t nb = b ^ (1u << bit);
-                if (nb < b) continue;
-                for (uint32_t i = lo; i < hi; ++i) compare(i, off[nb], off[nb + 1]);
-              }
-            if (found.size() > 65536) flush(found);
+      std::vector<PdqHash> sorted(n);
+      std::vector<uint32_t> sid(n), off(kBuckets + 1);
+      std::vector<uint16_t> dist;
+      std::vector<Pair> found;
+      for (int s = t; s < kSlots; s += threads) {
+        std::fill(off.begin(), off.end(), 0);
+        for (uint32_t i = 0; i < n; ++i) ++off[H[i].words[s] + 1];
+        for (uint32_t b = 0; b < kBuckets; ++b) off[b + 1] += off[b];
+        {
+          std::vector<uint32_t> fill(off.begin(), off.end() - 1);
+          for (uint32_t i = 0; i < n; ++i) {
+            const uint32_t pos = fill[H[i].words[s]]++;
+            sorted[pos] = H[i];
+            sid[pos] = i;
           }
         }
-        flush(found);
+        auto earlier_slot_qualifies = [&](const PdqHash& x, const PdqHash& y) {
+          for (int e = 0; e < s; ++e)
+            if (std::popcount(unsigned(x.words[e] ^ y.words[e])) <= rs) return true;
+          return false;
+        };
+        auto compare = [&](uint32_t i, uint32_t from, uint32_t to) {
+          if (from >= to) return;
+          dist.resize(to - from);
+          HammingDistances(sorted[i], &sorted[from], to - from, dist.data());
+          for (uint32_t k = 0; k < to - from; ++k) {
+            if (dist[k] > radius) continue;
+            const uint32_t j = from + k;
+            if (earlier_slot_qualifies(sorted[i], sorted[j])) continue;
+            found.push_back({std::min(sid[i], sid[j]), std::max(sid[i], sid[j]), dist[k]});
+          }
+        };
+        for (uint32_t b = 0; b < kBuckets; ++b) {
+          const uint32_t lo = off[b], hi = off[b + 1];
+          if (lo == hi) continue;
+          for (uint32_t i = lo; i < hi; ++i) compare(i, i + 1, hi);
+          if (rs >= 1)
+            for (int bit = 0; bit < 16; ++bit) {
+              const uint32_t nb = b ^ (1u << bit);
+              if (nb < b) continue;
+              for (uint32_t i = lo; i < hi; ++i) compare(i, off[nb], off[nb + 1]);
+            }
+          if (found.size() > 65536) flush(found);
+        }
+      }
+      flush(found);
     });
   } else {
     // Brute force: row i against every later row, rows dealt round-robin.
     RunWorkers(threads, [&](int t) {
-        std::vector<uint16_t> dist(kBlock);
-        std::vector<Pair> found;
-        for (uint32_t i = uint32_t(t); i < n; i += uint32_t(threads)) {
-          for (uint32_t from = i + 1; from < n; from += kBlock) {
-            const uint32_t len = std::min<uint32_t>(kBlock, n - from);
-            HammingDistances(H[i], &H[from], len, dist.data());
-            for (uint32_t k = 0; k < len; ++k)
-              if (dist[k] <= radius) found.push_back({i, from + k, dist[k]});
-          }
-          if (found.size() > 65536) flush(found);
+      std::vector<uint16_t> dist(kBlock);
+      std::vector<Pair> found;
+      for (uint32_t i = uint32_t(t); i < n; i += uint32_t(threads)) {
+        for (uint32_t from = i + 1; from < n; from += kBlock) {
+          const uint32_t len = std::min<uint32_t>(kBlock, n - from);
+          HammingDistances(H[i], &H[from], len, dist.data());
+          for (uint32_t k = 0; k < len; ++k)
+            if (dist[k] <= radius) found.push_back({i, from + k, dist[k]});
         }
-        flush(found);
+        if (found.size() > 65536) flush(found);
+      }
+      flush(found);
     });
   }
 }

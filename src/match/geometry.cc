@@ -89,7 +89,8 @@ double InsideShare(const cv::Mat& m, const LocalFeatures& from, const LocalFeatu
       const double x = f.x + (j + 0.5) * f.width / kN, y = f.y + (i + 0.5) * f.height / kN;
       const double u = m.at<double>(0, 0) * x + m.at<double>(0, 1) * y + m.at<double>(0, 2);
       const double v = m.at<double>(1, 0) * x + m.at<double>(1, 1) * y + m.at<double>(1, 2);
-      if (u >= t.x - tol && v >= t.y - tol && u <= t.x + t.width + tol && v <= t.y + t.height + tol) {
+      if (u >= t.x - tol && v >= t.y - tol && u <= t.x + t.width + tol &&
+          v <= t.y + t.height + tol) {
         ++inside;
       } else if (u >= 0 && v >= 0 && u <= tw && v <= th &&
                  std::fabs(ToneAt(from.grey, x, y) - ToneAt(to.grey, u, v)) < 12) {
@@ -168,7 +169,8 @@ Result<std::shared_ptr<const LocalFeatures>> ExtractFeatures(const Rendition& r)
   InitOpenCv();
   auto f = std::make_shared<LocalFeatures>();
   try {
-    cv::Mat src(r.height, r.width, r.bands == 1 ? CV_8UC1 : CV_8UC3, const_cast<uint8_t*>(r.pixels.data()));
+    cv::Mat src(r.height, r.width, r.bands == 1 ? CV_8UC1 : CV_8UC3,
+                const_cast<uint8_t*>(r.pixels.data()));
     if (r.bands == 3)
       cv::cvtColor(src, f->grey, cv::COLOR_RGB2GRAY);
     else
@@ -181,10 +183,12 @@ Result<std::shared_ptr<const LocalFeatures>> ExtractFeatures(const Rendition& r)
       cv::resize(f->grey, f->grey, cv::Size(), s, s, cv::INTER_AREA);
     }
     f->content = ContentRect(f->grey);
-    if (std::min(f->grey.cols, f->grey.rows) < 48) return std::shared_ptr<const LocalFeatures>(std::move(f));
-    auto orb = cv::ORB::create(/*nfeatures=*/1500, /*scaleFactor=*/1.2f, /*nlevels=*/8, /*edgeThreshold=*/19,
-                               /*firstLevel=*/0, /*WTA_K=*/2, cv::ORB::HARRIS_SCORE, /*patchSize=*/19,
-                               /*fastThreshold=*/7);
+    if (std::min(f->grey.cols, f->grey.rows) < 48)
+      return std::shared_ptr<const LocalFeatures>(std::move(f));
+    auto orb = cv::ORB::create(
+        /*nfeatures=*/1500, /*scaleFactor=*/1.2f, /*nlevels=*/8, /*edgeThreshold=*/19,
+        /*firstLevel=*/0, /*WTA_K=*/2, cv::ORB::HARRIS_SCORE, /*patchSize=*/19,
+        /*fastThreshold=*/7);
     // Local contrast equalised for detection only: smooth pictures (skies,
     // clouds, sand) then still yield keypoints; the tiles compare the rendition.
     cv::Mat detect;
@@ -201,7 +205,8 @@ Result<std::shared_ptr<const LocalFeatures>> ExtractFeatures(const Rendition& r)
 
 int KeypointCount(const LocalFeatures& f) { return int(f.points.size()); }
 
-GeometricCheck VerifyGeometry(const LocalFeatures& a, const LocalFeatures& b, const GeometryOptions& o) {
+GeometricCheck VerifyGeometry(const LocalFeatures& a, const LocalFeatures& b,
+                              const GeometryOptions& o) {
   GeometricCheck g;
   g.keypoints_a = int(a.points.size());
   g.keypoints_b = int(b.points.size());
@@ -254,8 +259,10 @@ GeometricCheck VerifyGeometry(const LocalFeatures& a, const LocalFeatures& b, co
         for (int cx = 0; cx < kCells; ++cx) {
           // Is the cell's centre covered by B?
           const double x = (cx + 0.5) * wa / kCells, y = (cy + 0.5) * ha / kCells;
-          const double u = inv.at<double>(0, 0) * x + inv.at<double>(0, 1) * y + inv.at<double>(0, 2);
-          const double v = inv.at<double>(1, 0) * x + inv.at<double>(1, 1) * y + inv.at<double>(1, 2);
+          const double u =
+              inv.at<double>(0, 0) * x + inv.at<double>(0, 1) * y + inv.at<double>(0, 2);
+          const double v =
+              inv.at<double>(1, 0) * x + inv.at<double>(1, 1) * y + inv.at<double>(1, 2);
           if (u < 0 || v < 0 || u > wb || v > hb) continue;
           ++covered;
           if (has[cy][cx]) ++hit;
@@ -275,16 +282,19 @@ GeometricCheck VerifyGeometry(const LocalFeatures& a, const LocalFeatures& b, co
 
 namespace {
 bool Agrees(const GeometricCheck& g, const GeometryOptions& o) {
-  return g.aligned && g.spread >= o.min_spread && g.tiles >= o.min_tiles && g.tile_agreement >= o.min_tile_agreement;
+  return g.aligned && g.spread >= o.min_spread && g.tiles >= o.min_tiles &&
+         g.tile_agreement >= o.min_tile_agreement;
 }
 }  // namespace
 
 bool IsGeometricCopy(const GeometricCheck& g, const GeometryOptions& o) {
-  return Agrees(g, o) && std::max(g.b_inside_a, g.a_inside_b) >= o.containment && g.area_ratio >= o.min_area_ratio;
+  return Agrees(g, o) && std::max(g.b_inside_a, g.a_inside_b) >= o.containment &&
+         g.area_ratio >= o.min_area_ratio;
 }
 
 bool ContradictsCopy(const GeometricCheck& g, const GeometryOptions& o) {
-  if (g.keypoints_a < o.contradiction_keypoints || g.keypoints_b < o.contradiction_keypoints) return false;
+  if (g.keypoints_a < o.contradiction_keypoints || g.keypoints_b < o.contradiction_keypoints)
+    return false;
   // Only an alignment whose tiles then disagree is proof: failing to align
   // may be noise or blur defeating the detector, not a different picture.
   return g.aligned && g.tiles >= o.min_tiles && g.tile_agreement < o.contradiction_agreement;
@@ -298,17 +308,19 @@ std::string DescribeGeometry(const GeometricCheck& g) {
   char buf[320];
   if (!g.aligned) {
     std::snprintf(buf, sizeof buf,
-                  "local features do not align (%d and %d keypoints, %d matches, %d consistent)", g.keypoints_a,
-                  g.keypoints_b, g.matches, g.inliers);
+                  "local features do not align (%d and %d keypoints, %d matches, %d consistent)",
+                  g.keypoints_a, g.keypoints_b, g.matches, g.inliers);
     return buf;
   }
   const bool b_in = g.b_inside_a >= g.a_inside_b;
-  std::snprintf(buf, sizeof buf,
-                "%d of %d matched features agree on one transform (scale %.2f, turned %.1f degrees); %s lies "
-                "%.0f%% inside %s, covering %.0f%% of its area; inliers spread over %.0f%% of the overlap; "
-                "%.0f%% of %d aligned tiles agree",
-                g.inliers, g.matches, g.scale, g.angle, b_in ? "B" : "A", 100 * std::max(g.b_inside_a, g.a_inside_b),
-                b_in ? "A" : "B", 100 * g.area_ratio, 100 * g.spread, 100 * g.tile_agreement, g.tiles);
+  std::snprintf(
+      buf, sizeof buf,
+      "%d of %d matched features agree on one transform (scale %.2f, turned %.1f degrees); %s lies "
+      "%.0f%% inside %s, covering %.0f%% of its area; inliers spread over %.0f%% of the overlap; "
+      "%.0f%% of %d aligned tiles agree",
+      g.inliers, g.matches, g.scale, g.angle, b_in ? "B" : "A",
+      100 * std::max(g.b_inside_a, g.a_inside_b), b_in ? "A" : "B", 100 * g.area_ratio,
+      100 * g.spread, 100 * g.tile_agreement, g.tiles);
   return buf;
 }
 

@@ -36,7 +36,6 @@ struct DigestKey {
   }
 };
 
-
 // Reads the files of undecided pairs again as small grey renditions and
 // lets local features decide (CompareGeometric). Pairs are taken by group of
 // related files; a small per-worker cache keeps the features of recently
@@ -84,7 +83,7 @@ Status VerifyCandidates(Catalogue& cat, const std::vector<MatchInput>& files,
     group_of = std::move(sorted_group);
   }
   constexpr size_t kMaxBatch = 256;  // pairs
-  std::vector<size_t> starts;  // first pair of each batch
+  std::vector<size_t> starts;        // first pair of each batch
   for (size_t k = 0; k < geo.size(); ++k)
     if (k == 0 || group_of[k] != group_of[k - 1] ||
         (k - starts.back() >= kMaxBatch && geo[k].first != geo[k - 1].first))
@@ -98,64 +97,65 @@ Status VerifyCandidates(Catalogue& cat, const std::vector<MatchInput>& files,
   std::vector<std::optional<Match>> verdicts(geo.size());
   std::atomic<int64_t> unreadable{0};
   RunWorkers(opt.jobs, [&](int) {
-      constexpr size_t kCache = 64;
-      std::map<uint32_t, std::pair<uint64_t, std::shared_ptr<const LocalFeatures>>> cache;
-      std::map<uint32_t, bool> failed;
-      uint64_t tick = 0;
-      auto features = [&](uint32_t f) -> std::shared_ptr<const LocalFeatures> {
-        if (auto it = cache.find(f); it != cache.end()) {
-          it->second.first = ++tick;
-          return it->second.second;
-        }
-        if (failed.count(f)) return nullptr;
-        RenditionOptions ro;
-        ro.max_side = kGeometrySide;
-        ro.grey = true;
-        auto root = roots.find(files[f].source);
-        std::shared_ptr<const LocalFeatures> out;
-        if (root != roots.end()) {
-          auto r = RenderFile(JoinPath(root->second, files[f].path), ro);
-          if (r.ok()) {
-            auto ft = ExtractFeatures(*r);
-            if (ft.ok()) out = *ft;
-          }
-        }
-        if (!out) {
-          failed[f] = true;
-          unreadable.fetch_add(1);
-          return nullptr;
-        }
-        if (cache.size() >= kCache) {
-          auto oldest = std::min_element(cache.begin(), cache.end(),
-                                         [](const auto& x, const auto& y) { return x.second.first < y.second.first; });
-          cache.erase(oldest);
-        }
-        cache[f] = {++tick, out};
-        return out;
-      };
-      for (size_t g; !cancelled() && groups.Next(g);) {
-        for (size_t k = starts[g]; k < starts[g + 1]; ++k) {
-          const auto [x, y] = geo[k];
-          auto fx = features(x);
-          if (!fx) continue;
-          auto fy = features(y);
-          if (!fy) continue;
-          const GeometricCheck check = VerifyGeometry(*fx, *fy, opt.match.geometry);
-          std::optional<Match> prior;
-          {
-            const auto key = std::make_pair(std::min(files[x].file_id, files[y].file_id),
-                                            std::max(files[x].file_id, files[y].file_id));
-            std::lock_guard lk(mu);
-            if (auto it = where.find(key); it != where.end()) prior = found[it->second];
-          }
-          verdicts[k] = CompareGeometric(files[x], files[y], prior, check, opt.match);
-        }
-        const size_t d = done.fetch_add(starts[g + 1] - starts[g]) + (starts[g + 1] - starts[g]);
-        if (opt.progress) {
-          std::lock_guard lk(mu);
-          opt.progress("verifying", int64_t(d), int64_t(geo.size()));
+    constexpr size_t kCache = 64;
+    std::map<uint32_t, std::pair<uint64_t, std::shared_ptr<const LocalFeatures>>> cache;
+    std::map<uint32_t, bool> failed;
+    uint64_t tick = 0;
+    auto features = [&](uint32_t f) -> std::shared_ptr<const LocalFeatures> {
+      if (auto it = cache.find(f); it != cache.end()) {
+        it->second.first = ++tick;
+        return it->second.second;
+      }
+      if (failed.count(f)) return nullptr;
+      RenditionOptions ro;
+      ro.max_side = kGeometrySide;
+      ro.grey = true;
+      auto root = roots.find(files[f].source);
+      std::shared_ptr<const LocalFeatures> out;
+      if (root != roots.end()) {
+        auto r = RenderFile(JoinPath(root->second, files[f].path), ro);
+        if (r.ok()) {
+          auto ft = ExtractFeatures(*r);
+          if (ft.ok()) out = *ft;
         }
       }
+      if (!out) {
+        failed[f] = true;
+        unreadable.fetch_add(1);
+        return nullptr;
+      }
+      if (cache.size() >= kCache) {
+        auto oldest = std::min_element(
+            cache.begin(), cache.end(),
+            [](const auto& x, const auto& y) { return x.second.first < y.second.first; });
+        cache.erase(oldest);
+      }
+      cache[f] = {++tick, out};
+      return out;
+    };
+    for (size_t g; !cancelled() && groups.Next(g);) {
+      for (size_t k = starts[g]; k < starts[g + 1]; ++k) {
+        const auto [x, y] = geo[k];
+        auto fx = features(x);
+        if (!fx) continue;
+        auto fy = features(y);
+        if (!fy) continue;
+        const GeometricCheck check = VerifyGeometry(*fx, *fy, opt.match.geometry);
+        std::optional<Match> prior;
+        {
+          const auto key = std::make_pair(std::min(files[x].file_id, files[y].file_id),
+                                          std::max(files[x].file_id, files[y].file_id));
+          std::lock_guard lk(mu);
+          if (auto it = where.find(key); it != where.end()) prior = found[it->second];
+        }
+        verdicts[k] = CompareGeometric(files[x], files[y], prior, check, opt.match);
+      }
+      const size_t d = done.fetch_add(starts[g + 1] - starts[g]) + (starts[g + 1] - starts[g]);
+      if (opt.progress) {
+        std::lock_guard lk(mu);
+        opt.progress("verifying", int64_t(d), int64_t(geo.size()));
+      }
+    }
   });
   sum.geometry_checked = int64_t(geo.size());
   sum.geometry_unreadable = unreadable.load();
@@ -196,7 +196,8 @@ Result<MatchSummary> MatchCatalogue(Catalogue& cat, const MatchRunOptions& opt) 
   for (bool by_content : {false, true}) {
     std::unordered_map<Digest, std::vector<uint32_t>, DigestKey> groups;
     for (uint32_t i = 0; i < files.size(); ++i)
-      groups[by_content ? files[i].fingerprints.content_hash : files[i].fingerprints.sha256].push_back(i);
+      groups[by_content ? files[i].fingerprints.content_hash : files[i].fingerprints.sha256]
+          .push_back(i);
     for (auto& [digest, members] : groups) {
       if (members.size() < 2) continue;
       std::sort(members.begin(), members.end(),
@@ -238,57 +239,61 @@ Result<MatchSummary> MatchCatalogue(Catalogue& cat, const MatchRunOptions& opt) 
   WorkCounter work(fresh.size());
   std::atomic<size_t> done{0};
   RunWorkers(opt.jobs, [&](int) {
-      QueryScratch scratch;
-      std::vector<Neighbour> hits;
-      std::vector<Match> local;
-      std::vector<std::pair<uint32_t, uint32_t>> local_geo;
-      std::map<uint32_t, int> candidates;  // file -> smallest distance seen
-      std::vector<std::pair<int, uint32_t>> undecided;
-      for (size_t k; !cancelled() && work.Next(k);) {
-        const uint32_t i = fresh[k];
-        const MatchInput& a = files[i];
-        candidates.clear();
-        auto collect = [&](const PdqHash& q, int radius) {
-          index.Query(q, radius, hits, scratch);
-          for (const Neighbour& n : hits)
-            if (owner[n.index] != i) {
-              auto [it, fresh_entry] = candidates.try_emplace(owner[n.index], n.distance);
-              if (!fresh_entry) it->second = std::min(it->second, int(n.distance));
-            }
-        };
-        for (int d = 0; d < (opt.match.dihedral ? 8 : 1); ++d) {
-          collect(a.fingerprints.pdq.dihedral[d], opt.match.threshold);
-          collect(a.fingerprints.signature.smooth.dihedral[d], opt.match.threshold);
-        }
-        if (a.fingerprints.signature.trimmed) collect(a.fingerprints.signature.trimmed->hash, opt.match.threshold);
-        if (wide && opt.match.similar_radius > opt.match.threshold) {
-          // Visually close pictures, as they are and inside their borders (the
-          // eight orientations would make this scan eight times longer).
-          collect(a.fingerprints.pdq.hash, opt.match.similar_radius);
-          collect(a.fingerprints.signature.smooth.hash, opt.match.similar_radius);
-          if (a.fingerprints.signature.trimmed) collect(a.fingerprints.signature.trimmed->hash, opt.match.similar_radius);
-        }
-        undecided.clear();
-        for (auto [j, dist] : candidates) {
-          const MatchInput& b = files[j];
-          if (!b.already_matched && j < i) continue;  // the other fresh file's turn covers it
-          auto m = Compare(a, b, opt.match);
-          if (m && (m->kind == MatchKind::kNear || m->kind == MatchKind::kSimilar)) local.push_back(std::move(*m));
-          if (!m || m->kind == MatchKind::kSimilar) undecided.push_back({dist, j});
-        }
-        // The closest undecided candidates go to the geometric check.
-        std::sort(undecided.begin(), undecided.end());
-        if (undecided.size() > size_t(std::max(0, opt.geometry_per_file))) undecided.resize(size_t(std::max(0, opt.geometry_per_file)));
-        for (auto [dist, j] : undecided) local_geo.push_back({i, j});
-        const size_t d = done.fetch_add(1) + 1;
-        if (opt.progress && (d % 256 == 0 || d == fresh.size())) {
-          std::lock_guard lk(mu);
-          opt.progress("comparing", int64_t(d), int64_t(fresh.size()));
-        }
+    QueryScratch scratch;
+    std::vector<Neighbour> hits;
+    std::vector<Match> local;
+    std::vector<std::pair<uint32_t, uint32_t>> local_geo;
+    std::map<uint32_t, int> candidates;  // file -> smallest distance seen
+    std::vector<std::pair<int, uint32_t>> undecided;
+    for (size_t k; !cancelled() && work.Next(k);) {
+      const uint32_t i = fresh[k];
+      const MatchInput& a = files[i];
+      candidates.clear();
+      auto collect = [&](const PdqHash& q, int radius) {
+        index.Query(q, radius, hits, scratch);
+        for (const Neighbour& n : hits)
+          if (owner[n.index] != i) {
+            auto [it, fresh_entry] = candidates.try_emplace(owner[n.index], n.distance);
+            if (!fresh_entry) it->second = std::min(it->second, int(n.distance));
+          }
+      };
+      for (int d = 0; d < (opt.match.dihedral ? 8 : 1); ++d) {
+        collect(a.fingerprints.pdq.dihedral[d], opt.match.threshold);
+        collect(a.fingerprints.signature.smooth.dihedral[d], opt.match.threshold);
       }
-      std::lock_guard lk(mu);
-      for (auto& m : local) add(std::move(m));
-      geo.insert(geo.end(), local_geo.begin(), local_geo.end());
+      if (a.fingerprints.signature.trimmed)
+        collect(a.fingerprints.signature.trimmed->hash, opt.match.threshold);
+      if (wide && opt.match.similar_radius > opt.match.threshold) {
+        // Visually close pictures, as they are and inside their borders (the
+        // eight orientations would make this scan eight times longer).
+        collect(a.fingerprints.pdq.hash, opt.match.similar_radius);
+        collect(a.fingerprints.signature.smooth.hash, opt.match.similar_radius);
+        if (a.fingerprints.signature.trimmed)
+          collect(a.fingerprints.signature.trimmed->hash, opt.match.similar_radius);
+      }
+      undecided.clear();
+      for (auto [j, dist] : candidates) {
+        const MatchInput& b = files[j];
+        if (!b.already_matched && j < i) continue;  // the other fresh file's turn covers it
+        auto m = Compare(a, b, opt.match);
+        if (m && (m->kind == MatchKind::kNear || m->kind == MatchKind::kSimilar))
+          local.push_back(std::move(*m));
+        if (!m || m->kind == MatchKind::kSimilar) undecided.push_back({dist, j});
+      }
+      // The closest undecided candidates go to the geometric check.
+      std::sort(undecided.begin(), undecided.end());
+      if (undecided.size() > size_t(std::max(0, opt.geometry_per_file)))
+        undecided.resize(size_t(std::max(0, opt.geometry_per_file)));
+      for (auto [dist, j] : undecided) local_geo.push_back({i, j});
+      const size_t d = done.fetch_add(1) + 1;
+      if (opt.progress && (d % 256 == 0 || d == fresh.size())) {
+        std::lock_guard lk(mu);
+        opt.progress("comparing", int64_t(d), int64_t(fresh.size()));
+      }
+    }
+    std::lock_guard lk(mu);
+    for (auto& m : local) add(std::move(m));
+    geo.insert(geo.end(), local_geo.begin(), local_geo.end());
   });
   if (cancelled()) return Cancelled("matching stopped on request; nothing was stored");
 
@@ -299,7 +304,8 @@ Result<MatchSummary> MatchCatalogue(Catalogue& cat, const MatchRunOptions& opt) 
     // exactly); every pair within the time window, at most kMaxBurst later
     // shots per file (a burst of hundreds would otherwise be quadratic).
     constexpr size_t kMaxBurst = 64;
-    std::map<std::pair<std::string, std::string>, std::vector<std::pair<double, uint32_t>>> by_camera;
+    std::map<std::pair<std::string, std::string>, std::vector<std::pair<double, uint32_t>>>
+        by_camera;
     for (uint32_t i = 0; i < files.size(); ++i) {
       if (files[i].metadata.model.empty()) continue;
       if (auto t = CaptureTimeSeconds(files[i].metadata.capture_time))
@@ -307,7 +313,8 @@ Result<MatchSummary> MatchCatalogue(Catalogue& cat, const MatchRunOptions& opt) 
     }
     for (auto& [camera, shots] : by_camera) {
       std::sort(shots.begin(), shots.end(), [&](const auto& x, const auto& y) {
-        return x.first != y.first ? x.first < y.first : files[x.second].file_id < files[y.second].file_id;
+        return x.first != y.first ? x.first < y.first
+                                  : files[x.second].file_id < files[y.second].file_id;
       });
       for (size_t x = 0; x < shots.size(); ++x)
         for (size_t y = x + 1; y < shots.size() && y <= x + kMaxBurst &&
@@ -316,11 +323,13 @@ Result<MatchSummary> MatchCatalogue(Catalogue& cat, const MatchRunOptions& opt) 
           const MatchInput& a = files[shots[x].second];
           const MatchInput& b = files[shots[y].second];
           if (a.already_matched && b.already_matched) continue;
-          const bool known = seen.count({std::min(a.file_id, b.file_id), std::max(a.file_id, b.file_id)}) > 0;
+          const bool known =
+              seen.count({std::min(a.file_id, b.file_id), std::max(a.file_id, b.file_id)}) > 0;
           // Same camera, same instant: the same exposure, so a candidate for
           // the geometric check whatever the hashes say (a caption can move
           // PDQ 90 bits). Other instants are other exposures: never copies.
-          if (opt.geometry && shots[y].first == shots[x].first && !known) geo.push_back({shots[x].second, shots[y].second});
+          if (opt.geometry && shots[y].first == shots[x].first && !known)
+            geo.push_back({shots[x].second, shots[y].second});
           if (known) continue;
           if (auto m = Compare(a, b, opt.match)) add(std::move(*m));
         }
@@ -333,7 +342,8 @@ Result<MatchSummary> MatchCatalogue(Catalogue& cat, const MatchRunOptions& opt) 
     std::unordered_map<int64_t, uint32_t> index_of;
     for (uint32_t i = 0; i < files.size(); ++i) index_of[files[i].file_id] = i;
     for (const Match& m : found)
-      if (m.kind == MatchKind::kNear ? WantsGeometry(m, m.distance, opt.match) : m.kind == MatchKind::kSimilar)
+      if (m.kind == MatchKind::kNear ? WantsGeometry(m, m.distance, opt.match)
+                                     : m.kind == MatchKind::kSimilar)
         geo.push_back({index_of[m.file_a], index_of[m.file_b]});
   }
   if (opt.geometry && !geo.empty()) {
@@ -355,10 +365,15 @@ Result<MatchSummary> MatchCatalogue(Catalogue& cat, const MatchRunOptions& opt) 
   Event e;
   e.type = "match";
   e.object = "catalogue";
-  e.detail = nlohmann::json{{"files", sum.files}, {"new_files", sum.new_files},
-                            {"pairs_found", {{"exact", sum.pairs[0]}, {"metadata", sum.pairs[1]},
-                                             {"near", sum.pairs[2]}, {"similar", sum.pairs[3]}}},
-                            {"clusters", sum.clusters}, {"threshold", opt.match.threshold},
+  e.detail = nlohmann::json{{"files", sum.files},
+                            {"new_files", sum.new_files},
+                            {"pairs_found",
+                             {{"exact", sum.pairs[0]},
+                              {"metadata", sum.pairs[1]},
+                              {"near", sum.pairs[2]},
+                              {"similar", sum.pairs[3]}}},
+                            {"clusters", sum.clusters},
+                            {"threshold", opt.match.threshold},
                             {"rematch_all", opt.rematch_all}}
                  .dump();
   DOPPEL_RETURN_IF_ERROR(cat.AppendEvent(e).status());

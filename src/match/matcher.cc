@@ -36,8 +36,8 @@ bool SwapsAxes(Dihedral d) {
 std::optional<double> CaptureTimeSeconds(const std::string& t) {
   if (t.size() < 19) return std::nullopt;
   std::tm tm{};
-  if (std::sscanf(t.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
-                  &tm.tm_sec) != 6)
+  if (std::sscanf(t.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6)
     return std::nullopt;
   tm.tm_year -= 1900;
   tm.tm_mon -= 1;
@@ -52,7 +52,8 @@ double GpsMetres(const ImageMetadata& a, const ImageMetadata& b) {
   constexpr double kR = 6371000, kDeg = M_PI / 180;
   const double p1 = *a.gps_latitude * kDeg, p2 = *b.gps_latitude * kDeg;
   const double dp = p2 - p1, dl = (*b.gps_longitude - *a.gps_longitude) * kDeg;
-  const double h = std::sin(dp / 2) * std::sin(dp / 2) + std::cos(p1) * std::cos(p2) * std::sin(dl / 2) * std::sin(dl / 2);
+  const double h = std::sin(dp / 2) * std::sin(dp / 2) +
+                   std::cos(p1) * std::cos(p2) * std::sin(dl / 2) * std::sin(dl / 2);
   return 2 * kR * std::asin(std::min(1.0, std::sqrt(h)));
 }
 
@@ -80,7 +81,7 @@ struct Alignment {
   int quality = 0;
   double correlation = 0;
   double aspect_a = 1, aspect_b = 1;
-  std::optional<double> hue;  // HueAgreement, when both pictures have colour
+  std::optional<double> hue;   // HueAgreement, when both pictures have colour
   Thumb thumb_a{}, thumb_b{};  // the thumbnails compared, aligned as above
 };
 
@@ -112,7 +113,8 @@ Alignment Align(const MatchInput& a, const MatchInput& b, const MatchOptions& o)
     const double w = 1 - s.trim_left - s.trim_right, h = 1 - s.trim_top - s.trim_bottom;
     return Aspect(m.info) * (h > 0 ? w / h : 1);
   };
-  auto consider = [&](const PdqResult& x, const PdqResult& y, const Thumb& tx, const Thumb& ty, double ax, double ay) {
+  auto consider = [&](const PdqResult& x, const PdqResult& y, const Thumb& tx, const Thumb& ty,
+                      double ax, double ay) {
     const int d = HammingDistance(x.hash, y.hash);
     if (d < best.distance) {
       best.distance = d;
@@ -123,13 +125,17 @@ Alignment Align(const MatchInput& a, const MatchInput& b, const MatchOptions& o)
       best.thumb_b = ty;
       best.aspect_a = ax;
       best.aspect_b = ay;
-      best.hue = HueAgreement(a.fingerprints.signature, b.fingerprints.signature, Dihedral::kOriginal);
+      best.hue =
+          HueAgreement(a.fingerprints.signature, b.fingerprints.signature, Dihedral::kOriginal);
     }
   };
-  if (sa.trimmed) consider(*sa.trimmed, fb.pdq, sa.inner_thumb, sb.thumb, inner_aspect(a), Aspect(b.info));
-  if (sb.trimmed) consider(fa.pdq, *sb.trimmed, sa.thumb, sb.inner_thumb, Aspect(a.info), inner_aspect(b));
+  if (sa.trimmed)
+    consider(*sa.trimmed, fb.pdq, sa.inner_thumb, sb.thumb, inner_aspect(a), Aspect(b.info));
+  if (sb.trimmed)
+    consider(fa.pdq, *sb.trimmed, sa.thumb, sb.inner_thumb, Aspect(a.info), inner_aspect(b));
   if (sa.trimmed && sb.trimmed)
-    consider(*sa.trimmed, *sb.trimmed, sa.inner_thumb, sb.inner_thumb, inner_aspect(a), inner_aspect(b));
+    consider(*sa.trimmed, *sb.trimmed, sa.inner_thumb, sb.inner_thumb, inner_aspect(a),
+             inner_aspect(b));
   return best;
 }
 
@@ -159,26 +165,29 @@ std::optional<Match> Compare(const MatchInput& a, const MatchInput& b, const Mat
   m.distance = al.distance;
   m.transform = al.transform;
   m.correlation = al.correlation;
-  const std::string dist = "PDQ " + std::to_string(al.distance) + " bits apart" + AlignmentWords(al);
+  const std::string dist =
+      "PDQ " + std::to_string(al.distance) + " bits apart" + AlignmentWords(al);
   const std::string corr = Fmt("%.2f", al.correlation);
   if (al.distance <= o.threshold) {
     const double shape = std::max(al.aspect_a, al.aspect_b) / std::min(al.aspect_a, al.aspect_b);
     m.kind = MatchKind::kSimilar;
     if (al.quality < o.min_quality) {
-      m.reason = dist + ", but the picture is too plain to trust PDQ (quality " + std::to_string(al.quality) + " < " +
-                 std::to_string(o.min_quality) + "); a person must confirm";
+      m.reason = dist + ", but the picture is too plain to trust PDQ (quality " +
+                 std::to_string(al.quality) + " < " + std::to_string(o.min_quality) +
+                 "); a person must confirm";
     } else if (shape > 1.25) {
       m.reason = dist + ", but the shapes differ (aspect " + Fmt("%.2f", al.aspect_a) + " vs " +
                  Fmt("%.2f", al.aspect_b) + "); a person must confirm";
     } else if (al.hue && *al.hue < o.min_hue_agreement) {
-      m.reason = dist + " and the shapes agree, but the colours do not (hue agreement " + Fmt("%.2f", *al.hue) +
-                 " < " + Fmt("%.2f", o.min_hue_agreement) + "): another edition or grading; a person must confirm";
+      m.reason = dist + " and the shapes agree, but the colours do not (hue agreement " +
+                 Fmt("%.2f", *al.hue) + " < " + Fmt("%.2f", o.min_hue_agreement) +
+                 "): another edition or grading; a person must confirm";
     } else if (al.correlation < o.min_correlation) {
       m.reason = dist + ", but the thumbnails disagree (correlation " + corr + " < " +
                  Fmt("%.2f", o.min_correlation) + "): look-alikes, not copies";
     } else if (auto gap = ExposureGap(a, b, o)) {
-      m.reason = dist + " and the thumbnails agree (correlation " + corr + "), but the camera (" + a.metadata.make +
-                 " " + a.metadata.model + ") recorded them " + Fmt("%.1f", *gap) +
+      m.reason = dist + " and the thumbnails agree (correlation " + corr + "), but the camera (" +
+                 a.metadata.make + " " + a.metadata.model + ") recorded them " + Fmt("%.1f", *gap) +
                  " s apart: two exposures of one scene; a person must confirm";
     } else {
       m.kind = MatchKind::kNear;
@@ -198,18 +207,21 @@ std::optional<Match> Compare(const MatchInput& a, const MatchInput& b, const Mat
       m.kind = MatchKind::kSimilar;
       m.correlation = g.correlation;
       m.transform = al.transform == "original" ? "aligned" : al.transform + ", aligned";
-      m.reason = "probably a crop or a slightly turned copy: " + std::string(g.a_inside_b ? "A" : "B") + " matches " +
-                 Fmt("%.0f%%", 100 * g.scale) + " of the other's width" +
-                 (std::fabs(g.angle) >= 0.5 ? ", turned " + Fmt("%.1f", g.angle) + " degrees" : "") +
-                 " (aligned thumbnails correlate " + Fmt("%.3f", g.correlation) + "; " + dist +
-                 "); a person must confirm: a shot taken a moment later looks the same";
+      m.reason =
+          "probably a crop or a slightly turned copy: " + std::string(g.a_inside_b ? "A" : "B") +
+          " matches " + Fmt("%.0f%%", 100 * g.scale) + " of the other's width" +
+          (std::fabs(g.angle) >= 0.5 ? ", turned " + Fmt("%.1f", g.angle) + " degrees" : "") +
+          " (aligned thumbnails correlate " + Fmt("%.3f", g.correlation) + "; " + dist +
+          "); a person must confirm: a shot taken a moment later looks the same";
       return m;
     }
   }
-  if (al.distance <= o.similar_radius && al.correlation >= o.similar_correlation && al.quality >= o.min_quality) {
+  if (al.distance <= o.similar_radius && al.correlation >= o.similar_correlation &&
+      al.quality >= o.min_quality) {
     m.kind = MatchKind::kSimilar;
     m.reason = "visually close: " + dist + " (more than " + std::to_string(o.threshold) +
-               "), thumbnails correlate " + corr + "; maybe cropped or edited, a person must confirm";
+               "), thumbnails correlate " + corr +
+               "; maybe cropped or edited, a person must confirm";
     return m;
   }
   // Same camera, moments apart: supporting evidence, never enough alone.
@@ -219,8 +231,8 @@ std::optional<Match> Compare(const MatchInput& a, const MatchInput& b, const Mat
   if (ta && tb && !ma.model.empty() && ma.make == mb.make && ma.model == mb.model &&
       std::fabs(*ta - *tb) <= o.similar_seconds && al.correlation >= 0.5) {
     m.kind = MatchKind::kSimilar;
-    m.reason = "taken " + Fmt("%.0f", std::fabs(*ta - *tb)) + " s apart by the same camera (" + ma.make + " " +
-               ma.model + "), thumbnails correlate " + corr + "; " + dist;
+    m.reason = "taken " + Fmt("%.0f", std::fabs(*ta - *tb)) + " s apart by the same camera (" +
+               ma.make + " " + ma.model + "), thumbnails correlate " + corr + "; " + dist;
     if (ma.gps_latitude && mb.gps_latitude && ma.gps_longitude && mb.gps_longitude)
       m.reason += ", " + Fmt("%.0f", GpsMetres(ma, mb)) + " m apart";
     return m;
@@ -234,49 +246,61 @@ bool WantsGeometry(const std::optional<Match>& m, int distance, const MatchOptio
   return m->kind == MatchKind::kNear && m->correlation < o.geometry_confirm_below;
 }
 
-Explanation Explain(const MatchInput& a, const MatchInput& b, const MatchOptions& o, const GeometricCheck* geometry) {
+Explanation Explain(const MatchInput& a, const MatchInput& b, const MatchOptions& o,
+                    const GeometricCheck* geometry) {
   Explanation e;
   auto describe = [](const MatchInput& m) {
-    return m.info.format + " " + std::to_string(m.info.width) + "x" + std::to_string(m.info.height) + ", " +
-           std::to_string(m.info.bit_depth) + "-bit, " + std::to_string(m.file_size) + " bytes" +
-           (m.info.orientation > 1 ? ", EXIF orientation " + std::to_string(m.info.orientation) : "");
+    return m.info.format + " " + std::to_string(m.info.width) + "x" +
+           std::to_string(m.info.height) + ", " + std::to_string(m.info.bit_depth) + "-bit, " +
+           std::to_string(m.file_size) + " bytes" +
+           (m.info.orientation > 1 ? ", EXIF orientation " + std::to_string(m.info.orientation)
+                                   : "");
   };
   e.lines.push_back("A: " + describe(a));
   e.lines.push_back("B: " + describe(b));
-  e.lines.push_back(std::string("SHA-256: ") + (a.fingerprints.sha256 == b.fingerprints.sha256 ? "identical" : "different"));
-  e.lines.push_back(std::string("content hash (ignores metadata): ") +
-                    (a.fingerprints.content_hash == b.fingerprints.content_hash ? "identical" : "different"));
+  e.lines.push_back(std::string("SHA-256: ") +
+                    (a.fingerprints.sha256 == b.fingerprints.sha256 ? "identical" : "different"));
+  e.lines.push_back(
+      std::string("content hash (ignores metadata): ") +
+      (a.fingerprints.content_hash == b.fingerprints.content_hash ? "identical" : "different"));
   const Alignment al = Align(a, b, o);
-  e.lines.push_back("PDQ: " + std::to_string(HammingDistance(a.fingerprints.pdq.hash, b.fingerprints.pdq.hash)) +
-                    " bits apart as they are; best alignment " + al.transform + ": " + std::to_string(al.distance) +
-                    " bits (near-copy threshold " + std::to_string(o.threshold) + ")");
+  e.lines.push_back(
+      "PDQ: " + std::to_string(HammingDistance(a.fingerprints.pdq.hash, b.fingerprints.pdq.hash)) +
+      " bits apart as they are; best alignment " + al.transform + ": " +
+      std::to_string(al.distance) + " bits (near-copy threshold " + std::to_string(o.threshold) +
+      ")");
   e.lines.push_back("PDQ quality: A " + std::to_string(a.fingerprints.pdq.quality) + ", B " +
-                    std::to_string(b.fingerprints.pdq.quality) + " (below " + std::to_string(o.min_quality) +
-                    " a picture is too plain for PDQ alone)");
-  e.lines.push_back("finer check: thumbnail correlation " + Fmt("%.3f", al.correlation) + " (near copies need " +
-                    Fmt("%.2f", o.min_correlation) + ")");
-  e.lines.push_back("shape: aspect " + Fmt("%.3f", al.aspect_a) + " vs " + Fmt("%.3f", al.aspect_b));
+                    std::to_string(b.fingerprints.pdq.quality) + " (below " +
+                    std::to_string(o.min_quality) + " a picture is too plain for PDQ alone)");
+  e.lines.push_back("finer check: thumbnail correlation " + Fmt("%.3f", al.correlation) +
+                    " (near copies need " + Fmt("%.2f", o.min_correlation) + ")");
+  e.lines.push_back("shape: aspect " + Fmt("%.3f", al.aspect_a) + " vs " +
+                    Fmt("%.3f", al.aspect_b));
   e.lines.push_back(al.hue ? "colour: hue agreement " + Fmt("%.2f", *al.hue) + " (copies need " +
                                  Fmt("%.2f", o.min_hue_agreement) + ")"
                            : std::string("colour: not compared (at least one picture is grey)"));
   for (const auto* m : {&a, &b}) {
     const auto& s = m->fingerprints.signature;
     if (s.has_borders())
-      e.lines.push_back(std::string(m == &a ? "A" : "B") + " has uniform borders: left " + Fmt("%.0f%%", 100 * s.trim_left) +
-                        ", top " + Fmt("%.0f%%", 100 * s.trim_top) + ", right " + Fmt("%.0f%%", 100 * s.trim_right) +
-                        ", bottom " + Fmt("%.0f%%", 100 * s.trim_bottom));
+      e.lines.push_back(std::string(m == &a ? "A" : "B") + " has uniform borders: left " +
+                        Fmt("%.0f%%", 100 * s.trim_left) + ", top " +
+                        Fmt("%.0f%%", 100 * s.trim_top) + ", right " +
+                        Fmt("%.0f%%", 100 * s.trim_right) + ", bottom " +
+                        Fmt("%.0f%%", 100 * s.trim_bottom));
   }
   const auto& ma = a.metadata;
   const auto& mb = b.metadata;
   if (!ma.capture_time.empty() || !mb.capture_time.empty()) {
-    std::string line = "capture time: A " + (ma.capture_time.empty() ? "unknown" : ma.capture_time) + ", B " +
+    std::string line = "capture time: A " +
+                       (ma.capture_time.empty() ? "unknown" : ma.capture_time) + ", B " +
                        (mb.capture_time.empty() ? "unknown" : mb.capture_time);
     auto ta = CaptureTimeSeconds(ma.capture_time), tb = CaptureTimeSeconds(mb.capture_time);
     if (ta && tb) line += " (" + Fmt("%.0f", std::fabs(*ta - *tb)) + " s apart)";
     e.lines.push_back(line);
   }
   if (!ma.model.empty() || !mb.model.empty())
-    e.lines.push_back("camera: A " + (ma.make + " " + ma.model) + ", B " + (mb.make + " " + mb.model));
+    e.lines.push_back("camera: A " + (ma.make + " " + ma.model) + ", B " +
+                      (mb.make + " " + mb.model));
   if (ma.gps_latitude && mb.gps_latitude && ma.gps_longitude && mb.gps_longitude)
     e.lines.push_back("GPS: " + Fmt("%.0f", GpsMetres(ma, mb)) + " m apart");
   e.match = Compare(a, b, o);
@@ -290,27 +314,32 @@ Explanation Explain(const MatchInput& a, const MatchInput& b, const MatchOptions
   }
   if (!e.match) {
     e.verdict = "not duplicates: PDQ " + std::to_string(al.distance) + " bits apart (threshold " +
-                std::to_string(o.threshold) + "), thumbnail correlation " + Fmt("%.2f", al.correlation) +
-                ", no supporting metadata";
+                std::to_string(o.threshold) + "), thumbnail correlation " +
+                Fmt("%.2f", al.correlation) + ", no supporting metadata";
   } else {
     e.verdict = std::string(MatchKindName(e.match->kind)) +
-                (IsAutomatic(e.match->kind) ? " (duplicates): " : " (for review, never merged automatically): ") +
+                (IsAutomatic(e.match->kind) ? " (duplicates): "
+                                            : " (for review, never merged automatically): ") +
                 e.match->reason;
   }
   return e;
 }
 
-std::optional<Match> CompareGeometric(const MatchInput& a, const MatchInput& b, const std::optional<Match>& prior,
-                                      const GeometricCheck& g, const MatchOptions& o) {
-  if (prior && (prior->kind == MatchKind::kExact || prior->kind == MatchKind::kMetadata)) return prior;
+std::optional<Match> CompareGeometric(const MatchInput& a, const MatchInput& b,
+                                      const std::optional<Match>& prior, const GeometricCheck& g,
+                                      const MatchOptions& o) {
+  if (prior && (prior->kind == MatchKind::kExact || prior->kind == MatchKind::kMetadata))
+    return prior;
   if (prior && prior->kind == MatchKind::kNear) {
     // Local features see only the pictures as they are (turned, not
     // mirrored): they may overrule a hash agreement of untransformed pictures.
-    if ((prior->transform == "original" || prior->transform == "inside borders") && ContradictsCopy(g, o.geometry)) {
+    if ((prior->transform == "original" || prior->transform == "inside borders") &&
+        ContradictsCopy(g, o.geometry)) {
       Match m = *prior;
       m.kind = MatchKind::kSimilar;
-      m.reason = "PDQ " + std::to_string(prior->distance) + " bits apart and thumbnails correlate " +
-                 Fmt("%.2f", prior->correlation) + ", but the details disagree (" + DescribeGeometry(g) +
+      m.reason = "PDQ " + std::to_string(prior->distance) +
+                 " bits apart and thumbnails correlate " + Fmt("%.2f", prior->correlation) +
+                 ", but the details disagree (" + DescribeGeometry(g) +
                  "): look-alikes such as pages of one form; a person must confirm";
       return m;
     }
@@ -331,26 +360,32 @@ std::optional<Match> CompareGeometric(const MatchInput& a, const MatchInput& b, 
   const bool b_inside = g.b_inside_a >= g.a_inside_b;
   const char* inner = (b_inside != swapped) ? "B" : "A";
   std::string t;
-  if (g.area_ratio < 0.97) t = std::string(inner) + " cropped to " + Fmt("%.0f%%", 100 * g.area_ratio) + " of the area";
-  if (std::fabs(g.angle) >= 0.3) t += (t.empty() ? "" : ", ") + std::string("turned ") + Fmt("%.1f", std::fabs(g.angle)) + " degrees";
+  if (g.area_ratio < 0.97)
+    t = std::string(inner) + " cropped to " + Fmt("%.0f%%", 100 * g.area_ratio) + " of the area";
+  if (std::fabs(g.angle) >= 0.3)
+    t += (t.empty() ? "" : ", ") + std::string("turned ") + Fmt("%.1f", std::fabs(g.angle)) +
+         " degrees";
   m.transform = t.empty() ? "aligned" : t;
-  const std::string evidence = DescribeGeometry(g) + "; PDQ " + std::to_string(m.distance) + " bits";
-  const auto hue = HueAgreement(a.fingerprints.signature, b.fingerprints.signature, Dihedral::kOriginal);
+  const std::string evidence =
+      DescribeGeometry(g) + "; PDQ " + std::to_string(m.distance) + " bits";
+  const auto hue =
+      HueAgreement(a.fingerprints.signature, b.fingerprints.signature, Dihedral::kOriginal);
   if (copy && hue && *hue < o.min_hue_agreement) {
     m.kind = MatchKind::kSimilar;
-    m.reason = "the pictures align (" + evidence + ") but the colours do not (hue agreement " + Fmt("%.2f", *hue) +
-               "): another edition or grading; a person must confirm";
+    m.reason = "the pictures align (" + evidence + ") but the colours do not (hue agreement " +
+               Fmt("%.2f", *hue) + "): another edition or grading; a person must confirm";
   } else if (auto gap = copy ? ExposureGap(a, b, o) : std::nullopt) {
     m.kind = MatchKind::kSimilar;
-    m.reason = "the pictures align (" + evidence + "), but the camera recorded them " + Fmt("%.1f", *gap) +
-               " s apart: two exposures of one scene; a person must confirm";
+    m.reason = "the pictures align (" + evidence + "), but the camera recorded them " +
+               Fmt("%.1f", *gap) + " s apart: two exposures of one scene; a person must confirm";
   } else if (copy) {
     m.kind = MatchKind::kNear;
     m.reason = "near copy, verified geometrically: " + evidence;
   } else {
     m.kind = MatchKind::kSimilar;
-    m.reason = std::string(g.area_ratio < o.geometry.min_area_ratio ? "one is a detail of the other"
-                                                                     : "the same scene, framed differently (a second shot?)") +
+    m.reason = std::string(g.area_ratio < o.geometry.min_area_ratio
+                               ? "one is a detail of the other"
+                               : "the same scene, framed differently (a second shot?)") +
                ": " + evidence + "; a person must confirm";
   }
   return m;
@@ -358,7 +393,8 @@ std::optional<Match> CompareGeometric(const MatchInput& a, const MatchInput& b, 
 
 bool RanksBefore(const MatchInput& a, const MatchInput& b) {
   if (a.source_priority != b.source_priority) return a.source_priority > b.source_priority;
-  const int64_t pa = int64_t(a.info.width) * a.info.height, pb = int64_t(b.info.width) * b.info.height;
+  const int64_t pa = int64_t(a.info.width) * a.info.height,
+                pb = int64_t(b.info.width) * b.info.height;
   if (pa != pb) return pa > pb;
   if (a.info.bit_depth != b.info.bit_depth) return a.info.bit_depth > b.info.bit_depth;
   auto lossless = [](const std::string& f) { return f == "png" || f == "tiff"; };
@@ -371,7 +407,8 @@ bool RanksBefore(const MatchInput& a, const MatchInput& b) {
   return a.file_id < b.file_id;
 }
 
-std::vector<Cluster> BuildClusters(const std::vector<MatchInput>& files, const std::vector<Match>& matches) {
+std::vector<Cluster> BuildClusters(const std::vector<MatchInput>& files,
+                                   const std::vector<Match>& matches) {
   std::unordered_map<int64_t, const MatchInput*> by_id;
   for (const auto& f : files) by_id[f.file_id] = &f;
   std::unordered_map<int64_t, std::vector<const Match*>> adj;
@@ -382,7 +419,8 @@ std::vector<Cluster> BuildClusters(const std::vector<MatchInput>& files, const s
   }
   std::vector<const MatchInput*> order;
   for (const auto& [id, _] : adj) order.push_back(by_id[id]);
-  std::sort(order.begin(), order.end(), [](const MatchInput* x, const MatchInput* y) { return RanksBefore(*x, *y); });
+  std::sort(order.begin(), order.end(),
+            [](const MatchInput* x, const MatchInput* y) { return RanksBefore(*x, *y); });
   std::set<int64_t> assigned;
   std::vector<Cluster> out;
   for (const MatchInput* master : order) {

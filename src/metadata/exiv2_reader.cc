@@ -30,7 +30,6 @@ void XmpLock(void* data, bool lock) {
     m->unlock();
 }
 
-
 // Exif ASCII and legacy IPTC text are often Latin-1 (or Windows-1252); the
 // catalogue and JSON output need valid UTF-8, so bytes that are not UTF-8 are
 // read as Latin-1, which maps every byte to a character.

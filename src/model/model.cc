@@ -6,19 +6,26 @@ namespace doppel {
 
 const char* ContentHashKindName(ContentHashKind k) {
   switch (k) {
-    case ContentHashKind::kJpegSegments: return "jpeg-segments";
-    case ContentHashKind::kPngChunks: return "png-chunks";
-    case ContentHashKind::kPixels: return "pixels";
+    case ContentHashKind::kJpegSegments:
+      return "jpeg-segments";
+    case ContentHashKind::kPngChunks:
+      return "png-chunks";
+    case ContentHashKind::kPixels:
+      return "pixels";
   }
   return "?";
 }
 
 const char* MatchKindName(MatchKind k) {
   switch (k) {
-    case MatchKind::kExact: return "exact";
-    case MatchKind::kMetadata: return "metadata";
-    case MatchKind::kNear: return "near";
-    case MatchKind::kSimilar: return "similar";
+    case MatchKind::kExact:
+      return "exact";
+    case MatchKind::kMetadata:
+      return "metadata";
+    case MatchKind::kNear:
+      return "near";
+    case MatchKind::kSimilar:
+      return "similar";
   }
   return "?";
 }

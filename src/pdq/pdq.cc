@@ -94,14 +94,30 @@ Block Transform(const Block& a, Dihedral d) {
       const float v = a[i][j];
       const bool i_odd = i & 1, j_odd = j & 1, sum_odd = (i + j) & 1;
       switch (d) {
-        case Dihedral::kOriginal: out[i][j] = v; break;
-        case Dihedral::kRotate90: out[j][i] = j_odd ? v : -v; break;
-        case Dihedral::kRotate180: out[i][j] = sum_odd ? -v : v; break;
-        case Dihedral::kRotate270: out[j][i] = i_odd ? v : -v; break;
-        case Dihedral::kFlipX: out[i][j] = i_odd ? v : -v; break;
-        case Dihedral::kFlipY: out[i][j] = j_odd ? v : -v; break;
-        case Dihedral::kFlipPlus1: out[j][i] = v; break;
-        case Dihedral::kFlipMinus1: out[j][i] = sum_odd ? -v : v; break;
+        case Dihedral::kOriginal:
+          out[i][j] = v;
+          break;
+        case Dihedral::kRotate90:
+          out[j][i] = j_odd ? v : -v;
+          break;
+        case Dihedral::kRotate180:
+          out[i][j] = sum_odd ? -v : v;
+          break;
+        case Dihedral::kRotate270:
+          out[j][i] = i_odd ? v : -v;
+          break;
+        case Dihedral::kFlipX:
+          out[i][j] = i_odd ? v : -v;
+          break;
+        case Dihedral::kFlipY:
+          out[i][j] = j_odd ? v : -v;
+          break;
+        case Dihedral::kFlipPlus1:
+          out[j][i] = v;
+          break;
+        case Dihedral::kFlipMinus1:
+          out[j][i] = sum_odd ? -v : v;
+          break;
       }
     }
   }
@@ -112,14 +128,22 @@ Block Transform(const Block& a, Dihedral d) {
 
 const char* DihedralName(Dihedral d) {
   switch (d) {
-    case Dihedral::kOriginal: return "original";
-    case Dihedral::kRotate90: return "rotate90";
-    case Dihedral::kRotate180: return "rotate180";
-    case Dihedral::kRotate270: return "rotate270";
-    case Dihedral::kFlipX: return "flipx";
-    case Dihedral::kFlipY: return "flipy";
-    case Dihedral::kFlipPlus1: return "flip+1";
-    case Dihedral::kFlipMinus1: return "flip-1";
+    case Dihedral::kOriginal:
+      return "original";
+    case Dihedral::kRotate90:
+      return "rotate90";
+    case Dihedral::kRotate180:
+      return "rotate180";
+    case Dihedral::kRotate270:
+      return "rotate270";
+    case Dihedral::kFlipX:
+      return "flipx";
+    case Dihedral::kFlipY:
+      return "flipy";
+    case Dihedral::kFlipPlus1:
+      return "flip+1";
+    case Dihedral::kFlipMinus1:
+      return "flip-1";
   }
   return "?";
 }
@@ -139,10 +163,14 @@ std::optional<PdqHash> PdqHash::FromHex(std::string_view hex) {
   for (int p = 0; p < 64; ++p) {
     char c = hex[p];
     int v;
-    if (c >= '0' && c <= '9') v = c - '0';
-    else if (c >= 'a' && c <= 'f') v = c - 'a' + 10;
-    else if (c >= 'A' && c <= 'F') v = c - 'A' + 10;
-    else return std::nullopt;
+    if (c >= '0' && c <= '9')
+      v = c - '0';
+    else if (c >= 'a' && c <= 'f')
+      v = c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F')
+      v = c - 'A' + 10;
+    else
+      return std::nullopt;
     const int w = 15 - p / 4;
     const int shift = 12 - 4 * (p % 4);
     h.words[w] |= uint16_t(v << shift);
@@ -161,7 +189,8 @@ std::array<uint8_t, 32> PdqHash::ToBytes() const {
 
 PdqHash PdqHash::FromBytes(const uint8_t* bytes32) {
   PdqHash h;
-  for (int w = 15, p = 0; w >= 0; --w, p += 2) h.words[w] = uint16_t((bytes32[p] << 8) | bytes32[p + 1]);
+  for (int w = 15, p = 0; w >= 0; --w, p += 2)
+    h.words[w] = uint16_t((bytes32[p] << 8) | bytes32[p + 1]);
   return h;
 }
 
@@ -173,7 +202,8 @@ PdqResult PdqFromLuminance(const float* luma, int width, int height) {
   std::vector<float> a(luma, luma + n), b(n);
   const int wx = JaroszWindow(width), wy = JaroszWindow(height);
   for (int rep = 0; rep < 2; ++rep) {
-    for (int y = 0; y < height; ++y) Box1D(&a[size_t(y) * width], &b[size_t(y) * width], width, 1, wx);
+    for (int y = 0; y < height; ++y)
+      Box1D(&a[size_t(y) * width], &b[size_t(y) * width], width, 1, wx);
     for (int x = 0; x < width; ++x) Box1D(&b[x], &a[x], height, width, wy);
   }
 

@@ -167,7 +167,6 @@ struct Act {
   int64_t reclaimed = 0;
 };
 
-
 // Runs one operation's actions (apply) or their reversal (undo).
 class Runner {
  public:

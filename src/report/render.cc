@@ -53,7 +53,8 @@ std::string Base64(const std::string& in) {
   out.reserve((in.size() + 2) / 3 * 4);
   size_t i = 0;
   for (; i + 2 < in.size(); i += 3) {
-    const uint32_t v = uint32_t(uint8_t(in[i])) << 16 | uint32_t(uint8_t(in[i + 1])) << 8 | uint8_t(in[i + 2]);
+    const uint32_t v =
+        uint32_t(uint8_t(in[i])) << 16 | uint32_t(uint8_t(in[i + 1])) << 8 | uint8_t(in[i + 2]);
     out += k[v >> 18];
     out += k[(v >> 12) & 63];
     out += k[(v >> 6) & 63];
@@ -89,7 +90,8 @@ constexpr const char* kColours[] = {"#c0392b", "#e67e22", "#27ae60", "#2c7fb8", 
 
 // Horizontal grouped bars: one group per label, one bar per series.
 std::string BarChart(const std::string& title, const std::vector<std::string>& labels,
-                     const std::vector<std::string>& series, const std::vector<std::vector<double>>& values,
+                     const std::vector<std::string>& series,
+                     const std::vector<std::vector<double>>& values,
                      const std::function<std::string(double)>& fmt) {
   const int label_w = 170, bar_w = 420, value_w = 110, bar_h = 14, gap = 12;
   const int legend_h = 24;
@@ -99,28 +101,32 @@ std::string BarChart(const std::string& title, const std::vector<std::string>& l
   double max = 0;
   for (const auto& row : values)
     for (double v : row) max = std::max(max, v);
-  std::string s = "<svg class=\"chart\" role=\"img\" width=\"" + std::to_string(width) + "\" height=\"" +
-                  std::to_string(height) + "\" viewBox=\"0 0 " + std::to_string(width) + " " + std::to_string(height) +
-                  "\"><title>" + H(title) + "</title>";
+  std::string s = "<svg class=\"chart\" role=\"img\" width=\"" + std::to_string(width) +
+                  "\" height=\"" + std::to_string(height) + "\" viewBox=\"0 0 " +
+                  std::to_string(width) + " " + std::to_string(height) + "\"><title>" + H(title) +
+                  "</title>";
   int x = label_w;
   for (size_t k = 0; k < series.size(); ++k) {
-    s += "<rect x=\"" + std::to_string(x) + "\" y=\"4\" width=\"12\" height=\"12\" fill=\"" + kColours[k % 5] +
-         "\"/><text x=\"" + std::to_string(x + 16) + "\" y=\"14\">" + H(series[k]) + "</text>";
+    s += "<rect x=\"" + std::to_string(x) + "\" y=\"4\" width=\"12\" height=\"12\" fill=\"" +
+         kColours[k % 5] + "\"/><text x=\"" + std::to_string(x + 16) + "\" y=\"14\">" +
+         H(series[k]) + "</text>";
     x += 16 + int(series[k].size()) * 7 + 18;
   }
   for (size_t i = 0; i < labels.size(); ++i) {
     const int y0 = legend_h + int(i) * group_h;
     s += "<text x=\"" + std::to_string(label_w - 8) + "\" y=\"" +
-         std::to_string(y0 + int(series.size()) * bar_h / 2 + 4) + "\" text-anchor=\"end\">" + H(labels[i]) + "</text>";
+         std::to_string(y0 + int(series.size()) * bar_h / 2 + 4) + "\" text-anchor=\"end\">" +
+         H(labels[i]) + "</text>";
     for (size_t k = 0; k < series.size(); ++k) {
       const double v = k < values[i].size() ? values[i][k] : 0;
       const int w = max > 0 ? int(std::lround(v / max * bar_w)) : 0;
       const int y = y0 + int(k) * bar_h;
       s += "<rect x=\"" + std::to_string(label_w) + "\" y=\"" + std::to_string(y) + "\" width=\"" +
-           std::to_string(std::max(w, v > 0 ? 1 : 0)) + "\" height=\"" + std::to_string(bar_h - 2) + "\" fill=\"" +
-           kColours[k % 5] + "\"><title>" + H(labels[i] + ", " + series[k] + ": " + fmt(v)) + "</title></rect>";
-      s += "<text class=\"v\" x=\"" + std::to_string(label_w + w + 4) + "\" y=\"" + std::to_string(y + bar_h - 3) +
-           "\">" + H(fmt(v)) + "</text>";
+           std::to_string(std::max(w, v > 0 ? 1 : 0)) + "\" height=\"" + std::to_string(bar_h - 2) +
+           "\" fill=\"" + kColours[k % 5] + "\"><title>" +
+           H(labels[i] + ", " + series[k] + ": " + fmt(v)) + "</title></rect>";
+      s += "<text class=\"v\" x=\"" + std::to_string(label_w + w + 4) + "\" y=\"" +
+           std::to_string(y + bar_h - 3) + "\">" + H(fmt(v)) + "</text>";
     }
   }
   return s + "</svg>";
@@ -131,12 +137,14 @@ std::string ProgressBar(const Progress& p) {
   const int64_t total = p.clusters;
   const double f = total > 0 ? double(p.resolved) / double(total) : 0;
   const int done = int(std::lround(f * w));
-  return "<svg class=\"chart\" role=\"img\" width=\"" + std::to_string(w) + "\" height=\"" + std::to_string(h) +
-         "\" viewBox=\"0 0 " + std::to_string(w) + " " + std::to_string(h) + "\"><title>" +
+  return "<svg class=\"chart\" role=\"img\" width=\"" + std::to_string(w) + "\" height=\"" +
+         std::to_string(h) + "\" viewBox=\"0 0 " + std::to_string(w) + " " + std::to_string(h) +
+         "\"><title>" +
          H(std::to_string(p.resolved) + " of " + std::to_string(total) + " clusters resolved") +
-         "</title><rect x=\"0\" y=\"0\" width=\"" + std::to_string(w) + "\" height=\"" + std::to_string(h) +
-         "\" fill=\"#ddd\"/><rect x=\"0\" y=\"0\" width=\"" + std::to_string(done) + "\" height=\"" +
-         std::to_string(h) + "\" fill=\"#27ae60\"/><text x=\"8\" y=\"16\">" + Num(f * 100, 1) + " %</text></svg>";
+         "</title><rect x=\"0\" y=\"0\" width=\"" + std::to_string(w) + "\" height=\"" +
+         std::to_string(h) + "\" fill=\"#ddd\"/><rect x=\"0\" y=\"0\" width=\"" +
+         std::to_string(done) + "\" height=\"" + std::to_string(h) +
+         "\" fill=\"#27ae60\"/><text x=\"8\" y=\"16\">" + Num(f * 100, 1) + " %</text></svg>";
 }
 
 const char* kCss = R"(
@@ -199,8 +207,9 @@ std::string RenderReportHtml(const Report& r) {
        "<title>doppel report: duplicate images</title><style>";
   h += kCss;
   h += "</style></head><body>\n";
-  h += "<header><h1>Duplicate images: storage and progress</h1><p class=\"meta\">Catalogue " + H(r.catalogue) +
-       ", report made " + H(r.generated_at) + " by doppel " + H(r.doppel_version) + ".</p></header>\n";
+  h += "<header><h1>Duplicate images: storage and progress</h1><p class=\"meta\">Catalogue " +
+       H(r.catalogue) + ", report made " + H(r.generated_at) + " by doppel " + H(r.doppel_version) +
+       ".</p></header>\n";
 
   // Summary.
   const Progress& p = r.progress;
@@ -209,14 +218,15 @@ std::string RenderReportHtml(const Report& r) {
        H(Count(r.totals.duplicate_files)) + " files</div>";
   h += "<div class=\"card\">Reclaimed<b>" + H(Bytes(r.totals.reclaimed_bytes)) + "</b>" +
        H(Count(r.totals.retired_files)) + " files retired</div>";
-  h += "<div class=\"card\">Clusters resolved<b>" + H(Count(p.resolved)) + " / " + H(Count(p.clusters)) + "</b>" +
-       H(Count(p.pending)) + " pending</div>";
-  h += "<div class=\"card\">Estimated finish<b>" + H(p.estimated_finish.empty() ? "no estimate" : p.estimated_finish) +
-       "</b>";
+  h += "<div class=\"card\">Clusters resolved<b>" + H(Count(p.resolved)) + " / " +
+       H(Count(p.clusters)) + "</b>" + H(Count(p.pending)) + " pending</div>";
+  h += "<div class=\"card\">Estimated finish<b>" +
+       H(p.estimated_finish.empty() ? "no estimate" : p.estimated_finish) + "</b>";
   if (p.on_track)
-    h += *p.on_track                  ? "<span class=\"ok\">on track</span> for " + H(p.deadline)
-         : p.estimated_finish.empty() ? "<span class=\"late\">no rate yet</span> to meet " + H(p.deadline)
-                                      : "<span class=\"late\">behind</span> deadline " + H(p.deadline);
+    h += *p.on_track ? "<span class=\"ok\">on track</span> for " + H(p.deadline)
+         : p.estimated_finish.empty()
+             ? "<span class=\"late\">no rate yet</span> to meet " + H(p.deadline)
+             : "<span class=\"late\">behind</span> deadline " + H(p.deadline);
   else
     h += "no deadline given";
   h += "</div></div></section>\n";
@@ -227,33 +237,42 @@ std::string RenderReportHtml(const Report& r) {
   std::vector<std::vector<double>> values;
   for (const auto& d : r.departments) {
     labels.push_back(d.source);
-    values.push_back({double(d.duplicate_bytes), double(d.exact_redundant_bytes), double(d.reclaimed_bytes)});
+    values.push_back(
+        {double(d.duplicate_bytes), double(d.exact_redundant_bytes), double(d.reclaimed_bytes)});
   }
   if (!labels.empty())
     h += BarChart("Storage held in duplicates and reclaimed, per department", labels,
                   {"held in duplicates", "identical copies", "reclaimed"}, values,
                   [](double v) { return Bytes(int64_t(v)); });
-  h += "<table><tr><th class=\"l\">Department</th><th>Files</th><th>Size</th><th>Duplicate files</th>"
-       "<th>Held in duplicates</th><th>Identical copies</th><th>Their size</th><th>Retired files</th>"
+  h += "<table><tr><th class=\"l\">Department</th><th>Files</th><th>Size</th><th>Duplicate "
+       "files</th>"
+       "<th>Held in duplicates</th><th>Identical copies</th><th>Their size</th><th>Retired "
+       "files</th>"
        "<th>Reclaimed</th></tr>";
   auto dept_row = [&](const DepartmentFigures& d, bool total) {
     const std::string td = total ? "<th" : "<td", etd = total ? "</th>" : "</td>";
     h += "<tr>" + td + " class=\"l\">" + H(d.source) + etd;
-    for (const std::string& cell : {Count(d.files), Bytes(d.bytes), Count(d.duplicate_files), Bytes(d.duplicate_bytes),
-                                    Count(d.exact_redundant_files), Bytes(d.exact_redundant_bytes),
-                                    Count(d.retired_files), Bytes(d.reclaimed_bytes)})
+    for (const std::string& cell :
+         {Count(d.files), Bytes(d.bytes), Count(d.duplicate_files), Bytes(d.duplicate_bytes),
+          Count(d.exact_redundant_files), Bytes(d.exact_redundant_bytes), Count(d.retired_files),
+          Bytes(d.reclaimed_bytes)})
       h += td + ">" + H(cell) + etd;
     h += "</tr>";
   };
   for (const auto& d : r.departments) dept_row(d, false);
   dept_row(r.totals, true);
-  h += "</table><p class=\"meta\">Held in duplicates: files that are not their cluster's master, not rejected by a "
-       "reviewer and not yet retired. Identical copies: files with the same bytes as another, one copy kept per "
-       "group. Reclaimed: bytes freed by the replacement (doppel apply), net of undos.</p></section>\n";
+  h += "</table><p class=\"meta\">Held in duplicates: files that are not their cluster's master, "
+       "not rejected by a "
+       "reviewer and not yet retired. Identical copies: files with the same bytes as another, one "
+       "copy kept per "
+       "group. Reclaimed: bytes freed by the replacement (doppel apply), net of "
+       "undos.</p></section>\n";
 
   // Overlap heat map.
-  h += "<section id=\"overlap\"><h2>Pictures held in common</h2><p class=\"meta\">Each cell counts the clusters "
-       "(pictures) with copies in both departments; the diagonal counts pictures held twice or more within one "
+  h += "<section id=\"overlap\"><h2>Pictures held in common</h2><p class=\"meta\">Each cell counts "
+       "the clusters "
+       "(pictures) with copies in both departments; the diagonal counts pictures held twice or "
+       "more within one "
        "department.</p>";
   const auto& o = r.overlap;
   int64_t max = 0;
@@ -267,8 +286,9 @@ std::string RenderReportHtml(const Report& r) {
     for (size_t j = 0; j < o.sources.size(); ++j) {
       const int64_t v = o.clusters[i][j];
       const double a = max > 0 ? double(v) / double(max) : 0;
-      h += "<td style=\"background:rgba(192,57,43," + Num(a * 0.85, 2) + ");color:" + (a > 0.55 ? "#fff" : "#222") +
-           "\" title=\"" + H(o.sources[i] + " and " + o.sources[j] + ": " + std::to_string(v)) + "\">" + Count(v) +
+      h += "<td style=\"background:rgba(192,57,43," + Num(a * 0.85, 2) +
+           ");color:" + (a > 0.55 ? "#fff" : "#222") + "\" title=\"" +
+           H(o.sources[i] + " and " + o.sources[j] + ": " + std::to_string(v)) + "\">" + Count(v) +
            "</td>";
     }
     h += "</tr>";
@@ -276,8 +296,10 @@ std::string RenderReportHtml(const Report& r) {
   h += "</table></section>\n";
 
   // Grouped counts.
-  h += "<section id=\"groups\"><h2>Counts before and after duplicates are removed</h2><p class=\"meta\">Before: "
-       "every fingerprinted file. After: one file per cluster (its master); the other members are not "
+  h += "<section id=\"groups\"><h2>Counts before and after duplicates are removed</h2><p "
+       "class=\"meta\">Before: "
+       "every fingerprinted file. After: one file per cluster (its master); the other members are "
+       "not "
        "counted.</p>";
   for (const auto& g : r.groupings) {
     h += "<h3>By " + H(g.field) + "</h3>";
@@ -294,10 +316,11 @@ std::string RenderReportHtml(const Report& r) {
     if (shown < g.groups.size())
       h += "<p class=\"meta\">The chart shows the first " + std::to_string(shown) + " of " +
            std::to_string(g.groups.size()) + " values; the table has them all.</p>";
-    h += "<table><tr><th class=\"l\">" + H(g.field) + "</th><th>Before</th><th>After</th><th>Removed</th></tr>";
+    h += "<table><tr><th class=\"l\">" + H(g.field) +
+         "</th><th>Before</th><th>After</th><th>Removed</th></tr>";
     for (const auto& c : g.groups)
-      h += "<tr><td class=\"l\">" + H(c.value) + "</td><td>" + Count(c.before) + "</td><td>" + Count(c.after) +
-           "</td><td>" + Count(c.before - c.after) + "</td></tr>";
+      h += "<tr><td class=\"l\">" + H(c.value) + "</td><td>" + Count(c.before) + "</td><td>" +
+           Count(c.after) + "</td><td>" + Count(c.before - c.after) + "</td></tr>";
     h += "</table>";
   }
   h += "</section>\n";
@@ -308,22 +331,25 @@ std::string RenderReportHtml(const Report& r) {
     h += "<tr><th class=\"l\">" + H(k) + "</th><td class=\"l\">" + v + "</td></tr>";
   };
   prow("Clusters", H(Count(p.clusters)));
-  prow("Resolved", H(Count(p.resolved)) + " (" + H(Count(p.resolved_retired)) + " by retiring duplicates, " +
-                       H(Count(p.resolved_rejected)) + " rejected by a reviewer)");
+  prow("Resolved", H(Count(p.resolved)) + " (" + H(Count(p.resolved_retired)) +
+                       " by retiring duplicates, " + H(Count(p.resolved_rejected)) +
+                       " rejected by a reviewer)");
   prow("Pending", H(Count(p.pending)));
   prow("Files retired", H(Count(p.files_retired)));
   prow("Applies", p.first_apply.empty() ? "none yet" : H(p.first_apply) + " to " + H(p.last_apply));
-  prow("Rate", p.first_apply.empty()
-                   ? "none yet"
-                   : H(Num(p.rate_per_day, 2)) + " clusters per day (over " + H(Num(p.span_days, 2)) + " days)");
-  prow("Estimated finish", p.estimated_finish.empty() ? "no estimate (nothing resolved yet)"
-                                                      : H(p.estimated_finish) + " (" + H(Count(p.days_needed)) +
-                                                            " days from " + H(p.today) + ")");
+  prow("Rate", p.first_apply.empty() ? "none yet"
+                                     : H(Num(p.rate_per_day, 2)) + " clusters per day (over " +
+                                           H(Num(p.span_days, 2)) + " days)");
+  prow("Estimated finish", p.estimated_finish.empty()
+                               ? "no estimate (nothing resolved yet)"
+                               : H(p.estimated_finish) + " (" + H(Count(p.days_needed)) +
+                                     " days from " + H(p.today) + ")");
   if (p.on_track)
-    prow("Deadline", H(p.deadline) + ": " +
-                         (*p.on_track                  ? "<span class=\"ok\">on track</span>"
-                          : p.estimated_finish.empty() ? "<span class=\"late\">not on track: no rate yet</span>"
-                                                       : "<span class=\"late\">behind</span>"));
+    prow("Deadline",
+         H(p.deadline) + ": " +
+             (*p.on_track                  ? "<span class=\"ok\">on track</span>"
+              : p.estimated_finish.empty() ? "<span class=\"late\">not on track: no rate yet</span>"
+                                           : "<span class=\"late\">behind</span>"));
   h += "</table></section>\n";
 
   // Largest clusters.
@@ -332,8 +358,9 @@ std::string RenderReportHtml(const Report& r) {
     const std::string state = c.status == "rejected"   ? "rejected by a reviewer: not duplicates"
                               : c.status == "resolved" ? "resolved: every copy retired"
                                                        : "pending";
-    h += "<div class=\"cluster\"><h3>Cluster " + std::to_string(c.id) + ": " + Count(c.members) + " files, " +
-         H(Bytes(c.duplicate_bytes)) + " in copies besides the master (" + H(state) + ")</h3><div class=\"files\">";
+    h += "<div class=\"cluster\"><h3>Cluster " + std::to_string(c.id) + ": " + Count(c.members) +
+         " files, " + H(Bytes(c.duplicate_bytes)) + " in copies besides the master (" + H(state) +
+         ")</h3><div class=\"files\">";
     // Pictures for the first members (those BuildReport rendered or tried
     // to), then the rest as a plain list so a big cluster stays readable.
     std::vector<const Thumbnail*> rest;
@@ -347,11 +374,12 @@ std::string RenderReportHtml(const Report& r) {
       ++shown;
       h += std::string("<figure") + (t.master ? " class=\"master\"" : "") + ">";
       if (!t.jpeg.empty())
-        h += "<img alt=\"" + H(caption) + "\" src=\"data:image/jpeg;base64," + Base64(t.jpeg) + "\">";
+        h += "<img alt=\"" + H(caption) + "\" src=\"data:image/jpeg;base64," + Base64(t.jpeg) +
+             "\">";
       else if (!t.note.empty())
         h += "<div class=\"placeholder\">no picture</div>";
-      h += "<figcaption>" + std::string(t.master ? "<b>master</b> " : "") + (t.retired ? "<i>retired</i> " : "") +
-           H(caption) + " (" + H(Bytes(t.size)) + ")";
+      h += "<figcaption>" + std::string(t.master ? "<b>master</b> " : "") +
+           (t.retired ? "<i>retired</i> " : "") + H(caption) + " (" + H(Bytes(t.size)) + ")";
       if (!t.note.empty()) h += "<br><span class=\"note\">" + H(t.note) + "</span>";
       h += "</figcaption></figure>";
     }
@@ -381,7 +409,8 @@ std::string RenderReportHtml(const Report& r) {
 
 std::string RenderReportCsv(const Report& r) {
   std::string out = "section,key,subkey,value\n";
-  auto row = [&](const std::string& a, const std::string& b, const std::string& c, const std::string& d) {
+  auto row = [&](const std::string& a, const std::string& b, const std::string& c,
+                 const std::string& d) {
     out += CsvCell(a) + "," + CsvCell(b) + "," + CsvCell(c) + "," + CsvCell(d) + "\n";
   };
   row("report", "format_version", "", std::to_string(r.format_version));
@@ -389,22 +418,23 @@ std::string RenderReportCsv(const Report& r) {
   row("report", "doppel_version", "", r.doppel_version);
   row("report", "catalogue", "", r.catalogue);
   auto dept = [&](const DepartmentFigures& d) {
-    for (const auto& [k, v] :
-         std::vector<std::pair<const char*, int64_t>>{{"files", d.files},
-                                                      {"bytes", d.bytes},
-                                                      {"duplicate_files", d.duplicate_files},
-                                                      {"duplicate_bytes", d.duplicate_bytes},
-                                                      {"exact_redundant_files", d.exact_redundant_files},
-                                                      {"exact_redundant_bytes", d.exact_redundant_bytes},
-                                                      {"retired_files", d.retired_files},
-                                                      {"reclaimed_bytes", d.reclaimed_bytes}})
+    for (const auto& [k, v] : std::vector<std::pair<const char*, int64_t>>{
+             {"files", d.files},
+             {"bytes", d.bytes},
+             {"duplicate_files", d.duplicate_files},
+             {"duplicate_bytes", d.duplicate_bytes},
+             {"exact_redundant_files", d.exact_redundant_files},
+             {"exact_redundant_bytes", d.exact_redundant_bytes},
+             {"retired_files", d.retired_files},
+             {"reclaimed_bytes", d.reclaimed_bytes}})
       row("department", d.source, k, std::to_string(v));
   };
   for (const auto& d : r.departments) dept(d);
   dept(r.totals);
   for (size_t i = 0; i < r.overlap.sources.size(); ++i)
     for (size_t j = 0; j < r.overlap.sources.size(); ++j)
-      row("overlap", r.overlap.sources[i], r.overlap.sources[j], std::to_string(r.overlap.clusters[i][j]));
+      row("overlap", r.overlap.sources[i], r.overlap.sources[j],
+          std::to_string(r.overlap.clusters[i][j]));
   for (const auto& g : r.groupings)
     for (const auto& c : g.groups) {
       row("group:" + g.field, c.value, "before", std::to_string(c.before));
@@ -461,25 +491,27 @@ std::string RenderReportJson(const Report& r) {
   j["groupings"] = json::array();
   for (const auto& g : r.groupings) {
     json groups = json::array();
-    for (const auto& c : g.groups) groups.push_back({{"value", c.value}, {"before", c.before}, {"after", c.after}});
+    for (const auto& c : g.groups)
+      groups.push_back({{"value", c.value}, {"before", c.before}, {"after", c.after}});
     j["groupings"].push_back({{"field", g.field}, {"groups", groups}});
   }
   const Progress& p = r.progress;
-  j["progress"] = {{"clusters", p.clusters},
-                   {"resolved", p.resolved},
-                   {"resolved_retired", p.resolved_retired},
-                   {"resolved_rejected", p.resolved_rejected},
-                   {"pending", p.pending},
-                   {"files_retired", p.files_retired},
-                   {"first_apply", p.first_apply.empty() ? json(nullptr) : json(p.first_apply)},
-                   {"last_apply", p.last_apply.empty() ? json(nullptr) : json(p.last_apply)},
-                   {"span_days", p.span_days},
-                   {"rate_per_day", p.rate_per_day},
-                   {"days_needed", p.days_needed},
-                   {"today", p.today},
-                   {"estimated_finish", p.estimated_finish.empty() ? json(nullptr) : json(p.estimated_finish)},
-                   {"deadline", p.deadline.empty() ? json(nullptr) : json(p.deadline)},
-                   {"on_track", p.on_track ? json(*p.on_track) : json(nullptr)}};
+  j["progress"] = {
+      {"clusters", p.clusters},
+      {"resolved", p.resolved},
+      {"resolved_retired", p.resolved_retired},
+      {"resolved_rejected", p.resolved_rejected},
+      {"pending", p.pending},
+      {"files_retired", p.files_retired},
+      {"first_apply", p.first_apply.empty() ? json(nullptr) : json(p.first_apply)},
+      {"last_apply", p.last_apply.empty() ? json(nullptr) : json(p.last_apply)},
+      {"span_days", p.span_days},
+      {"rate_per_day", p.rate_per_day},
+      {"days_needed", p.days_needed},
+      {"today", p.today},
+      {"estimated_finish", p.estimated_finish.empty() ? json(nullptr) : json(p.estimated_finish)},
+      {"deadline", p.deadline.empty() ? json(nullptr) : json(p.deadline)},
+      {"on_track", p.on_track ? json(*p.on_track) : json(nullptr)}};
   j["largest_clusters"] = json::array();
   for (const auto& c : r.largest_clusters) {
     json files = json::array();

@@ -29,9 +29,10 @@ std::optional<int64_t> ParseUtc(const std::string& s) {
   std::tm tm{};
   int y, mo, d, h = 0, mi = 0, sec = 0;
   char tail[2];
-  const bool full =
-      s.size() >= 19 && std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d", &y, &mo, &d, &h, &mi, &sec) == 6;
-  const bool date_only = !full && s.size() == 10 && std::sscanf(s.c_str(), "%4d-%2d-%2d%1s", &y, &mo, &d, tail) == 3;
+  const bool full = s.size() >= 19 && std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d", &y, &mo, &d,
+                                                  &h, &mi, &sec) == 6;
+  const bool date_only =
+      !full && s.size() == 10 && std::sscanf(s.c_str(), "%4d-%2d-%2d%1s", &y, &mo, &d, tail) == 3;
   if (!full && !date_only) return std::nullopt;
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return std::nullopt;
   tm.tm_year = y - 1900;
@@ -53,7 +54,8 @@ std::string TimeOf(int64_t t) { return FormatUtc(t, "%Y-%m-%dT%H:%M:%SZ"); }
 
 // The file an apply/undo event is about: detail.file_id, else "file:N".
 int64_t EventFileId(const Event& e, const nlohmann::json& d) {
-  if (d.is_object() && d.contains("file_id") && d["file_id"].is_number_integer()) return d["file_id"].get<int64_t>();
+  if (d.is_object() && d.contains("file_id") && d["file_id"].is_number_integer())
+    return d["file_id"].get<int64_t>();
   if (e.object.rfind("file:", 0) == 0) {
     try {
       return std::stoll(e.object.substr(5));
@@ -80,7 +82,6 @@ struct Retirement {
   int64_t cluster_id = 0;
 };
 
-
 std::string Trim(std::string s) {
   const auto b = s.find_first_not_of(" \t");
   if (b == std::string::npos) return "";
@@ -94,7 +95,8 @@ std::string Camera(const std::string& make, const std::string& model) {
   if (md.empty()) return mk;
   // Many cameras repeat the make in the model ("Canon" / "Canon EOS 5D").
   if (md.size() >= mk.size() && std::equal(mk.begin(), mk.end(), md.begin(), [](char a, char b) {
-        return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
+        return std::tolower(static_cast<unsigned char>(a)) ==
+               std::tolower(static_cast<unsigned char>(b));
       }))
     return md;
   return mk + " " + md;
@@ -103,17 +105,20 @@ std::string Camera(const std::string& make, const std::string& model) {
 }  // namespace
 
 bool IsBuiltinGroupField(const std::string& f) {
-  static const std::set<std::string> kFields = {"source", "format", "year", "make", "model", "camera", "author"};
+  static const std::set<std::string> kFields = {"source", "format", "year",  "make",
+                                                "model",  "camera", "author"};
   return kFields.count(f) > 0;
 }
 
-Result<JoinTable> LoadJoinCsv(const std::string& path, const std::string& key_column, const std::string& field_column) {
+Result<JoinTable> LoadJoinCsv(const std::string& path, const std::string& key_column,
+                              const std::string& field_column) {
   const std::string name = DisplayPath(path);
   std::ifstream in(path, std::ios::binary);
   if (!in) return NotFound("join table " + name + ": cannot open; check the path given to --join");
   std::string line;
   if (!std::getline(in, line))
-    return InvalidArgument("join table " + name + ": empty; it needs a header row such as path,postcode");
+    return InvalidArgument("join table " + name +
+                           ": empty; it needs a header row such as path,postcode");
   if (line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);  // spreadsheets write a UTF-8 BOM
   const auto header = SplitCsvLine(line);
   auto column = [&](const std::string& want) -> int {
@@ -125,11 +130,11 @@ Result<JoinTable> LoadJoinCsv(const std::string& path, const std::string& key_co
   std::string have;
   for (const auto& h : header) have += (have.empty() ? "" : ", ") + Trim(h);
   if (key < 0)
-    return InvalidArgument("join table " + name + ": no column '" + key_column + "' (columns: " + have +
-                           "); name the key column with --join-key");
+    return InvalidArgument("join table " + name + ": no column '" + key_column +
+                           "' (columns: " + have + "); name the key column with --join-key");
   if (field < 0)
-    return InvalidArgument("join table " + name + ": no column '" + field_column + "' (columns: " + have +
-                           "); name the joined column with --join-field");
+    return InvalidArgument("join table " + name + ": no column '" + field_column +
+                           "' (columns: " + have + "); name the joined column with --join-field");
   JoinTable t;
   t.field = field_column;
   int lineno = 1;
@@ -138,8 +143,9 @@ Result<JoinTable> LoadJoinCsv(const std::string& path, const std::string& key_co
     if (Trim(line).empty() || line == "\r") continue;
     const auto f = SplitCsvLine(line);
     if (int(f.size()) <= std::max(key, field))
-      return InvalidArgument("join table " + name + ":" + std::to_string(lineno) + ": " + std::to_string(f.size()) +
-                             " fields, expected " + std::to_string(header.size()) +
+      return InvalidArgument("join table " + name + ":" + std::to_string(lineno) + ": " +
+                             std::to_string(f.size()) + " fields, expected " +
+                             std::to_string(header.size()) +
                              "; fix the line (fields with commas need double quotes)");
     std::string k = f[size_t(key)];
     while (k.rfind("./", 0) == 0) k.erase(0, 2);
@@ -152,10 +158,11 @@ Result<JoinTable> LoadJoinCsv(const std::string& path, const std::string& key_co
 Result<Report> BuildReport(Catalogue& cat, const ReportOptions& opt) {
   for (const auto& f : opt.group_by)
     if (!IsBuiltinGroupField(f) && !(opt.join && opt.join->field == f))
-      return InvalidArgument("cannot group by '" + f +
-                             "': use source, format, year, make, model, camera, author, or the field of a join "
-                             "table (--join FILE --join-field " +
-                             f + ")");
+      return InvalidArgument(
+          "cannot group by '" + f +
+          "': use source, format, year, make, model, camera, author, or the field of a join "
+          "table (--join FILE --join-field " +
+          f + ")");
   if (opt.join && IsBuiltinGroupField(opt.join->field))
     return InvalidArgument("the joined column '" + opt.join->field +
                            "' has the name of a built-in field; rename the column in the CSV");
@@ -176,7 +183,8 @@ Result<Report> BuildReport(Catalogue& cat, const ReportOptions& opt) {
 
   // --- What the catalogue holds.
   DOPPEL_ASSIGN_OR_RETURN(auto sources, cat.ListSources());
-  std::sort(sources.begin(), sources.end(), [](const Source& a, const Source& b) { return a.name < b.name; });
+  std::sort(sources.begin(), sources.end(),
+            [](const Source& a, const Source& b) { return a.name < b.name; });
   std::map<std::string, std::string> roots;
   std::map<std::string, size_t> dept_index;
   for (const auto& s : sources) {
@@ -234,8 +242,9 @@ Result<Report> BuildReport(Catalogue& cat, const ReportOptions& opt) {
     }
   }
   if (unreadable_events)
-    rep.notes.push_back(std::to_string(unreadable_events) +
-                        " apply/undo event(s) name no file (object file:ID or detail file_id) and were ignored");
+    rep.notes.push_back(
+        std::to_string(unreadable_events) +
+        " apply/undo event(s) name no file (object file:ID or detail file_id) and were ignored");
   std::map<std::string, int64_t> unknown_sources;  // retired files of sources no longer registered
   for (const auto& [file, r] : retired) {
     ++rep.progress.files_retired;
@@ -366,7 +375,8 @@ Result<Report> BuildReport(Catalogue& cat, const ReportOptions& opt) {
   // --- Counts by field, before and after duplicates are removed.
   if (!opt.group_by.empty()) {
     bool need_record = false;
-    for (const auto& f : opt.group_by) need_record |= f == "make" || f == "model" || f == "camera" || f == "author";
+    for (const auto& f : opt.group_by)
+      need_record |= f == "make" || f == "model" || f == "camera" || f == "author";
     std::vector<std::map<std::string, GroupCount>> counts(opt.group_by.size());
     int64_t joined = 0;
     std::unordered_set<std::string> used_keys;
@@ -423,23 +433,28 @@ Result<Report> BuildReport(Catalogue& cat, const ReportOptions& opt) {
       Grouping g{opt.group_by[k], {}};
       for (auto& [v, c] : counts[k]) g.groups.push_back(c);
       const bool by_value = g.field == "year";
-      std::stable_sort(g.groups.begin(), g.groups.end(), [&](const GroupCount& a, const GroupCount& b) {
-        if ((a.value == kNone) != (b.value == kNone)) return b.value == kNone;  // "(none)" last
-        if (by_value) return a.value < b.value;
-        return a.before != b.before ? a.before > b.before : a.value < b.value;
-      });
+      std::stable_sort(g.groups.begin(), g.groups.end(),
+                       [&](const GroupCount& a, const GroupCount& b) {
+                         if ((a.value == kNone) != (b.value == kNone))
+                           return b.value == kNone;  // "(none)" last
+                         if (by_value) return a.value < b.value;
+                         return a.before != b.before ? a.before > b.before : a.value < b.value;
+                       });
       rep.groupings.push_back(std::move(g));
     }
     if (opt.join) {
-      const size_t unused = opt.join->values.size() - std::min(opt.join->values.size(), used_keys.size());
+      const size_t unused =
+          opt.join->values.size() - std::min(opt.join->values.size(), used_keys.size());
       rep.notes.push_back("join table (" + opt.join->field + "): " + std::to_string(joined) +
-                          " file(s) matched a row; " + std::to_string(unused) + " row(s) matched no file");
+                          " file(s) matched a row; " + std::to_string(unused) +
+                          " row(s) matched no file");
     }
   }
 
   // --- Progress.
   Progress& p = rep.progress;
-  std::unordered_set<int64_t> vanished;  // clusters named by retired files' applies, since dropped by `match`
+  std::unordered_set<int64_t>
+      vanished;  // clusters named by retired files' applies, since dropped by `match`
   for (const auto& [file, r] : retired)
     if (r.cluster_id > 0 && !stored_ids.count(r.cluster_id)) vanished.insert(r.cluster_id);
   for (const View& v : views) {
@@ -480,9 +495,11 @@ Result<Report> BuildReport(Catalogue& cat, const ReportOptions& opt) {
     if (a->duplicate_bytes != b->duplicate_bytes) return a->duplicate_bytes > b->duplicate_bytes;
     return a->cluster->id < b->cluster->id;
   });
-  if (int(order.size()) > opt.largest_clusters) order.resize(size_t(std::max(0, opt.largest_clusters)));
+  if (int(order.size()) > opt.largest_clusters)
+    order.resize(size_t(std::max(0, opt.largest_clusters)));
   int64_t to_render = 0, rendered = 0;
-  for (const View* v : order) to_render += std::min<int64_t>(int64_t(v->members.size()), opt.thumbnails_per_cluster);
+  for (const View* v : order)
+    to_render += std::min<int64_t>(int64_t(v->members.size()), opt.thumbnails_per_cluster);
   if (opt.thumbnails && to_render > 0) DOPPEL_RETURN_IF_ERROR(InitImaging());
   for (const View* v : order) {
     ClusterSummary cs;
@@ -502,7 +519,8 @@ Result<Report> BuildReport(Catalogue& cat, const ReportOptions& opt) {
         t.size = it->second->size;
       }
       if (opt.thumbnails && int(cs.files.size()) < opt.thumbnails_per_cluster) {
-        if (opt.cancel && opt.cancel->load()) return Cancelled("report cancelled while rendering thumbnails");
+        if (opt.cancel && opt.cancel->load())
+          return Cancelled("report cancelled while rendering thumbnails");
         if (it == file_by_id.end() || !roots.count(t.source)) {
           t.note = "not in the catalogue any more";
         } else {
@@ -512,11 +530,13 @@ Result<Report> BuildReport(Catalogue& cat, const ReportOptions& opt) {
           std::error_code ec;
           if (!std::filesystem::exists(full, ec)) {
             // Quarantined, deleted or on an unmounted share: say so plainly.
-            t.note = std::string(t.retired ? "retired; " : "") + "file not found at " + DisplayPath(full);
+            t.note = std::string(t.retired ? "retired; " : "") + "file not found at " +
+                     DisplayPath(full);
           } else if (auto r = RenderFile(full, ro); !r.ok()) {
             t.note = "cannot show " + DisplayPath(full) + ": " + r.status().message();
           } else if (auto jpeg = EncodeJpeg(*r, 75); !jpeg.ok()) {
-            t.note = "cannot encode the thumbnail of " + DisplayPath(full) + ": " + jpeg.status().message();
+            t.note = "cannot encode the thumbnail of " + DisplayPath(full) + ": " +
+                     jpeg.status().message();
           } else {
             t.jpeg = std::move(*jpeg);
           }

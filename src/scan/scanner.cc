@@ -6,15 +6,15 @@
 //   3. read the spool with N workers; one committer thread stores outcomes in
 //      small transactions (every 250 ms), so a killed scan loses at most the
 //      files in flight and the next scan skips everything committed.
+#include <strings.h>
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <deque>
 #include <mutex>
 #include <optional>
-#include <strings.h>
-#include <cstring>
 #include <thread>
 
 #include "doppel/scan.h"
@@ -42,14 +42,16 @@ class Spool {
   bool Put(const WalkEntry& e) {
     uint32_t n = uint32_t(e.rel.size());
     return std::fwrite(&n, sizeof n, 1, f_) == 1 && std::fwrite(e.rel.data(), 1, n, f_) == n &&
-           std::fwrite(&e.size, sizeof e.size, 1, f_) == 1 && std::fwrite(&e.mtime_ns, sizeof e.mtime_ns, 1, f_) == 1;
+           std::fwrite(&e.size, sizeof e.size, 1, f_) == 1 &&
+           std::fwrite(&e.mtime_ns, sizeof e.mtime_ns, 1, f_) == 1;
   }
   void Rewind() { std::rewind(f_); }
   bool Get(WalkEntry& e) {
     uint32_t n;
     if (std::fread(&n, sizeof n, 1, f_) != 1) return false;
     e.rel.resize(n);
-    return std::fread(e.rel.data(), 1, n, f_) == n && std::fread(&e.size, sizeof e.size, 1, f_) == 1 &&
+    return std::fread(e.rel.data(), 1, n, f_) == n &&
+           std::fread(&e.size, sizeof e.size, 1, f_) == 1 &&
            std::fread(&e.mtime_ns, sizeof e.mtime_ns, 1, f_) == 1;
   }
 
@@ -98,7 +100,8 @@ class Channel {
 
 class SourceScanner {
  public:
-  SourceScanner(Catalogue& cat, const Source& src, const ScanOptions& opt, ScanSummary& summary, int idx, int count)
+  SourceScanner(Catalogue& cat, const Source& src, const ScanOptions& opt, ScanSummary& summary,
+                int idx, int count)
       : cat_(cat), src_(src), opt_(opt), summary_(summary) {
     progress_.source = src.name;
     progress_.source_index = idx;
@@ -110,7 +113,8 @@ class SourceScanner {
 
  private:
   bool Cancelled() const {
-    return stop_.load(std::memory_order_relaxed) || (opt_.cancel && opt_.cancel->load(std::memory_order_relaxed));
+    return stop_.load(std::memory_order_relaxed) ||
+           (opt_.cancel && opt_.cancel->load(std::memory_order_relaxed));
   }
   void Problem(const std::string& path, const std::string& kind, const std::string& message) {
     ++summary_.problems_total;
@@ -125,7 +129,8 @@ class SourceScanner {
     progress_.elapsed_seconds = Seconds(phase_start_);
     opt_.progress(progress_);
   }
-  Status ListPhase(int64_t scan_id, ScanCounts& c, Spool& spool, WalkReport& report, std::string& root_error);
+  Status ListPhase(int64_t scan_id, ScanCounts& c, Spool& spool, WalkReport& report,
+                   std::string& root_error);
   Status ReadPhase(int64_t scan_id, ScanCounts& c, Spool& spool);
 
   Catalogue& cat_;
@@ -166,25 +171,30 @@ Status SourceScanner::ListPhase(int64_t scan_id, ScanCounts& c, Spool& spool, Wa
         if (known.value()) {
           const FileState& fs = *known.value();
           seen.push_back(fs.id);
-          unchanged = fs.status != FileStatus::kMissing && !fs.stale && fs.size == e.size && fs.mtime_ns == e.mtime_ns &&
+          unchanged = fs.status != FileStatus::kMissing && !fs.stale && fs.size == e.size &&
+                      fs.mtime_ns == e.mtime_ns &&
                       (fs.status == FileStatus::kOk || !opt_.retry_errors);
         }
         if (unchanged) {
           ++c.files_unchanged;
           ++progress_.files_unchanged;
         } else {
-          if (!spool.Put(e)) failure = IOError("cannot write the scan's spool file in the temp folder (disk full?)");
+          if (!spool.Put(e))
+            failure = IOError("cannot write the scan's spool file in the temp folder (disk full?)");
           ++progress_.files_total;
           progress_.bytes_total += e.size;
         }
         if (seen.size() >= 4096) flush_seen();
         Report(false);
       },
-      [&](const std::string& rel, const Status& st) { Problem(rel, StatusCodeName(st.code()), st.message()); });
+      [&](const std::string& rel, const Status& st) {
+        Problem(rel, StatusCodeName(st.code()), st.message());
+      });
   flush_seen();
   DOPPEL_RETURN_IF_ERROR(failure);
   if (!walked.ok()) {
-    root_error = walked.status().message() + "; nothing in source '" + src_.name + "' was marked missing";
+    root_error =
+        walked.status().message() + "; nothing in source '" + src_.name + "' was marked missing";
     return Status::OK();
   }
   report = walked.value();
@@ -214,8 +224,10 @@ Status SourceScanner::ReadPhase(int64_t scan_id, ScanCounts& c, Spool& spool) {
         o.mtime_ns = item->mtime_ns;
         if (opt_.test_before_read) opt_.test_before_read(o.path);
         auto r = AnalyseFile(JoinPath(src_.root, o.path), aopt);
-        if (r.ok()) o.record = std::move(r).value();
-        else o.error = r.status();
+        if (r.ok())
+          o.record = std::move(r).value();
+        else
+          o.error = r.status();
         done.Push(std::move(o));
       }
     });
@@ -268,7 +280,8 @@ Status SourceScanner::ReadPhase(int64_t scan_id, ScanCounts& c, Spool& spool) {
         if (!o->record && o->error.code() != StatusCode::kNotFound) ++progress_.files_failed;
         batch.push_back(std::move(*o));
       }
-      if (batch.size() >= 256 || Seconds(last_commit) > 0.25 || (closed && !batch.empty())) commit();
+      if (batch.size() >= 256 || Seconds(last_commit) > 0.25 || (closed && !batch.empty()))
+        commit();
       Report(false);
     }
     commit();
@@ -300,7 +313,8 @@ Status SourceScanner::Run(SourceScanResult& result) {
   result.scan_id = *scan_id;
   ScanCounts& c = result.counts;
   Spool spool;
-  if (!spool.ok()) return IOError("cannot create a temporary spool file (check TMPDIR and free space)");
+  if (!spool.ok())
+    return IOError("cannot create a temporary spool file (check TMPDIR and free space)");
 
   WalkReport report;
   std::string root_error;
@@ -334,8 +348,8 @@ Status SourceScanner::Run(SourceScanResult& result) {
 }  // namespace
 
 bool HasImageExtension(const std::string& name) {
-  static const char* const kExt[] = {".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff", ".webp",
-                                     ".gif", ".heic", ".heif", ".avif", ".jxl"};
+  static const char* const kExt[] = {".jpg",  ".jpeg", ".jpe",  ".png",  ".tif",  ".tiff",
+                                     ".webp", ".gif",  ".heic", ".heif", ".avif", ".jxl"};
   for (const char* ext : kExt) {
     size_t n = std::strlen(ext);
     if (name.size() > n && strcasecmp(name.c_str() + name.size() - n, ext) == 0) return true;
@@ -348,7 +362,8 @@ Result<ScanSummary> ScanSources(Catalogue& cat, const ScanOptions& opt) {
   std::vector<Source> sources;
   if (opt.sources.empty()) {
     DOPPEL_ASSIGN_OR_RETURN(sources, cat.ListSources());
-    if (sources.empty()) return NotFound("no sources registered; add one with `doppel source add NAME PATH`");
+    if (sources.empty())
+      return NotFound("no sources registered; add one with `doppel source add NAME PATH`");
   } else {
     for (const auto& name : opt.sources) {
       DOPPEL_ASSIGN_OR_RETURN(Source s, cat.GetSource(name));

@@ -83,7 +83,8 @@ Result<WalkReport> Walk(const std::string& root, const WalkOptions& opt,
     struct dirent* de = readdir(top.dir);
     if (!de) {
       if (errno != 0) {
-        on_problem(top.prefix, IOError(std::string("folder listing failed part-way: ") + std::strerror(errno)));
+        on_problem(top.prefix,
+                   IOError(std::string("folder listing failed part-way: ") + std::strerror(errno)));
         report.unreadable_prefixes.push_back(top.prefix);
       }
       closedir(top.dir);
@@ -127,17 +128,20 @@ Result<WalkReport> Walk(const std::string& root, const WalkOptions& opt,
         bool ancestor = false;
         for (const auto& f : stack) ancestor |= f.id == id;
         if (ancestor) {
-          on_problem(rel, IOError("symbolic link loop: leads back to a folder above it; not followed"));
+          on_problem(rel,
+                     IOError("symbolic link loop: leads back to a folder above it; not followed"));
           continue;
         }
         if (!visited.insert(id).second) continue;  // reached twice through links: scan once
       }
       if (int(stack.size()) >= kMaxDepth) {
-        on_problem(rel, IOError("folder nesting deeper than " + std::to_string(kMaxDepth) + " levels; not entered"));
+        on_problem(rel, IOError("folder nesting deeper than " + std::to_string(kMaxDepth) +
+                                " levels; not entered"));
         report.unreadable_prefixes.push_back(rel + "/");
         continue;
       }
-      int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (opt.follow_symlinks ? 0 : O_NOFOLLOW));
+      int fd = openat(dfd, name,
+                      O_RDONLY | O_DIRECTORY | O_CLOEXEC | (opt.follow_symlinks ? 0 : O_NOFOLLOW));
       DIR* d = fd >= 0 ? fdopendir(fd) : nullptr;
       if (!d) {
         const int e = errno;
@@ -159,7 +163,8 @@ Result<WalkReport> Walk(const std::string& root, const WalkOptions& opt,
                          : S_ISCHR(st.st_mode)  ? "a character device"
                          : S_ISBLK(st.st_mode)  ? "a block device"
                                                 : "not a regular file";
-      on_problem(rel, Unsupported(std::string(what) + " named like a picture; skipped without opening it"));
+      on_problem(rel, Unsupported(std::string(what) +
+                                  " named like a picture; skipped without opening it"));
       continue;
     }
     on_file(WalkEntry{rel, int64_t(st.st_size), MtimeNs(st)});

@@ -653,8 +653,12 @@ json Server::Impl::ClusterJson(Catalogue& cat, const Cluster& c, bool full) {
     json j;
     auto f = gate->File(m.file_id);
     if (f) {
-      cands.push_back({f->file_id, f->source, f->source_priority, f->path,
-                       ImageRecord{f->fingerprints, f->info, f->metadata, f->file_size, 0}, {}});
+      cands.push_back({f->file_id,
+                       f->source,
+                       f->source_priority,
+                       f->path,
+                       ImageRecord{f->fingerprints, f->info, f->metadata, f->file_size, 0},
+                       {}});
       cand_member.push_back(members.size());
       std::optional<ImageRecord> rec;
       if (full) {
