@@ -166,7 +166,8 @@ Result<Plan> MakePlan(Catalogue& cat, const PlanOptions& options) {
         continue;
       }
       DOPPEL_ASSIGN_OR_RETURN(ImageRecord rec, cat.GetRecord(m.file_id));
-      cands.push_back(Candidate{m.file_id, in.source, in.source_priority, in.path, std::move(rec)});
+      cands.push_back(
+          Candidate{m.file_id, in.source, in.source_priority, in.path, std::move(rec), {}});
       relations.push_back(m.master ? "" : MatchKindName(m.relation));
     }
     if (cands.size() < 2) {
