@@ -67,7 +67,7 @@ class GateTest : public ::testing::Test {
 };
 
 TEST_F(GateTest, ApiKeysAreStoredHashedAndRevocable) {
-  EXPECT_EQ(cat_->SchemaVersion(), 5);
+  EXPECT_GE(cat_->SchemaVersion(), 5);  // the gate's tables arrived in version 5
   auto k = CreateApiKey(*cat_, "apur", "reviewer", "desk");
   ASSERT_TRUE(k.ok()) << k.status().ToString();
   EXPECT_EQ(k->token.rfind("dpl_", 0), 0u);

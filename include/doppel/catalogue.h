@@ -9,9 +9,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -277,6 +279,11 @@ class Catalogue {
   // --- Matching (docs/matching.md) ---
   // Every fingerprinted (status ok) file with what the matcher needs.
   virtual Result<std::vector<MatchInput>> LoadMatchInputs() = 0;
+  // Each fingerprinted file's local words (doppel/local_words.h) of the
+  // current extractor version, by file id in increasing order; files without
+  // them (stale, featureless) are skipped. Streams: nothing is kept.
+  virtual Status ForEachLocalWords(
+      const std::function<void(int64_t file_id, std::span<const uint32_t> words)>& visit) = 0;
   // Stores pairs found by a match run and marks `now_matched` files as
   // compared. With `forget_previous`, earlier pairs and marks are dropped first.
   virtual Status SaveMatches(const std::vector<Match>& found,

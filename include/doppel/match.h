@@ -13,6 +13,7 @@
 
 #include "doppel/fingerprint.h"
 #include "doppel/geometry.h"
+#include "doppel/local_words.h"
 #include "doppel/model.h"
 #include "doppel/status.h"
 
@@ -32,6 +33,7 @@ struct MatchOptions {
   int similar_seconds = 120;             // same camera, taken this close in time: "similar"
   GeometryOptions geometry;              // the geometric check of undecided pairs
   double geometry_confirm_below = 0.97;  // near pairs correlating less are checked too
+  int min_shared_words = 4;              // local words (doppel/local_words.h) for a candidate
 };
 
 // Seconds since the epoch of an ISO 8601 capture time ("YYYY-MM-DDTHH:MM:SS"
@@ -55,9 +57,13 @@ Explanation Explain(const MatchInput& a, const MatchInput& b, const MatchOptions
                     const GeometricCheck* geometry = nullptr);
 
 // Whether the matcher verifies a pair with local features: no verdict yet
-// but PDQ within similar_radius, a "similar" verdict, or a near verdict
-// whose thumbnails agree less than confirm_below (look-alike pages).
-bool WantsGeometry(const std::optional<Match>& verdict, int distance, const MatchOptions& options);
+// but PDQ within similar_radius or at least min_shared_words local words in
+// common, a "similar" verdict, or a near verdict whose thumbnails agree less
+// than confirm_below (look-alike pages). `doppel match` (which counts shared
+// words without the stop words of the collection, docs/matching.md) and
+// `doppel explain` both decide with it.
+bool WantsGeometry(const std::optional<Match>& verdict, int distance, int shared_words,
+                   const MatchOptions& options);
 
 // The verdict once the geometric check (doppel/geometry.h) has looked at a
 // pair that the hashes alone did not merge: a copy whose frame lies inside
@@ -83,9 +89,15 @@ struct MatchRunOptions {
   int jobs = 0;
   bool rematch_all = false;  // forget earlier results and compare everything again
   // Verify pairs the hashes left undecided with local features, reading the
-  // files again (docs/matching.md); at most this many candidates per file.
+  // files again (docs/matching.md); at most this many candidates per file
+  // (the strongest evidence first; 0 = no limit). Candidates left out are
+  // counted in MatchSummary::checks_skipped.
   bool geometry = true;
   int geometry_per_file = 32;
+  // Candidates from shared local words (doppel/local_words.h) too, not only
+  // from the global hashes: crops, turned and overlaid copies, bursts.
+  bool local_candidates = true;
+  LocalCandidateOptions local;
   std::function<void(const std::string& phase, int64_t done, int64_t total)> progress;
   const std::atomic<bool>* cancel = nullptr;
 };
@@ -95,6 +107,8 @@ struct MatchSummary {
   int64_t pairs[4] = {0, 0, 0, 0};  // by MatchKind, found in this run
   int64_t geometry_checked = 0;     // pairs verified with local features
   int64_t geometry_unreadable = 0;  // files that could not be read again for it
+  int64_t local_candidates = 0;     // pairs sharing local words (before the per-file limit)
+  int64_t checks_skipped = 0;       // candidate pairs left unchecked by geometry_per_file
   int64_t clusters = 0, clustered_files = 0;
   double seconds = 0;
 };

@@ -92,6 +92,9 @@ struct Fingerprints {
   PdqResult pdq;  // of the oriented, flattened sRGB picture
   int pdq_pipeline = kPdqPipelineVersion;
   Signature signature;  // thumbnail and borders, for the matcher's finer check
+  // Local words (doppel/local_words.h): sorted, without repeats; the
+  // candidate stage that finds crops, turned and overlaid copies.
+  std::vector<uint32_t> local_words;
 };
 
 struct ImageRecord {

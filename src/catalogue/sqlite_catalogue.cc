@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "doppel/local_words.h"
 #include "doppel_version.h"
 #include "util/paths.h"
 
@@ -191,6 +192,14 @@ CREATE TABLE uploads(
   created_at TEXT NOT NULL);
 CREATE INDEX uploads_source ON uploads(source_id, outcome, id);
 )sql",
+    // --- Local-word candidates (docs/matching.md) ---
+    // 5 -> 6: each file's local words, with the extractor's version.
+    R"sql(
+CREATE TABLE local_words(
+  file_id INTEGER PRIMARY KEY REFERENCES files(id),
+  version INTEGER NOT NULL,
+  words BLOB NOT NULL);
+)sql",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kCatalogueSchemaVersion);
 
@@ -272,6 +281,8 @@ class SqliteCatalogue final : public Catalogue {
                                            const std::string& source, int limit) override;
   Result<ImageRecord> GetRecord(int64_t file_id) override;
   Result<std::vector<MatchInput>> LoadMatchInputs() override;
+  Status ForEachLocalWords(
+      const std::function<void(int64_t, std::span<const uint32_t>)>& visit) override;
   Status SaveMatches(const std::vector<Match>& found, const std::vector<int64_t>& now_matched,
                      bool forget_previous) override;
   Result<std::vector<Match>> LoadMatches() override;
@@ -660,17 +671,19 @@ FileStatus ParseStatus(const std::string& s) {
 
 Result<std::optional<FileState>> SqliteCatalogue::LookupFile(int64_t source_id,
                                                              const std::string& path) {
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * s,
-                          Prepare("SELECT f.id, f.size, f.mtime_ns, f.status, g.version FROM files "
-                                  "f LEFT JOIN signatures g ON g.file_id = f.id "
-                                  "WHERE f.source_id = ? AND f.path = ?"));
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare("SELECT f.id, f.size, f.mtime_ns, f.status, g.version, "
+                                            "l.version FROM files f "
+                                            "LEFT JOIN signatures g ON g.file_id = f.id "
+                                            "LEFT JOIN local_words l ON l.file_id = f.id "
+                                            "WHERE f.source_id = ? AND f.path = ?"));
   s->Bind(1, source_id);
   s->BindBlob(2, path);
   DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot look up file"));
   if (!row) return std::optional<FileState>();
   FileState fs{s->Int(0), s->Int(1), s->Int(2), ParseStatus(s->Text(3))};
   // Fingerprinted before signatures existed (or by an older version): read again.
-  fs.stale = fs.status == FileStatus::kOk && (s->IsNull(4) || s->Int(4) < kSignatureVersion);
+  fs.stale = fs.status == FileStatus::kOk && (s->IsNull(4) || s->Int(4) < kSignatureVersion ||
+                                              s->IsNull(5) || s->Int(5) != kLocalWordsVersion);
   return std::optional<FileState>(fs);
 }
 
@@ -730,9 +743,10 @@ Status SqliteCatalogue::StoreOutcome(int64_t source_id, int64_t scan_id, const F
        old_sha !=
            std::string(reinterpret_cast<const char*>(o.record->fingerprints.sha256.data()), 32))) {
     // New bytes (or none): what was matched against the old bytes no longer holds.
-    for (const char* sql : {"DELETE FROM matches WHERE file_a = ?1 OR file_b = ?1",
-                            "DELETE FROM match_state WHERE file_id = ?1",
-                            "DELETE FROM signatures WHERE file_id = ?1"}) {
+    for (const char* sql :
+         {"DELETE FROM matches WHERE file_a = ?1 OR file_b = ?1",
+          "DELETE FROM match_state WHERE file_id = ?1", "DELETE FROM signatures WHERE file_id = ?1",
+          "DELETE FROM local_words WHERE file_id = ?1"}) {
       DOPPEL_ASSIGN_OR_RETURN(Stmt * d, Prepare(sql));
       d->Bind(1, id);
       DOPPEL_RETURN_IF_ERROR(Run(d, "cannot forget old matches"));
@@ -810,6 +824,9 @@ Status SqliteCatalogue::StoreOutcome(int64_t source_id, int64_t scan_id, const F
     DOPPEL_ASSIGN_OR_RETURN(Stmt * d1, Prepare("DELETE FROM fingerprints WHERE file_id = ?"));
     d1->Bind(1, id);
     DOPPEL_RETURN_IF_ERROR(Run(d1, "cannot clear fingerprints"));
+    DOPPEL_ASSIGN_OR_RETURN(Stmt * d0, Prepare("DELETE FROM local_words WHERE file_id = ?"));
+    d0->Bind(1, id);
+    DOPPEL_RETURN_IF_ERROR(Run(d0, "cannot clear local words"));
     DOPPEL_ASSIGN_OR_RETURN(Stmt * d2, Prepare("DELETE FROM metadata WHERE file_id = ?"));
     d2->Bind(1, id);
     return Run(d2, "cannot clear metadata");
@@ -914,7 +931,17 @@ Status SqliteCatalogue::StoreOutcome(int64_t source_id, int64_t scan_id, const F
   }
   sg->BindBlob(13, sdih);
   sg->BindBlob(14, g.chroma.data(), g.chroma.size());
-  return Run(sg, "cannot store signature");
+  DOPPEL_RETURN_IF_ERROR(Run(sg, "cannot store signature"));
+
+  DOPPEL_ASSIGN_OR_RETURN(
+      Stmt * lw,
+      Prepare("INSERT OR REPLACE INTO local_words(file_id, version, words) VALUES (?, ?, ?)"));
+  lw->Bind(1, id);
+  lw->Bind(2, kLocalWordsVersion);
+  const std::vector<uint8_t> words = EncodeLocalWords(r.fingerprints.local_words);
+  static const uint8_t kNone = 0;  // a featureless picture: an empty blob, not NULL
+  lw->BindBlob(3, words.empty() ? &kNone : words.data(), words.size());
+  return Run(lw, "cannot store local words");
 }
 
 Result<CommitCounts> SqliteCatalogue::CommitOutcomes(int64_t source_id, int64_t scan_id,
@@ -1239,6 +1266,26 @@ Result<std::vector<MatchInput>> SqliteCatalogue::LoadMatchInputs() {
     out.push_back(std::move(m));
   }
   return out;
+}
+
+Status SqliteCatalogue::ForEachLocalWords(
+    const std::function<void(int64_t, std::span<const uint32_t>)>& visit) {
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare("SELECT l.file_id, l.words FROM local_words l JOIN "
+                                            "files f ON f.id = l.file_id WHERE f.status = 'ok' "
+                                            "AND l.version = ? ORDER BY l.file_id"));
+  s->Bind(1, kLocalWordsVersion);
+  for (;;) {
+    DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot read local words"));
+    if (!row) break;
+    const std::string blob = s->Text(1);
+    auto words =
+        DecodeLocalWords(std::span(reinterpret_cast<const uint8_t*>(blob.data()), blob.size()));
+    if (!words.ok())
+      return Corruption("catalogue: local words of file " + std::to_string(s->Int(0)) + ": " +
+                        words.status().message() + "; run `doppel scan` again to refresh them");
+    visit(s->Int(0), *words);
+  }
+  return Status::OK();
 }
 
 Status SqliteCatalogue::SaveMatches(const std::vector<Match>& found,

@@ -9,7 +9,7 @@
 
 namespace doppel {
 
-inline constexpr int kCatalogueSchemaVersion = 5;
+inline constexpr int kCatalogueSchemaVersion = 6;
 
 Result<std::unique_ptr<Catalogue>> OpenSqliteCatalogue(const std::string& path,
                                                        const CatalogueOptions& options);

@@ -626,16 +626,10 @@ int CmdMatchHashes(const std::string& path, int radius, const std::string& metho
 // ---------------------------------------------------------------- match / clusters / pairs /
 // explain
 
-int CmdMatch(const Globals& g, const MatchOptions& mo, bool geometry, int jobs, bool rematch,
-             bool as_json) {
+int CmdMatch(const Globals& g, MatchRunOptions o, bool as_json) {
   auto cat = Open(g);
   if (!cat.ok()) return Fail(cat.status());
   InstallSigint();
-  MatchRunOptions o;
-  o.match = mo;
-  o.jobs = jobs;
-  o.rematch_all = rematch;
-  o.geometry = geometry;
   o.cancel = &g_cancel;
   const bool tty = isatty(STDERR_FILENO) && !g.quiet && !as_json;
   auto start = std::chrono::steady_clock::now();
@@ -669,6 +663,9 @@ int CmdMatch(const Globals& g, const MatchOptions& mo, bool geometry, int jobs, 
                       {"clustered_files", s.clustered_files},
                       {"geometry_checked", s.geometry_checked},
                       {"geometry_unreadable", s.geometry_unreadable},
+                      {"local_candidates", s.local_candidates},
+                      {"checks_skipped", s.checks_skipped},
+                      {"max_checks_per_file", o.geometry_per_file},
                       {"seconds", s.seconds}}
                      .dump(2)
               << "\n";
@@ -690,6 +687,11 @@ int CmdMatch(const Globals& g, const MatchOptions& mo, bool geometry, int jobs, 
                          " file(s) could not be read again: hashes decided their pairs")
                             .c_str()
                       : "");
+    if (s.checks_skipped > 0)
+      std::printf(
+          "%lld candidate pair(s) NOT checked: their files reached --max-checks-per-file %d "
+          "(raise it, or 0 for no limit, and run doppel match --rematch)\n",
+          (long long)s.checks_skipped, o.geometry_per_file);
   }
   return kExitOk;
 }
@@ -1225,13 +1227,26 @@ int Main(int argc, char** argv) {
                   "PDQ quality below which a match is only 'similar' (default 50)")
         ->check(CLI::Range(0, 100));
     c->add_flag("!--no-dihedral", mo.dihedral, "do not match rotated or mirrored copies");
+    c->add_option("--min-shared-words", mo.min_shared_words,
+                  "local words two files far apart by their hashes must share to be checked "
+                  "with local features (default 4)")
+        ->check(CLI::Range(1, 1200));
   };
   auto* match = app.add_subcommand(
       "match", "find exact, metadata-only, near and similar copies across all sources");
   bool rematch = false;
+  MatchRunOptions run;
   add_match_options(match);
   match->add_option("-j,--jobs", jobs, "threads (default: one per core)")
       ->check(CLI::Range(0, 256));
+  match
+      ->add_option("--max-checks-per-file", run.geometry_per_file,
+                   "candidate pairs checked with local features per file, strongest evidence "
+                   "first (default 32; 0 = no limit); pairs left out are counted in the summary")
+      ->check(CLI::Range(0, 1000000));
+  match->add_flag("!--no-local-words", run.local_candidates,
+                  "propose candidates from the global hashes only, not from shared local words");
+
   match->add_flag("--rematch", rematch, "forget earlier results and compare every file again");
   match->add_flag("--json", json_out, "print the summary as JSON");
   match->footer(
@@ -1322,7 +1337,13 @@ int Main(int argc, char** argv) {
   if (*exact) return CmdExact(g, format, kind, limit);
   if (*files) return CmdFiles(g, status, fsource, format, limit);
   if (*mh) return CmdMatchHashes(mh_file, radius, mh_method, jobs, mh_stats, g.csv);
-  if (*match) return CmdMatch(g, mo, use_geometry, jobs, rematch, json_out);
+  if (*match) {
+    run.match = mo;
+    run.jobs = jobs;
+    run.rematch_all = rematch;
+    run.geometry = use_geometry;
+    return CmdMatch(g, run, json_out);
+  }
   if (*clusters) return CmdClusters(g, format, fsource, ckind, min_size);
   if (*pairs) return CmdPairs(g, pformat, pkind);
   if (*explain) return CmdExplain(ea, eb, mo, use_geometry, json_out);

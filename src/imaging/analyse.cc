@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "doppel/fingerprint.h"
+#include "doppel/local_words.h"
 #include "doppel/signature.h"
 #include "imaging/content_hash.h"
 #include "imaging/decoder.h"
@@ -55,6 +56,7 @@ Result<ImageRecord> Finish(ImageRecord rec, ContentHashKind kind, const Digest* 
       ComputeSignature(d.luma.data(), d.luma_width, d.luma_height, d.smooth.data(), d.smooth_width,
                        d.smooth_height, d.chroma);
   rec.fingerprints.pdq_pipeline = kPdqPipelineVersion;
+  rec.fingerprints.local_words = ComputeLocalWords(d.local.data(), d.local_width, d.local_height);
   rec.fingerprints.content_kind = kind;
   rec.fingerprints.content_hash =
       CombineContentHash(kind, d.info.orientation, structural ? *structural : d.pixel_digest);

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "doppel/local_words.h"
 #include "util/sha256.h"
 
 namespace doppel {
@@ -624,7 +625,16 @@ Result<DecodedImage> DecodeUnchecked(const DecodeInput& in) {
     chroma_col[x] = int(int64_t(x) * 4 / w);
   }
   std::array<double, 48> chroma_acc{};  // Cb, Cr, count per cell
-  int next_row = 0;                     // index into rows[]
+  // The local-feature rendition: area averages keeping the aspect.
+  const double local_scale = std::min(1.0, double(kLocalSide) / std::max(w, h));
+  const int loc_w = std::max(1, int(std::lround(w * local_scale)));
+  const int loc_h = std::max(1, int(std::lround(h * local_scale)));
+  const bool want_local = std::min(loc_w, loc_h) >= 16;
+  std::vector<double> local_area(want_local ? size_t(loc_w) * loc_h : 0);
+  std::vector<float> local_row(want_local ? loc_w : 0);
+  std::vector<int> local_col(want_local ? w : 0);
+  for (int x = 0; want_local && x < w; ++x) local_col[x] = int(int64_t(x) * loc_w / w);
+  int next_row = 0;  // index into rows[]
   for (int y0 = 0; y0 < h; y0 += kStripRows) {
     if (in.cancelled && in.cancelled()) return Cancelled("stopped on request");
     // Damage is final: stop now instead of decoding the rest of a picture
@@ -657,6 +667,18 @@ Result<DecodedImage> DecodeUnchecked(const DecodeInput& in) {
           for (int x = 0; x < w; ++x) area_row[colbin[x]] += line[x];
         double* arow = &area[size_t(int64_t(y) * kSmooth / h) * kSmooth];
         for (int bx = 0; bx < kSmooth; ++bx) arow[bx] += area_row[bx];
+      }
+      if (want_local) {
+        std::fill(local_row.begin(), local_row.end(), 0.0f);
+        if (bands == 3)
+          for (int x = 0; x < w; ++x) {
+            const uint8_t* p = line + 3 * x;
+            local_row[local_col[x]] += 0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2];
+          }
+        else
+          for (int x = 0; x < w; ++x) local_row[local_col[x]] += line[x];
+        double* lrow = &local_area[size_t(int64_t(y) * loc_h / h) * loc_w];
+        for (int bx = 0; bx < loc_w; ++bx) lrow[bx] += local_row[bx];
       }
       if (bands == 3 && (y & 3) == 0) {
         double* crow = &chroma_acc[size_t(int64_t(y) * 4 / h) * 12];
@@ -707,6 +729,22 @@ Result<DecodedImage> DecodeUnchecked(const DecodeInput& in) {
     const double n = chroma_acc[3 * k + 2];
     cb[k] = n > 0 ? float(chroma_acc[3 * k] / n) : 0.0f;
     cr[k] = n > 0 ? float(chroma_acc[3 * k + 1] / n) : 0.0f;
+  }
+  if (want_local) {
+    std::vector<int> ncol(loc_w, 0), nrow(loc_h, 0);
+    for (int x = 0; x < w; ++x) ++ncol[local_col[x]];
+    for (int y = 0; y < h; ++y) ++nrow[int(int64_t(y) * loc_h / h)];
+    out.local.resize(local_area.size());
+    for (int by = 0; by < loc_h; ++by)
+      for (int bx = 0; bx < loc_w; ++bx) {
+        const double n = double(ncol[bx]) * nrow[by];
+        out.local[size_t(by) * loc_w + bx] =
+            n > 0 ? float(local_area[size_t(by) * loc_w + bx] / n) : 0;
+      }
+    int ow = loc_w, oh = loc_h;
+    ApplyOrientation(out.local, ow, oh, out.info.orientation);
+    out.local_width = ow;
+    out.local_height = oh;
   }
   int lw = tw, lh = th;
   ApplyOrientation(out.luma, lw, lh, out.info.orientation);

@@ -43,6 +43,11 @@ struct DecodedImage {
   // Mean chroma (Cb, Cr, -128..127) of a 4 x 4 grid of the oriented picture,
   // cell (i, j) at [2 * (4 * i + j)]; all zero for grey pictures.
   std::array<float, 32> chroma{};
+  // Grey area averages with the picture's own aspect, long side at most
+  // kLocalSide, oriented: what local features (doppel/local_words.h) are
+  // computed on. Empty for pictures smaller than 16 pixels on a side.
+  std::vector<float> local;
+  int local_width = 0, local_height = 0;
   Digest pixel_digest{};  // set when hash_pixels
 };
 

@@ -11,6 +11,7 @@
 
 #include "doppel/catalogue.h"
 #include "doppel/index.h"
+#include "doppel/local_words.h"
 #include "doppel/match.h"
 #include "doppel/rendition.h"
 #include "util/parallel.h"
@@ -27,6 +28,21 @@ constexpr size_t kWideSearchLimit = 200'000;
 // Identical groups larger than this link new members to the group's best
 // file only, instead of to every member.
 constexpr size_t kMaxGroupPairs = 200;
+
+// A pair for the geometric check, with the evidence that proposed it:
+// checks go to the strongest evidence first (then the smaller key).
+enum Evidence : int {
+  kPriorMatch = 0,   // the hashes matched; the check confirms or overrules
+  kSameInstant = 1,  // same camera, same second
+  kCloseHashes = 2,  // global hashes within the threshold, finer check undecided (key: bits)
+  kLocalWords = 3,   // shared local words (key: minus the words shared)
+  kLooseHashes = 4,  // global hashes within the wide "similar" radius (key: bits)
+};
+struct CheckCandidate {
+  uint32_t x = 0, y = 0;  // file indexes
+  int evidence = kPriorMatch;
+  int key = 0;
+};
 
 struct DigestKey {
   size_t operator()(const Digest& d) const {
@@ -172,6 +188,55 @@ Status VerifyCandidates(Catalogue& cat, const std::vector<MatchInput>& files,
   return Status::OK();
 }
 
+// Pairs sharing local words (doppel/local_words.h), at least one of them
+// fresh, strongest first, as file indexes into `files`.
+Result<std::vector<LocalCandidate>> FindLocalCandidatesIn(
+    Catalogue& cat, const std::vector<MatchInput>& files,
+    const std::unordered_map<int64_t, uint32_t>& index_of, const MatchRunOptions& opt,
+    MatchSummary& sum) {
+  std::vector<bool> fresh(files.size());
+  for (uint32_t i = 0; i < files.size(); ++i) fresh[i] = !files[i].already_matched;
+  LocalWordSource source = [&](const auto& visit) {
+    return cat.ForEachLocalWords([&](int64_t id, std::span<const uint32_t> words) {
+      if (auto it = index_of.find(id); it != index_of.end()) visit(it->second, words);
+    });
+  };
+  LocalCandidateOptions lo = opt.local;
+  lo.min_shared = opt.match.min_shared_words;
+  lo.cancel = opt.cancel;
+  DOPPEL_ASSIGN_OR_RETURN(std::vector<LocalCandidate> found,
+                          FindLocalCandidates(source, uint32_t(files.size()), fresh, lo));
+  sum.local_candidates = int64_t(found.size());
+  return found;
+}
+
+// Keeps, strongest evidence first, the pairs whose two files both have
+// checks left: at most `per_file` pairs per file (0 = no limit). Repeated
+// pairs count once. The pairs left out are counted, never dropped silently.
+std::vector<std::pair<uint32_t, uint32_t>> LimitChecksPerFile(std::vector<CheckCandidate>& geo,
+                                                              int per_file, MatchSummary& sum) {
+  for (auto& c : geo)
+    if (c.x > c.y) std::swap(c.x, c.y);
+  std::sort(geo.begin(), geo.end(), [](const CheckCandidate& p, const CheckCandidate& q) {
+    return std::tie(p.evidence, p.key, p.x, p.y) < std::tie(q.evidence, q.key, q.x, q.y);
+  });
+  std::set<std::pair<uint32_t, uint32_t>> kept;
+  std::unordered_map<uint32_t, int> used;
+  std::vector<std::pair<uint32_t, uint32_t>> out;
+  for (const auto& c : geo) {
+    if (!kept.insert({c.x, c.y}).second) continue;
+    if (per_file > 0 && (used[c.x] >= per_file || used[c.y] >= per_file)) {
+      ++sum.checks_skipped;
+      continue;
+    }
+    ++used[c.x];
+    ++used[c.y];
+    out.push_back({c.x, c.y});
+  }
+  geo.clear();
+  return out;
+}
+
 }  // namespace
 
 Result<MatchSummary> MatchCatalogue(Catalogue& cat, const MatchRunOptions& opt) {
@@ -235,14 +300,14 @@ Result<MatchSummary> MatchCatalogue(Catalogue& cat, const MatchRunOptions& opt) 
   }
   const bool wide = files.size() <= kWideSearchLimit;
   std::mutex mu;
-  std::vector<std::pair<uint32_t, uint32_t>> geo;  // undecided candidate pairs (file indexes)
+  std::vector<CheckCandidate> geo;  // undecided candidate pairs (file indexes)
   WorkCounter work(fresh.size());
   std::atomic<size_t> done{0};
   RunWorkers(opt.jobs, [&](int) {
     QueryScratch scratch;
     std::vector<Neighbour> hits;
     std::vector<Match> local;
-    std::vector<std::pair<uint32_t, uint32_t>> local_geo;
+    std::vector<CheckCandidate> local_geo;
     std::map<uint32_t, int> candidates;  // file -> smallest distance seen
     std::vector<std::pair<int, uint32_t>> undecided;
     for (size_t k; !cancelled() && work.Next(k);) {
@@ -282,9 +347,9 @@ Result<MatchSummary> MatchCatalogue(Catalogue& cat, const MatchRunOptions& opt) 
       }
       // The closest undecided candidates go to the geometric check.
       std::sort(undecided.begin(), undecided.end());
-      if (undecided.size() > size_t(std::max(0, opt.geometry_per_file)))
-        undecided.resize(size_t(std::max(0, opt.geometry_per_file)));
-      for (auto [dist, j] : undecided) local_geo.push_back({i, j});
+      for (auto [dist, j] : undecided)
+        local_geo.push_back(
+            {i, j, dist <= opt.match.threshold ? kCloseHashes : kLooseHashes, dist});
       const size_t d = done.fetch_add(1) + 1;
       if (opt.progress && (d % 256 == 0 || d == fresh.size())) {
         std::lock_guard lk(mu);
@@ -329,7 +394,7 @@ Result<MatchSummary> MatchCatalogue(Catalogue& cat, const MatchRunOptions& opt) 
           // the geometric check whatever the hashes say (a caption can move
           // PDQ 90 bits). Other instants are other exposures: never copies.
           if (opt.geometry && shots[y].first == shots[x].first && !known)
-            geo.push_back({shots[x].second, shots[y].second});
+            geo.push_back({shots[x].second, shots[y].second, kSameInstant, 0});
           if (known) continue;
           if (auto m = Compare(a, b, opt.match)) add(std::move(*m));
         }
@@ -337,17 +402,33 @@ Result<MatchSummary> MatchCatalogue(Catalogue& cat, const MatchRunOptions& opt) 
   }
 
   // 4. The geometric check (docs/matching.md): undecided candidates, near
-  //    pairs whose thumbnails agree only loosely, and shots moments apart.
+  //    pairs whose thumbnails agree only loosely, shots moments apart, and
+  //    pairs sharing local words, whatever their global hashes say.
   if (opt.geometry) {
     std::unordered_map<int64_t, uint32_t> index_of;
     for (uint32_t i = 0; i < files.size(); ++i) index_of[files[i].file_id] = i;
     for (const Match& m : found)
-      if (m.kind == MatchKind::kNear ? WantsGeometry(m, m.distance, opt.match)
+      if (m.kind == MatchKind::kNear ? WantsGeometry(m, m.distance, 0, opt.match)
                                      : m.kind == MatchKind::kSimilar)
-        geo.push_back({index_of[m.file_a], index_of[m.file_b]});
+        geo.push_back({index_of[m.file_a], index_of[m.file_b], kPriorMatch, m.distance});
+    if (opt.local_candidates) {
+      std::vector<LocalCandidate> local;
+      DOPPEL_ASSIGN_OR_RETURN(local, FindLocalCandidatesIn(cat, files, index_of, opt, sum));
+      std::set<std::pair<uint32_t, uint32_t>> decided;  // already an automatic match
+      for (const Match& m : found)
+        if (IsAutomatic(m.kind) &&
+            !(m.kind == MatchKind::kNear && WantsGeometry(m, m.distance, 0, opt.match))) {
+          const uint32_t x = index_of[m.file_a], y = index_of[m.file_b];
+          decided.insert({std::min(x, y), std::max(x, y)});
+        }
+      for (const LocalCandidate& c : local)
+        if (!decided.count({c.a, c.b})) geo.push_back({c.a, c.b, kLocalWords, -c.shared});
+    }
   }
-  if (opt.geometry && !geo.empty()) {
-    DOPPEL_RETURN_IF_ERROR(VerifyCandidates(cat, files, geo, opt, found, sum));
+  std::vector<std::pair<uint32_t, uint32_t>> checks;
+  if (opt.geometry) checks = LimitChecksPerFile(geo, opt.geometry_per_file, sum);
+  if (opt.geometry && !checks.empty()) {
+    DOPPEL_RETURN_IF_ERROR(VerifyCandidates(cat, files, checks, opt, found, sum));
     if (cancelled()) return Cancelled("matching stopped on request; nothing was stored");
   }
 

@@ -7,6 +7,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "doppel/local_words.h"
 #include "doppel/match.h"
 #include "doppel/signature.h"
 
@@ -240,8 +241,9 @@ std::optional<Match> Compare(const MatchInput& a, const MatchInput& b, const Mat
   return std::nullopt;
 }
 
-bool WantsGeometry(const std::optional<Match>& m, int distance, const MatchOptions& o) {
-  if (!m) return distance <= o.similar_radius;
+bool WantsGeometry(const std::optional<Match>& m, int distance, int shared_words,
+                   const MatchOptions& o) {
+  if (!m) return distance <= o.similar_radius || shared_words >= o.min_shared_words;
   if (m->kind == MatchKind::kSimilar) return true;
   return m->kind == MatchKind::kNear && m->correlation < o.geometry_confirm_below;
 }
@@ -303,9 +305,14 @@ Explanation Explain(const MatchInput& a, const MatchInput& b, const MatchOptions
                       (mb.make + " " + mb.model));
   if (ma.gps_latitude && mb.gps_latitude && ma.gps_longitude && mb.gps_longitude)
     e.lines.push_back("GPS: " + Fmt("%.0f", GpsMetres(ma, mb)) + " m apart");
+  const int shared = SharedLocalWords(a.fingerprints.local_words, b.fingerprints.local_words);
+  e.lines.push_back("local words: " + std::to_string(shared) + " in common (A " +
+                    std::to_string(a.fingerprints.local_words.size()) + ", B " +
+                    std::to_string(b.fingerprints.local_words.size()) + "; the check needs " +
+                    std::to_string(o.min_shared_words) + " when the hashes are far apart)");
   e.match = Compare(a, b, o);
   if (geometry) {
-    if (WantsGeometry(e.match, al.distance, o)) {
+    if (WantsGeometry(e.match, al.distance, shared, o)) {
       e.lines.push_back("local features: " + DescribeGeometry(*geometry));
       e.match = CompareGeometric(a, b, e.match, *geometry, o);
     } else {
