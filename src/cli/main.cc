@@ -282,6 +282,7 @@ int CmdHash(const std::vector<std::string>& files, int jobs, bool as_json, int64
   const size_t window = size_t(jobs) * 8;
   size_t printed = 0;
   std::vector<std::thread> pool;
+  pool.reserve(size_t(jobs));
   for (int t = 0; t < jobs; ++t) {
     pool.emplace_back([&] {
       for (;;) {
@@ -945,8 +946,9 @@ int CmdCalibrate(const std::string& csv_path, const MatchOptions& base, int jobs
                      std::to_string(r.tp), std::to_string(r.fp), std::to_string(r.fn),
                      std::to_string(r.tn)});
   }
+  const int64_t same_picture = best->tp + best->fn;
   std::printf("%zu labelled pairs (%lld the same picture)\n\n", cal->pairs,
-              (long long)(best->tp + best->fn));
+              static_cast<long long>(same_picture));
   std::cout << Table(table);
   std::printf("\nrecommended: --threshold %d (%s; precision %.4f, recall %.4f)\n", best->threshold,
               precise ? "the most recall with precision >= 0.995"

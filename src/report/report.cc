@@ -69,7 +69,7 @@ struct Retirement {
   int64_t cluster_id = 0;
 };
 
-std::string Trim(std::string s) {
+std::string Trim(const std::string& s) {
   const auto b = s.find_first_not_of(" \t");
   if (b == std::string::npos) return "";
   const auto e = s.find_last_not_of(" \t");
@@ -77,7 +77,7 @@ std::string Trim(std::string s) {
 }
 
 std::string Camera(const std::string& make, const std::string& model) {
-  const std::string mk = Trim(make), md = Trim(model);
+  std::string mk = Trim(make), md = Trim(model);
   if (mk.empty()) return md;
   if (md.empty()) return mk;
   // Many cameras repeat the make in the model ("Canon" / "Canon EOS 5D").
@@ -145,11 +145,13 @@ Result<JoinTable> LoadJoinCsv(const std::string& path, const std::string& key_co
 Result<Report> BuildReport(Catalogue& cat, const ReportOptions& opt) {
   for (const auto& f : opt.group_by)
     if (!IsBuiltinGroupField(f) && !(opt.join && opt.join->field == f))
-      return InvalidArgument(
-          "cannot group by '" + f +
-          "': use source, format, year, make, model, camera, author, or the field of a join "
-          "table (--join FILE --join-field " +
-          f + ")");
+      return InvalidArgument(std::string("cannot group by '")
+                                 .append(f)
+                                 .append("': use source, format, year, make, model, camera, "
+                                         "author, or the field of a join table (--join FILE "
+                                         "--join-field ")
+                                 .append(f)
+                                 .append(")"));
   if (opt.join && IsBuiltinGroupField(opt.join->field))
     return InvalidArgument("the joined column '" + opt.join->field +
                            "' has the name of a built-in field; rename the column in the CSV");
@@ -464,6 +466,7 @@ Result<Report> BuildReport(Catalogue& cat, const ReportOptions& opt) {
 
   // --- The largest clusters, with thumbnails for the HTML page.
   std::vector<const View*> order;
+  order.reserve(views.size());
   for (const View& v : views) order.push_back(&v);
   std::sort(order.begin(), order.end(), [](const View* a, const View* b) {
     if (a->members.size() != b->members.size()) return a->members.size() > b->members.size();
