@@ -5,10 +5,13 @@
 #include "server/admission.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -175,6 +178,72 @@ TEST(AdmissionQueueTest, RetryAfterScalesWithDecodeTimeAndPlaceInLine) {
   EXPECT_EQ(RetryAfterSeconds(2.0, 5, 1), 10);
   EXPECT_EQ(RetryAfterSeconds(2.0, 5, 4), 3);       // more slots drain the line sooner
   EXPECT_EQ(RetryAfterSeconds(1e9, 100, 1), 3600);  // capped
+}
+
+// The nice value of the calling thread, as the kernel has it.
+int MyNice() { return ::getpriority(PRIO_PROCESS, id_t(::gettid())); }
+
+TEST(DecodeThreadsTest, DecodesRunOnThreadsOfTheirOwnAtALowerPriority) {
+  const int mine = MyNice();
+  if (mine > 19 - 5) GTEST_SKIP() << "the test runs at nice " << mine << ": no room to lower";
+  DecodeThreads decoders(2, 5);
+  EXPECT_EQ(decoders.threads(), 2);
+  EXPECT_EQ(decoders.nice(), mine + 5);
+  pid_t worker = ::gettid();
+  int worker_nice = mine, child_nice = mine;
+  decoders.Run([&] {
+    worker = ::gettid();
+    worker_nice = MyNice();
+    // A thread a decode starts (libvips' workers) inherits the priority.
+    std::thread([&] { child_nice = MyNice(); }).join();
+  });
+  EXPECT_NE(worker, ::gettid());
+  EXPECT_EQ(worker_nice, mine + 5);
+  EXPECT_EQ(child_nice, mine + 5);
+  EXPECT_EQ(MyNice(), mine) << "the caller (an HTTP worker) keeps its priority";
+}
+
+TEST(DecodeThreadsTest, NiceZeroKeepsThePriorityAndNineteenIsTheFloor) {
+  const int mine = MyNice();
+  {
+    DecodeThreads same(1, 0);
+    EXPECT_EQ(same.nice(), mine);
+    int seen = -100;
+    same.Run([&] { seen = MyNice(); });
+    EXPECT_EQ(seen, mine);
+  }
+  DecodeThreads lowest(1, 19);
+  EXPECT_EQ(lowest.nice(), 19);
+  int seen = -100;
+  lowest.Run([&] { seen = MyNice(); });
+  EXPECT_EQ(seen, 19);
+}
+
+TEST(DecodeThreadsTest, EveryCallerGetsItsOwnWorkDoneBeforeRunReturns) {
+  DecodeThreads decoders(2, 1);
+  constexpr int kCallers = 8, kJobs = 200;
+  std::vector<int> done(kCallers, 0);
+  std::atomic<int> late{0};
+  std::vector<std::thread> callers;
+  for (int c = 0; c < kCallers; ++c)
+    callers.emplace_back([&, c] {
+      for (int j = 0; j < kJobs; ++j) {
+        bool ran = false;
+        decoders.Run([&] {
+          ran = true;
+          ++done[size_t(c)];  // only this caller's job touches its count
+        });
+        if (!ran) ++late;
+      }
+    });
+  for (auto& t : callers) t.join();
+  EXPECT_EQ(late.load(), 0);
+  for (int c = 0; c < kCallers; ++c) EXPECT_EQ(done[size_t(c)], kJobs) << "caller " << c;
+  EXPECT_THROW(decoders.Run([] { throw std::runtime_error("decoder failed"); }),
+               std::runtime_error);
+  bool after = false;
+  decoders.Run([&] { after = true; });  // a throwing job does not lose a thread
+  EXPECT_TRUE(after);
 }
 
 }  // namespace

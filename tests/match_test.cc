@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "doppel/calibrate.h"
 #include "doppel/match.h"
 #include "test_util.h"
 
@@ -272,6 +273,64 @@ TEST(MatchCli, ListingsSurviveFilesChangingAfterMatch) {
   auto after = json::parse(RunDoppel({"--db", db, "clusters", "--format", "json"}).out);
   EXPECT_EQ(after[0]["id"], before[0]["id"]);  // same master, same id
   EXPECT_EQ(after[0]["members"].size(), 2u);
+}
+
+// --- Calibration (include/doppel/calibrate.h) ---
+
+TEST(Calibration, ReadsLabelledPairsAndNamesTheRowsItSkips) {
+  TempDir tmp;
+  testing::WriteFile(tmp / "labels.csv",
+                     "path_a,path_b,same\n"   // the header: skipped silently
+                     "a.jpg,sub/b.jpg,1\n"    // relative: to the CSV's folder
+                     "/abs/c.jpg,d.jpg,No\n"  // absolute kept; any case
+                     "e.jpg,f.jpg\n"          // too short: ignored
+                     "\n"
+                     "g.jpg,h.jpg,perhaps\n"       // named, with its line
+                     "\"i,1.jpg\",j.jpg,TRUE\n");  // CSV quoting
+  auto r = ReadLabelledPairs((tmp / "labels.csv").string());
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const std::string dir = tmp.path().string();
+  ASSERT_EQ(r->pairs.size(), 3u);
+  EXPECT_EQ(r->pairs[0].a, dir + "/a.jpg");
+  EXPECT_EQ(r->pairs[0].b, dir + "/sub/b.jpg");
+  EXPECT_TRUE(r->pairs[0].same);
+  EXPECT_EQ(r->pairs[1].a, "/abs/c.jpg");
+  EXPECT_FALSE(r->pairs[1].same);
+  EXPECT_EQ(r->pairs[2].a, dir + "/i,1.jpg");
+  EXPECT_TRUE(r->pairs[2].same);
+  ASSERT_EQ(r->skipped.size(), 1u);
+  EXPECT_NE(r->skipped[0].find("labels.csv:6: 'same' must be"), std::string::npos) << r->skipped[0];
+  EXPECT_EQ(ReadLabelledPairs((tmp / "none.csv").string()).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(Calibrate({}, CalibrateOptions{}).status().code(), StatusCode::kInvalidArgument);
+}
+
+ThresholdFigures Figures(int t, int64_t tp, int64_t fp, int64_t fn, int64_t tn) {
+  ThresholdFigures f;
+  f.threshold = t;
+  f.tp = tp;
+  f.fp = fp;
+  f.fn = fn;
+  f.tn = tn;
+  return f;
+}
+
+TEST(Calibration, RecommendsTheMostRecallAtThePrecisionGoalElseTheBestF1) {
+  bool precise = false;
+  // Precision 1 at 0-2, recall growing to 2; at 3 a false positive: 0.75.
+  std::vector<ThresholdFigures> rows = {Figures(0, 100, 0, 100, 50), Figures(1, 150, 0, 50, 50),
+                                        Figures(2, 150, 0, 50, 50), Figures(3, 199, 66, 1, 0)};
+  EXPECT_EQ(RecommendThreshold(rows, &precise), 1u);  // the lowest of the best recall
+  EXPECT_TRUE(precise);
+  // 995 / 1000 meets the goal exactly.
+  rows.push_back(Figures(4, 199, 1, 1, 49));
+  EXPECT_EQ(RecommendThreshold(rows, &precise), 4u);
+  EXPECT_TRUE(precise);
+  // Nothing reaches 0.995: the best F1 (2 x 0.9 x 0.9 / 1.8 = 0.9 at 1).
+  std::vector<ThresholdFigures> noisy = {Figures(0, 50, 10, 50, 0), Figures(1, 90, 10, 10, 0),
+                                         Figures(2, 100, 40, 0, 0)};
+  EXPECT_EQ(RecommendThreshold(noisy, &precise), 1u);
+  EXPECT_FALSE(precise);
+  EXPECT_NEAR(noisy[1].f1(), 0.9, 1e-12);
 }
 
 }  // namespace

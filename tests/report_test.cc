@@ -11,8 +11,10 @@
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "doppel/catalogue.h"
+#include "doppel/replace.h"
 #include "metadata/exiv2_reader.h"
 #include "test_util.h"
 
@@ -480,6 +482,68 @@ TEST(ReportRender, BigClustersListTheMembersBeyondTheFigures) {
   EXPECT_EQ(figures, 6u);
   EXPECT_NE(html.find("Also in this cluster: apur/f6.jpg; apur/f7.jpg; apur/f8.jpg."),
             std::string::npos);
+}
+
+// Which files are retired is one rule (RetiredFiles, which apply, plan and
+// release use): the report counts exactly those, on a trail with every case
+// the rule decides -- a skipped apply, a failed undo, an apply naming its file
+// only in the detail, an apply after an undo, an event naming no file.
+TEST_F(ReportTest, RetiredFilesAreExactlyThoseOfTheSharedRule) {
+  TempDir copy;
+  const std::string db = (copy / "c.db").string();
+  fs::copy_file(db_, db);
+  auto opened = OpenCatalogue(db, CatalogueOptions{});
+  ASSERT_TRUE(opened.ok());
+  Catalogue& cat = **opened;
+  auto event = [&](const std::string& type, const std::string& object, const std::string& outcome,
+                   const json& detail) {
+    ASSERT_TRUE(cat.AppendEvent(Event{0, type, "2026-06-29T10:00:00Z", "", object, outcome,
+                                      detail.dump(), type + "-x"})
+                    .ok());
+  };
+  auto file = [&](const std::string& f) { return "file:" + std::to_string(ids_.at(f)); };
+  // Skipped: changes nothing.
+  event("apply", file("archives/p4a.jpg"), "warning", {{"source", "archives"}});
+  // A failed undo: apur/p1-copy stays retired.
+  event("undo", file("apur/p1-copy.jpg"), "failure", {{"source", "apur"}});
+  // Named in the detail only (the object is not a file id).
+  event("apply", "file:unknown", "success",
+        {{"file_id", ids_.at("urbanisme/solo.jpg")}, {"source", "urbanisme"}});
+  // archives/p1 was applied, undone, and is applied again.
+  event("apply", file("archives/p1.jpg"), "success", {{"source", "archives"}});
+  // Names no file: ignored, and the report says so.
+  event("apply", "cluster:3", "success", json::object());
+
+  std::set<int64_t> expected = {ids_.at("apur/p1-copy.jpg"), ids_.at("apur/" + kScriptPath),
+                                ids_.at("archives/p6.jpg"), ids_.at("urbanisme/solo.jpg"),
+                                ids_.at("archives/p1.jpg")};
+  int64_t nameless = -1;
+  auto rule = RetiredFiles(cat, &nameless);
+  ASSERT_TRUE(rule.ok()) << rule.status().ToString();
+  std::set<int64_t> by_rule;
+  for (const auto& f : *rule) by_rule.insert(f.file_id);
+  EXPECT_EQ(by_rule, expected);
+  EXPECT_EQ(nameless, 1);
+
+  ReportOptions o = Options();
+  o.largest_clusters = 100;
+  auto r = BuildReport(cat, o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->progress.files_retired, int64_t(expected.size()));
+  EXPECT_EQ(Dept(*r, "apur").retired_files, 2);
+  EXPECT_EQ(Dept(*r, "archives").retired_files, 2);
+  EXPECT_EQ(Dept(*r, "urbanisme").retired_files, 1);
+  // Every member shown in a cluster is marked retired exactly when the rule says so.
+  int shown = 0;
+  for (const auto& c : r->largest_clusters)
+    for (const auto& t : c.files) {
+      ++shown;
+      EXPECT_EQ(t.retired, expected.count(t.file_id) > 0) << t.source << "/" << t.path;
+    }
+  EXPECT_GE(shown, 11);
+  bool noted = false;
+  for (const auto& n : r->notes) noted |= n.rfind("1 apply/undo event(s) name no file", 0) == 0;
+  EXPECT_TRUE(noted);
 }
 
 // Review decisions change what counts: a member-level reject takes a file out

@@ -275,14 +275,22 @@ Status WriteFileAtomically(Env& env, const std::string& path, const std::string&
 Result<std::string> WriteXmpSidecar(Catalogue& catalogue, const ConsolidatedMetadata& m,
                                     Env* env = nullptr);
 
-// Files currently retired (their latest apply/undo event is a successful
-// apply), with that event. From the audit trail.
+// The one rule for which files are retired, from the audit trail; apply,
+// plan, release and the report all use it (docs/catalogue.md). A file is
+// retired when, of the `apply` and `undo` events about it with the outcome
+// "success" (or none, which means success), the latest (highest event id) is an apply. Failed or
+// skipped applies and failed undos changed nothing on disk and do not count. The file an event is
+// about is its object "file:ID", else its detail's "file_id".
 struct RetiredFile {
   int64_t file_id = 0;
-  int64_t event_id = 0;
+  int64_t event_id = 0;  // the apply that retired it
   std::string operation;
   std::string detail;  // the apply event's JSON detail
+  std::string time;    // the apply event's time (UTC)
 };
-Result<std::vector<RetiredFile>> RetiredFiles(Catalogue& catalogue);
+// Sorted by file id. `unattributed`, when given, receives the number of
+// successful apply/undo events that name no file (they are ignored).
+Result<std::vector<RetiredFile>> RetiredFiles(Catalogue& catalogue,
+                                              int64_t* unattributed = nullptr);
 
 }  // namespace doppel

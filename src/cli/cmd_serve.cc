@@ -24,6 +24,7 @@ struct ServeArgs {
   int decode_threads = 2;
   int decode_queue = -1;  // -1: 4 x decode_threads
   int decode_timeout_ms = 20000;
+  int decode_nice = 10;
   int read_timeout_s = 10;
   int header_timeout_s = 10;
   int body_timeout_s = 120;
@@ -56,6 +57,7 @@ int CmdServe(const Globals& g, const ServeArgs& a) {
   o.decode_slots = a.decode_threads;
   o.decode_queue = a.decode_queue;
   o.decode_timeout_ms = a.decode_timeout_ms;
+  o.decode_nice = a.decode_nice;
   o.read_timeout_s = a.read_timeout_s;
   o.header_timeout_s = a.header_timeout_s;
   o.body_timeout_s = a.body_timeout_s;
@@ -215,6 +217,12 @@ CommandRunner RegisterServeCommands(CLI::App& app, const Globals& g) {
       ->add_option("--decode-timeout-ms", a->decode_timeout_ms,
                    "abandon longer decodes with 422 (default 20000)")
       ->check(CLI::Range(100, 600000));
+  serve
+      ->add_option("--decode-nice", a->decode_nice,
+                   "lower the decode threads' CPU priority by this much, so hash lookups and "
+                   "other requests are served first when decodes fill the cores (default 10; "
+                   "0 = the same priority)")
+      ->check(CLI::Range(0, 19));
   serve
       ->add_option("--read-timeout", a->read_timeout_s,
                    "seconds a client may stall while sending (default 10)")

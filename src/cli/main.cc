@@ -28,6 +28,7 @@
 #include "cli/common.h"
 #include "cli/output.h"
 #include "cli/progress.h"
+#include "doppel/calibrate.h"
 #include "doppel/catalogue.h"
 #include "doppel/fingerprint.h"
 #include "doppel/geometry.h"
@@ -281,6 +282,7 @@ int CmdHash(const std::vector<std::string>& files, int jobs, bool as_json, int64
   const size_t window = size_t(jobs) * 8;
   size_t printed = 0;
   std::vector<std::thread> pool;
+  pool.reserve(size_t(jobs));
   for (int t = 0; t < jobs; ++t) {
     pool.emplace_back([&] {
       for (;;) {
@@ -902,111 +904,22 @@ int CmdExplain(const std::string& file_a, const std::string& file_b, const Match
 // ---------------------------------------------------------------- calibrate
 
 int CmdCalibrate(const std::string& csv_path, const MatchOptions& base, int jobs, bool as_json) {
-  std::ifstream in(csv_path);
-  if (!in) return Fail(NotFound("cannot open " + DisplayPath(csv_path)));
-  const std::string folder = std::filesystem::path(csv_path).parent_path().string();
-  struct Labelled {
-    std::string a, b;
-    bool same;
-  };
-  std::vector<Labelled> pairs;
-  std::string line;
-  int lineno = 0, bad = 0;
-  while (std::getline(in, line)) {
-    ++lineno;
-    auto f = SplitCsvLine(line);
-    if (f.size() < 3 || line.empty()) continue;
-    std::string v = f[2];
-    std::transform(v.begin(), v.end(), v.begin(), ::tolower);
-    bool same;
-    if (v == "1" || v == "true" || v == "yes")
-      same = true;
-    else if (v == "0" || v == "false" || v == "no")
-      same = false;
-    else {
-      if (lineno > 1 && ++bad <= 10)
-        std::fprintf(stderr,
-                     "doppel: %s:%d: 'same' must be 1/0, true/false or yes/no; line skipped\n",
-                     DisplayPath(csv_path).c_str(), lineno);
-      continue;  // the header, or a bad row
-    }
-    auto resolve = [&](const std::string& p) {
-      return p.empty() || p[0] == '/' ? p : JoinPath(folder, p);
-    };
-    pairs.push_back({resolve(f[0]), resolve(f[1]), same});
-  }
-  if (pairs.empty())
-    return Fail(
-        InvalidArgument(DisplayPath(csv_path) + ": no labelled pairs (rows path_a,path_b,same)"));
-  Status init = InitImaging();
-  if (!init.ok()) return Fail(init);
-
-  // Fingerprint every file once, in parallel.
-  std::vector<std::string> paths;
-  for (const auto& p : pairs) paths.insert(paths.end(), {p.a, p.b});
-  std::sort(paths.begin(), paths.end());
-  paths.erase(std::unique(paths.begin(), paths.end()), paths.end());
-  std::vector<std::optional<MatchInput>> inputs(paths.size());
-  std::mutex err_mu;
-  ParallelFor(
-      paths.size(), jobs,
-      [&](int, size_t i) {
-        auto r = AnalyseFile(paths[i], AnalyseOptions{});
-        if (!r.ok()) {
-          std::lock_guard lk(err_mu);
-          std::fprintf(stderr, "doppel: %s: %s; its pairs are skipped\n",
-                       DisplayPath(paths[i]).c_str(), r.status().message().c_str());
-          return;
-        }
-        inputs[i] = MatchInputFrom(*r, int64_t(i + 1));
-      },
-      [] { return false; });
-  auto input_of = [&](const std::string& p) -> const MatchInput* {
-    auto it = std::lower_bound(paths.begin(), paths.end(), p);
-    return inputs[size_t(it - paths.begin())] ? &*inputs[size_t(it - paths.begin())] : nullptr;
-  };
-
-  struct Row {
-    int threshold;
-    int64_t tp = 0, fp = 0, fn = 0, tn = 0;
-    double precision() const { return tp + fp ? double(tp) / double(tp + fp) : 1.0; }
-    double recall() const { return tp + fn ? double(tp) / double(tp + fn) : 1.0; }
-    double f1() const {
-      return precision() + recall() > 0 ? 2 * precision() * recall() / (precision() + recall()) : 0;
-    }
-  };
-  std::vector<Row> rows;
-  for (int t = 0; t <= 64; ++t) {
-    MatchOptions o = base;
-    o.threshold = t;
-    Row r{t};
-    for (const auto& p : pairs) {
-      const MatchInput *a = input_of(p.a), *b = input_of(p.b);
-      if (!a || !b) continue;
-      auto m = Compare(*a, *b, o);
-      const bool predicted = m && IsAutomatic(m->kind);
-      if (predicted && p.same)
-        ++r.tp;
-      else if (predicted)
-        ++r.fp;
-      else if (p.same)
-        ++r.fn;
-      else
-        ++r.tn;
-    }
-    rows.push_back(r);
-  }
-  // The recommendation: the most recall with precision >= 0.995, else the best F1.
-  const Row* best = nullptr;
-  for (const Row& r : rows)
-    if (r.precision() >= 0.995 && (!best || r.recall() > best->recall())) best = &r;
-  const bool precise = best != nullptr;
-  if (!best)
-    for (const Row& r : rows)
-      if (!best || r.f1() > best->f1()) best = &r;
+  auto labelled = ReadLabelledPairs(csv_path);
+  if (!labelled.ok()) return Fail(labelled.status());
+  for (size_t i = 0; i < labelled->skipped.size() && i < 10; ++i)
+    std::fprintf(stderr, "doppel: %s\n", labelled->skipped[i].c_str());
+  CalibrateOptions co;
+  co.match = base;
+  co.jobs = jobs;
+  auto cal = Calibrate(labelled->pairs, co);
+  if (!cal.ok()) return Fail(cal.status().WithContext(DisplayPath(csv_path)));
+  for (const auto& u : cal->unreadable)
+    std::fprintf(stderr, "doppel: %s; its pairs are skipped\n", u.c_str());
+  const ThresholdFigures* best = &cal->rows[size_t(cal->recommended)];
+  const bool precise = cal->meets_precision_goal;
   if (as_json) {
     json a = json::array();
-    for (const Row& r : rows)
+    for (const ThresholdFigures& r : cal->rows)
       a.push_back({{"threshold", r.threshold},
                    {"tp", r.tp},
                    {"fp", r.fp},
@@ -1015,7 +928,7 @@ int CmdCalibrate(const std::string& csv_path, const MatchOptions& base, int jobs
                    {"precision", r.precision()},
                    {"recall", r.recall()},
                    {"f1", r.f1()}});
-    std::cout << json{{"pairs", pairs.size()},
+    std::cout << json{{"pairs", cal->pairs},
                       {"thresholds", a},
                       {"recommended", best->threshold},
                       {"meets_precision_goal", precise}}
@@ -1025,7 +938,7 @@ int CmdCalibrate(const std::string& csv_path, const MatchOptions& base, int jobs
   }
   std::vector<std::vector<std::string>> table{
       {"THRESHOLD", "PRECISION", "RECALL", "F1", "TP", "FP", "FN", "TN"}};
-  for (const Row& r : rows) {
+  for (const ThresholdFigures& r : cal->rows) {
     if (r.threshold % 4 != 3 && &r != best) continue;
     char p[16], rc[16], f[16];
     std::snprintf(p, sizeof p, "%.4f", r.precision());
@@ -1035,8 +948,9 @@ int CmdCalibrate(const std::string& csv_path, const MatchOptions& base, int jobs
                      std::to_string(r.tp), std::to_string(r.fp), std::to_string(r.fn),
                      std::to_string(r.tn)});
   }
-  std::printf("%zu labelled pairs (%lld the same picture)\n\n", pairs.size(),
-              (long long)(best->tp + best->fn));
+  const int64_t same_picture = best->tp + best->fn;
+  std::printf("%zu labelled pairs (%lld the same picture)\n\n", cal->pairs,
+              static_cast<long long>(same_picture));
   std::cout << Table(table);
   std::printf("\nrecommended: --threshold %d (%s; precision %.4f, recall %.4f)\n", best->threshold,
               precise ? "the most recall with precision >= 0.995"

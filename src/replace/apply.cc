@@ -6,6 +6,7 @@
 // finishes it (or finds it finished) without harm: that is what makes resume
 // and undo safe after a kill -9.
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -971,27 +972,53 @@ Result<ApplyReport> Undo(Catalogue& cat, const std::string& op, const ApplyOptio
   return report;
 }
 
-Result<std::vector<RetiredFile>> RetiredFiles(Catalogue& cat) {
-  std::map<int64_t, RetiredFile> latest;  // file -> latest apply/undo
-  std::map<int64_t, bool> retired;
+namespace {
+
+// The file an apply/undo event is about: object "file:ID", else the detail's
+// "file_id"; 0 when neither names one.
+int64_t EventFile(const Event& e) {
+  if (e.object.rfind("file:", 0) == 0) {
+    int64_t id = 0;
+    const char* end = e.object.data() + e.object.size();
+    const auto [p, ec] = std::from_chars(e.object.data() + 5, end, id);
+    if (ec == std::errc() && p == end && id > 0) return id;
+  }
+  const auto d = nlohmann::json::parse(e.detail, nullptr, false);
+  if (d.is_object() && d.contains("file_id") && d["file_id"].is_number_integer())
+    return std::max<int64_t>(0, d["file_id"].get<int64_t>());
+  return 0;
+}
+
+}  // namespace
+
+Result<std::vector<RetiredFile>> RetiredFiles(Catalogue& cat, int64_t* unattributed) {
+  std::vector<Event> trail;
   for (const char* type : {"apply", "undo"}) {
     EventFilter f;
     f.type = type;
     DOPPEL_ASSIGN_OR_RETURN(std::vector<Event> ev, cat.ListEvents(f));
-    for (const Event& e : ev) {
-      if (e.object.rfind("file:", 0) != 0) continue;
-      const int64_t id = std::atoll(e.object.c_str() + 5);
-      // A skipped apply (warning) or a failed undo changes nothing.
-      if (e.outcome != "success") continue;
-      auto it = latest.find(id);
-      if (it != latest.end() && it->second.event_id > e.id) continue;
-      latest[id] = RetiredFile{id, e.id, e.operation, e.detail};
-      retired[id] = std::string(type) == "apply";
-    }
+    for (Event& e : ev) trail.push_back(std::move(e));
   }
+  std::sort(trail.begin(), trail.end(), [](const Event& a, const Event& b) { return a.id < b.id; });
+  std::map<int64_t, RetiredFile> retired;
+  int64_t nameless = 0;
+  for (Event& e : trail) {
+    if (!e.outcome.empty() && e.outcome != "success") continue;  // empty means success
+    const int64_t id = EventFile(e);
+    if (id <= 0) {
+      ++nameless;
+      continue;
+    }
+    if (e.type == "undo")
+      retired.erase(id);
+    else
+      retired[id] =
+          RetiredFile{id, e.id, std::move(e.operation), std::move(e.detail), std::move(e.time)};
+  }
+  if (unattributed) *unattributed = nameless;
   std::vector<RetiredFile> out;
-  for (const auto& [id, r] : latest)
-    if (retired[id]) out.push_back(r);
+  out.reserve(retired.size());
+  for (auto& [id, r] : retired) out.push_back(std::move(r));
   return out;
 }
 

@@ -15,6 +15,7 @@
 #include "doppel/catalogue.h"
 #include "doppel/fingerprint.h"
 #include "doppel/rendition.h"
+#include "doppel/replace.h"
 #include "doppel_version.h"
 #include "util/csv.h"
 #include "util/paths.h"
@@ -52,20 +53,6 @@ std::optional<int64_t> ParseUtc(const std::string& s) {
 std::string DateOf(int64_t t) { return FormatUtc(t, "%Y-%m-%d"); }
 std::string TimeOf(int64_t t) { return FormatUtc(t, "%Y-%m-%dT%H:%M:%SZ"); }
 
-// The file an apply/undo event is about: detail.file_id, else "file:N".
-int64_t EventFileId(const Event& e, const nlohmann::json& d) {
-  if (d.is_object() && d.contains("file_id") && d["file_id"].is_number_integer())
-    return d["file_id"].get<int64_t>();
-  if (e.object.rfind("file:", 0) == 0) {
-    try {
-      return std::stoll(e.object.substr(5));
-    } catch (...) {
-      return 0;
-    }
-  }
-  return 0;
-}
-
 int64_t JsonInt(const nlohmann::json& d, const char* key) {
   if (d.is_object() && d.contains(key) && d[key].is_number_integer()) return d[key].get<int64_t>();
   return 0;
@@ -82,7 +69,7 @@ struct Retirement {
   int64_t cluster_id = 0;
 };
 
-std::string Trim(std::string s) {
+std::string Trim(const std::string& s) {
   const auto b = s.find_first_not_of(" \t");
   if (b == std::string::npos) return "";
   const auto e = s.find_last_not_of(" \t");
@@ -90,7 +77,7 @@ std::string Trim(std::string s) {
 }
 
 std::string Camera(const std::string& make, const std::string& model) {
-  const std::string mk = Trim(make), md = Trim(model);
+  std::string mk = Trim(make), md = Trim(model);
   if (mk.empty()) return md;
   if (md.empty()) return mk;
   // Many cameras repeat the make in the model ("Canon" / "Canon EOS 5D").
@@ -158,11 +145,13 @@ Result<JoinTable> LoadJoinCsv(const std::string& path, const std::string& key_co
 Result<Report> BuildReport(Catalogue& cat, const ReportOptions& opt) {
   for (const auto& f : opt.group_by)
     if (!IsBuiltinGroupField(f) && !(opt.join && opt.join->field == f))
-      return InvalidArgument(
-          "cannot group by '" + f +
-          "': use source, format, year, make, model, camera, author, or the field of a join "
-          "table (--join FILE --join-field " +
-          f + ")");
+      return InvalidArgument(std::string("cannot group by '")
+                                 .append(f)
+                                 .append("': use source, format, year, make, model, camera, "
+                                         "author, or the field of a join table (--join FILE "
+                                         "--join-field ")
+                                 .append(f)
+                                 .append(")"));
   if (opt.join && IsBuiltinGroupField(opt.join->field))
     return InvalidArgument("the joined column '" + opt.join->field +
                            "' has the name of a built-in field; rename the column in the CSV");
@@ -205,37 +194,25 @@ Result<Report> BuildReport(Catalogue& cat, const ReportOptions& opt) {
     return it != file_by_id.end() && it->second->status == FileStatus::kOk;
   };
 
-  // --- Retired files: the latest successful apply or undo of each file decides.
-  // Failed and skipped applies (outcome failure/warning) and failed undos change
-  // nothing on disk, so they do not count.
-  DOPPEL_ASSIGN_OR_RETURN(auto applies, cat.ListEvents(EventFilter{0, "apply", "", "", 0}));
-  DOPPEL_ASSIGN_OR_RETURN(auto undos, cat.ListEvents(EventFilter{0, "undo", "", "", 0}));
-  std::vector<Event> trail;
-  trail.reserve(applies.size() + undos.size());
-  for (auto& e : applies) trail.push_back(std::move(e));
-  for (auto& e : undos) trail.push_back(std::move(e));
-  std::sort(trail.begin(), trail.end(), [](const Event& a, const Event& b) { return a.id < b.id; });
-  std::unordered_map<int64_t, Retirement> retired;
-  std::optional<int64_t> first_apply, last_apply;
+  // --- Retired files: the one rule (RetiredFiles), with what each apply event
+  // says about the file.
   int64_t unreadable_events = 0;
-  for (const Event& e : trail) {
-    if (!e.outcome.empty() && e.outcome != "success") continue;
-    const auto d = nlohmann::json::parse(e.detail, nullptr, false);
-    const int64_t file = EventFileId(e, d);
-    if (file <= 0) {
-      ++unreadable_events;
-      continue;
-    }
-    if (e.type == "undo") {
-      retired.erase(file);
-      continue;
-    }
+  DOPPEL_ASSIGN_OR_RETURN(auto retired_list, RetiredFiles(cat, &unreadable_events));
+  std::unordered_map<int64_t, Retirement> retired;
+  for (const RetiredFile& rf : retired_list) {
+    const auto d = nlohmann::json::parse(rf.detail, nullptr, false);
     Retirement r;
     r.reclaimed_bytes = JsonInt(d, "reclaimed_bytes");
     r.source = JsonText(d, "source");
-    if (r.source.empty() && file_by_id.count(file)) r.source = file_by_id[file]->source;
+    if (r.source.empty() && file_by_id.count(rf.file_id)) r.source = file_by_id[rf.file_id]->source;
     r.cluster_id = JsonInt(d, "cluster_id");
-    retired[file] = r;
+    retired[rf.file_id] = r;
+  }
+  // The pace: the first and last successful apply, retired since or not.
+  std::optional<int64_t> first_apply, last_apply;
+  DOPPEL_ASSIGN_OR_RETURN(auto applies, cat.ListEvents(EventFilter{0, "apply", "", "", 0}));
+  for (const Event& e : applies) {
+    if (!e.outcome.empty() && e.outcome != "success") continue;
     if (auto t = ParseUtc(e.time)) {
       first_apply = first_apply ? std::min(*first_apply, *t) : *t;
       last_apply = last_apply ? std::max(*last_apply, *t) : *t;
@@ -489,6 +466,7 @@ Result<Report> BuildReport(Catalogue& cat, const ReportOptions& opt) {
 
   // --- The largest clusters, with thumbnails for the HTML page.
   std::vector<const View*> order;
+  order.reserve(views.size());
   for (const View& v : views) order.push_back(&v);
   std::sort(order.begin(), order.end(), [](const View* a, const View* b) {
     if (a->members.size() != b->members.size()) return a->members.size() > b->members.size();

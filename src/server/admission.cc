@@ -1,7 +1,12 @@
 #include "server/admission.h"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <exception>
 
 namespace doppel::server {
 namespace {
@@ -87,6 +92,72 @@ AdmissionQueue::Snapshot AdmissionQueue::snapshot() const {
   s.refused = refused_;
   s.mean_service_s = mean_service_s_;
   return s;
+}
+
+struct DecodeThreads::Job {
+  const std::function<void()>* work;
+  std::exception_ptr error;
+  bool done = false;
+};
+
+DecodeThreads::DecodeThreads(int threads, int nice) {
+  // The new threads start at this thread's nice value (Linux copies it).
+  const int target = std::min(19, ::getpriority(PRIO_PROCESS, 0) + std::clamp(nice, 0, 19));
+  const int n = std::max(1, threads);
+  threads_.reserve(size_t(n));
+  for (int i = 0; i < n; ++i) threads_.emplace_back([this, target] { Loop(target); });
+  std::unique_lock lk(mu_);
+  ready_cv_.wait(lk, [&] { return started_ == n; });
+}
+
+DecodeThreads::~DecodeThreads() {
+  {
+    std::lock_guard lk(mu_);
+    stopping_ = true;
+  }
+  work_cv_.notify_all();
+  for (auto& t : threads_) t.join();
+}
+
+void DecodeThreads::Loop(int target_nice) {
+  // PRIO_PROCESS with a thread id sets that one thread (Linux). errno tells a
+  // nice value of -1 from a failure; on failure the thread keeps the
+  // creator's priority, and nice() says so.
+  const pid_t tid = ::gettid();
+  ::setpriority(PRIO_PROCESS, id_t(tid), target_nice);
+  errno = 0;
+  int now = ::getpriority(PRIO_PROCESS, id_t(tid));
+  if (now == -1 && errno != 0) now = 0;
+  std::unique_lock lk(mu_);
+  nice_ = started_ == 0 ? now : std::min(nice_, now);
+  ++started_;
+  ready_cv_.notify_all();
+  for (;;) {
+    work_cv_.wait(lk, [&] { return stopping_ || !jobs_.empty(); });
+    if (jobs_.empty()) return;  // stopping, and nothing left to do
+    Job* job = jobs_.front();
+    jobs_.pop_front();
+    lk.unlock();
+    try {
+      (*job->work)();
+    } catch (...) {
+      job->error = std::current_exception();
+    }
+    lk.lock();
+    job->done = true;
+    done_cv_.notify_all();
+  }
+}
+
+void DecodeThreads::Run(const std::function<void()>& work) {
+  Job job{&work, nullptr, false};
+  {
+    std::unique_lock lk(mu_);
+    jobs_.push_back(&job);
+    work_cv_.notify_one();
+    done_cv_.wait(lk, [&] { return job.done; });
+  }
+  if (job.error) std::rethrow_exception(job.error);
 }
 
 }  // namespace doppel::server

@@ -7,14 +7,20 @@
 // decodes ahead of it divided among `slots` decoders (each decode is bounded by
 // the server's --decode-timeout-ms and --max-pixels), and never times out.
 // So a client never waits and then gets 503; the refusal carries an estimate
-// of when to come back, from the measured decode times.
+// of when to come back, from the measured decode times. The decodes
+// themselves run on DecodeThreads (below), at a lower CPU priority than the
+// requests that need no decode.
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <mutex>
 #include <optional>
+#include <thread>
+#include <vector>
 
 namespace doppel::server {
 
@@ -92,6 +98,56 @@ class AdmissionQueue {
   int64_t refused_ = 0;
   double mean_service_s_ = 0;
   bool measured_ = false;
+};
+
+// The threads that run the decodes, at a lower CPU priority than the HTTP
+// workers (docs/api.md, "Back-pressure").
+//
+// A request that holds a decode slot hands its decode to one of these threads
+// and waits for it. Each thread raises its own nice value by `nice` as it
+// starts (Linux keeps a nice value per thread), so while decodes keep every
+// core busy, a hash lookup, a review page or /metrics -- served by HTTP
+// workers at the process's own priority -- gets a core as soon as it is ready
+// instead of an equal share with the decodes. Linux weighs nice values within
+// the process's scheduling group (its autogroup or cgroup): the decodes yield
+// to the server's own requests, not to other programs any more than before.
+// Threads a decode starts (libvips' workers) inherit the decode thread's
+// value. Raising a nice value needs no privilege; lowering it back would, which
+// is why decodes have threads of their own instead of renicing the worker.
+class DecodeThreads {
+ public:
+  // `threads` >= 1 threads, each at the creating thread's nice value plus
+  // `nice` (0-19; the sum is capped at 19, the lowest priority). Returns once
+  // every thread runs at its priority.
+  DecodeThreads(int threads, int nice);
+  DecodeThreads(const DecodeThreads&) = delete;
+  DecodeThreads& operator=(const DecodeThreads&) = delete;
+  // Finishes the work handed over, then joins the threads.
+  ~DecodeThreads();
+
+  // Runs `work` on a decode thread and returns when it has run; an exception
+  // it throws is rethrown here. Thread-safe. With more callers than threads
+  // the extra ones wait for a free thread, in no particular order (the server
+  // lets only as many requests in as there are threads: AdmissionQueue).
+  void Run(const std::function<void()>& work);
+
+  int threads() const { return int(threads_.size()); }
+  // The nice value the decode threads run at, as each read it back from the
+  // kernel after setting it (the smallest, should they differ): /metrics
+  // shows it, tests check it.
+  int nice() const { return nice_; }
+
+ private:
+  struct Job;
+  void Loop(int target_nice);
+
+  std::mutex mu_;
+  std::condition_variable work_cv_, done_cv_, ready_cv_;
+  std::deque<Job*> jobs_;
+  bool stopping_ = false;
+  int started_ = 0;
+  int nice_ = 19;
+  std::vector<std::thread> threads_;
 };
 
 }  // namespace doppel::server

@@ -328,6 +328,7 @@ struct Server::Impl {
   Metrics metrics;
   ThumbnailCache thumbs;
   AdmissionQueue decode_queue;
+  DecodeThreads decoders;  // one per slot: a slot holder never waits for a thread
   GuardedHttpServer http;
   int port = 0;
   // Picks up files another process catalogued, once a `doppel match` ran.
@@ -352,6 +353,7 @@ struct Server::Impl {
         pool(o.catalogue),
         thumbs(size_t(std::max(1, o.thumbnail_cache))),
         decode_queue(std::clamp(o.decode_slots, 1, 1024), DecodeQueueLimit(o)),
+        decoders(std::clamp(o.decode_slots, 1, 1024), std::clamp(o.decode_nice, 0, 19)),
         http(LimitsOf(o)) {}
 
   static int DecodeQueueLimit(const ServerOptions& o) {
@@ -444,8 +446,14 @@ struct Server::Impl {
     ao.read_metadata = metadata;
     const auto deadline = Clock::now() + std::chrono::milliseconds(opt.decode_timeout_ms);
     ao.cancelled = [deadline] { return Clock::now() > deadline; };
-    auto r = AnalyseBuffer(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), ao);
+    // On a decode thread, at its lower priority; this worker waits.
+    std::optional<Result<ImageRecord>> decoded;
+    decoders.Run([&] {
+      decoded.emplace(
+          AnalyseBuffer(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), ao));
+    });
     EndDecode(slot, started);
+    Result<ImageRecord> r = std::move(*decoded);
     if (!r.ok() && r.status().code() == StatusCode::kCancelled)
       return Cancelled("decoding took longer than " + std::to_string(opt.decode_timeout_ms) +
                        " ms (the server's --decode-timeout-ms); the picture was not stored");
@@ -634,15 +642,19 @@ void Server::Impl::Thumbnail(const httplib::Request& req, httplib::Response& res
   RenditionOptions ro;
   ro.max_side = 320;
   ro.max_pixels = std::max<int64_t>(opt.max_pixels, 1'000'000'000);
-  auto r = RenderFile(JoinPath(root, f->path), ro);
+  std::optional<Result<std::string>> jpeg;  // decoded, reduced and encoded on a decode thread
+  decoders.Run([&] {
+    auto r = RenderFile(JoinPath(root, f->path), ro);
+    if (!r.ok())
+      jpeg.emplace(r.status().WithContext(f->source + ":" + DisplayPath(f->path)));
+    else
+      jpeg.emplace(EncodeJpeg(*r, 80));
+  });
   EndDecode(*slot, started);
-  if (!r.ok())
-    return SendStatus(res, r.status().WithContext(f->source + ":" + DisplayPath(f->path)));
-  auto jpeg = EncodeJpeg(*r, 80);
-  if (!jpeg.ok()) return SendStatus(res, jpeg.status());
-  thumbs.Put(*id, *jpeg);
+  if (!jpeg->ok()) return SendStatus(res, jpeg->status());
+  thumbs.Put(*id, **jpeg);
   res.set_header("Cache-Control", "private, max-age=3600");
-  res.set_content(*jpeg, "image/jpeg");
+  res.set_content(**jpeg, "image/jpeg");
 }
 
 json Server::Impl::ClusterJson(Catalogue& cat, const Cluster& c, bool full) {
@@ -938,7 +950,7 @@ void Server::Impl::Routes() {
         return httplib::Server::HandlerResponse::Handled;
       }));
   http.set_exception_handler(
-      [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+      [](const httplib::Request&, httplib::Response& res, const std::exception_ptr& ep) {
         std::string what = "unexpected error";
         try {
           if (ep) std::rethrow_exception(ep);
@@ -953,8 +965,13 @@ void Server::Impl::Routes() {
     SendJson(res, 200, {{"status", "ok"}, {"index_files", gate->size()}});
   });
   http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    res.set_content(metrics.Render(gate->size(), decode_queue.snapshot()),
-                    "text/plain; version=0.0.4");
+    std::string body = metrics.Render(gate->size(), decode_queue.snapshot());
+    body +=
+        "# HELP doppel_decode_thread_nice Nice value the decode threads run at (--decode-nice "
+        "over the server's own).\n# TYPE doppel_decode_thread_nice gauge\n"
+        "doppel_decode_thread_nice " +
+        std::to_string(decoders.nice()) + "\n";
+    res.set_content(body, "text/plain; version=0.0.4");
   });
   // No inline script may run and no other site may frame the page (a framed
   // review page could be clickjacked into recording decisions).

@@ -25,6 +25,9 @@ struct ServerOptions {
   int decode_queue = -1;                // pictures that may wait; more: 503 at once (-1: 4 x slots)
   int decode_timeout_ms = 20000;        // checked between fingerprinting stages: 422
   int read_timeout_s = 10;              // any one wait for bytes from a client
+  // Added to the nice value of the threads that decode (0-19): under load,
+  // requests that need no decode get the cores first (DecodeThreads).
+  int decode_nice = 10;
   // Totals, however slowly the bytes trickle in: a request's line and headers
   // within header_timeout_s of the server being ready for them (idle
   // keep-alive time included), its body within body_timeout_s after that.
