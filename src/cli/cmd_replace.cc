@@ -13,6 +13,7 @@
 
 #include "cli/common.h"
 #include "cli/output.h"
+#include "doppel/conflicts.h"
 #include "doppel/policy.h"
 #include "doppel/release.h"
 #include "doppel/replace.h"
@@ -376,6 +377,64 @@ int CmdRelease(const Globals& g, const std::string& version, std::string dir) {
   return kExitOk;
 }
 
+// ---------------------------------------------------------------- conflicts
+
+int CmdMetadataResolve(const Globals& g, int64_t cluster, const std::string& field,
+                       const std::string& value, int64_t from, const std::string& reviewer) {
+  auto cat = Open(g);
+  if (!cat.ok()) return Fail(cat.status());
+  auto r = ResolveConflict(**cat, cluster, field, value, from, reviewer);
+  if (!r.ok()) return Fail(r.status());
+  if (!g.quiet)
+    std::printf("cluster %lld: %s = \"%s\"%s, decided by %s (audit event %lld)\n",
+                (long long)cluster, field.c_str(), r->value.c_str(),
+                from ? (" (from file " + std::to_string(from) + ")").c_str() : "",
+                reviewer.c_str(), (long long)r->event_id);
+  return kExitOk;
+}
+
+// The conflicts still open in the stored consolidated metadata.
+int CmdConflicts(const Globals& g, bool json_out) {
+  auto cat = Open(g);
+  if (!cat.ok()) return Fail(cat.status());
+  auto docs = (*cat)->LoadConsolidatedMetadata();
+  if (!docs.ok()) return Fail(docs.status());
+  auto decisions = ListResolutions(**cat);
+  if (!decisions.ok()) return Fail(decisions.status());
+  json out = json::array();
+  for (const StoredMetadata& d : *docs) {
+    auto m = ConsolidatedFromJson(d.document);
+    if (!m.ok()) continue;
+    ApplyResolutions(*m, *decisions);
+    for (const MetadataConflict& c : m->conflicts) {
+      json values = json::array();
+      for (const auto& [id, v] : c.values) values.push_back({{"file_id", id}, {"value", v}});
+      out.push_back({{"cluster_id", m->cluster_id},
+                     {"master_file_id", m->master_file_id},
+                     {"field", c.field},
+                     {"values", values}});
+    }
+  }
+  if (json_out) {
+    std::cout << out.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+    return kExitOk;
+  }
+  for (const json& c : out) {
+    std::printf("cluster %lld %s:", (long long)c["cluster_id"].get<int64_t>(),
+                c["field"].get<std::string>().c_str());
+    for (const json& v : c["values"])
+      std::printf("  file %lld \"%s\"", (long long)v["file_id"].get<int64_t>(),
+                  v["value"].get<std::string>().c_str());
+    std::printf("\n");
+  }
+  if (!g.quiet)
+    std::printf("%zu conflicts open%s\n", out.size(),
+                out.empty() ? ""
+                            : " (doppel metadata resolve CLUSTER FIELD --from FILE_ID "
+                              "--reviewer NAME)");
+  return kExitOk;
+}
+
 // ---------------------------------------------------------------- trash
 
 int CmdTrashPurge(const Globals& g, int64_t older_than, int64_t hold_days, bool json_out) {
@@ -429,6 +488,9 @@ CommandRunner RegisterReplaceCommands(CLI::App& app, const Globals& g) {
                         format = "table", type, version, dir;
     bool include_unconfirmed = false, json_out = false, resume = false, write_xmp = false;
     int64_t older_than = -1, hold_days = 30;
+    int64_t cluster = 0, from_file = 0;
+    std::string field, value, reviewer;
+    bool conflicts = false;
   };
   auto a = std::make_shared<Args>();
 
@@ -497,9 +559,29 @@ CommandRunner RegisterReplaceCommands(CLI::App& app, const Globals& g) {
       ->check(CLI::IsMember({"csv", "json", "table"}));
   metadata->add_flag("--write-xmp", a->write_xmp,
                      "also write MASTER.xmp sidecars (the master is never changed)");
+  metadata->add_flag("--conflicts", a->conflicts,
+                     "list the conflicts nobody has resolved yet (with --json: as JSON)");
+  metadata->add_flag("--json", a->json_out, "with --conflicts: JSON output");
   metadata->footer(
       "Examples:\n  doppel metadata --format json\n  doppel "
-      "metadata --write-xmp > metadata.csv");
+      "metadata --write-xmp > metadata.csv\n  doppel metadata --conflicts\n"
+      "  doppel metadata resolve 4 title --from 12 --reviewer claire");
+  auto* resolve = metadata->add_subcommand(
+      "resolve", "decide the value of a field whose copies disagree (recorded with its author)");
+  resolve->add_option("CLUSTER", a->cluster, "cluster id (doppel metadata --conflicts)")
+      ->required();
+  resolve->add_option("FIELD", a->field, "title, artist, copyright, make, model, capture_time, gps")
+      ->required();
+  auto* value_opt = resolve->add_option("--value", a->value, "the value to keep, typed in");
+  auto* from_opt =
+      resolve->add_option("--from", a->from_file, "keep the value this copy (file id) carries");
+  value_opt->excludes(from_opt);
+  resolve->add_option("--reviewer", a->reviewer, "who decides (default: $USER)");
+  resolve->footer(
+      "The decision is an audit event (doppel audit --type 'metadata decision'); consolidated "
+      "metadata and later plans use it.\n\n"
+      "Examples:\n  doppel metadata resolve 4 title --from 12 --reviewer claire\n"
+      "  doppel metadata resolve 4 capture_time --value 1998-06-01T09:00:00");
 
   auto* release = app.add_subcommand(
       "release", "publish a numbered release: manifest, redirect list, change notice");
@@ -539,6 +621,14 @@ CommandRunner RegisterReplaceCommands(CLI::App& app, const Globals& g) {
                       a->json_out);
     if (*undo) return CmdUndo(g, a->op, a->json_out);
     if (*audit) return CmdAudit(g, a->format, a->type, a->op);
+    if (*resolve) {
+      std::string who = a->reviewer;
+      if (who.empty() && std::getenv("USER")) who = std::getenv("USER");
+      if (a->value.empty() && a->from_file == 0)
+        return Fail(InvalidArgument("give the value with --value V or --from FILE_ID"));
+      return CmdMetadataResolve(g, a->cluster, a->field, a->value, a->from_file, who);
+    }
+    if (*metadata && a->conflicts) return CmdConflicts(g, a->json_out);
     if (*metadata) return CmdMetadata(g, a->format == "json" ? "json" : "csv", a->write_xmp);
     if (*release) return CmdRelease(g, a->version, a->dir);
     return std::nullopt;
