@@ -279,8 +279,7 @@ TEST_F(ConflictsFixture, TheCommandLineResolvesAndListsOpenConflictsAsTableJsonA
   const std::string sidecar = testing::ReadFile(src_ / "archives" / "pont.jpg.xmp");
   EXPECT_NE(sidecar.find("x-default\">Pont-Neuf, vue générale</rdf:li>"), std::string::npos)
       << sidecar;
-  auto audit =
-      RunDoppel({"--db", db_, "audit", "--type", "metadata decision", "--format", "json"});
+  auto audit = RunDoppel({"--db", db_, "audit", "--type", "metadata decision", "--format", "json"});
   ASSERT_EQ(audit.exit_code, 0) << audit.err;
   auto events = nlohmann::json::parse(audit.out);
   ASSERT_EQ(events.size(), 1u);

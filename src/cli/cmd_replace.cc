@@ -346,7 +346,9 @@ int CmdRelease(const Globals& g, const std::string& version, std::string dir) {
        {std::pair<std::string, const std::string*>{"manifest.json", &r->manifest_json},
         {"redirects.csv", &r->redirects_csv},
         {"CHANGES.md", &r->changes_md}}) {
-    if (Status s = WriteText(dir + "/" + name, *text); !s.ok())
+    std::string path = dir;
+    path.append("/").append(name);
+    if (Status s = WriteText(path, *text); !s.ok())
       return Fail(s.WithContext("release " + version +
                                 " is stored in the catalogue but its files are incomplete"));
   }

@@ -392,10 +392,18 @@ Result<Plan> PlanFromJson(const std::string& text, const std::string& name) {
       PlannedAction x = ActionFromJson(a);
       const std::string problem = ActionProblem(x);
       if (!problem.empty())
-        return Corruption(name + ": action " + std::to_string(index) + " (file " +
-                          std::to_string(x.file_id) + "): " + problem + refused);
+        return Corruption(std::string(name)
+                              .append(": action ")
+                              .append(std::to_string(index))
+                              .append(" (file ")
+                              .append(std::to_string(x.file_id))
+                              .append("): ")
+                              .append(problem)
+                              .append(refused));
       if (__builtin_add_overflow(p.bytes_to_reclaim, x.bytes, &p.bytes_to_reclaim))
-        return Corruption(name + ": the actions' bytes add up past any archive" + refused);
+        return Corruption(std::string(name)
+                              .append(": the actions' bytes add up past any archive")
+                              .append(refused));
       p.actions.push_back(std::move(x));
     }
     if (j.contains("skipped"))

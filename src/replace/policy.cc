@@ -64,7 +64,10 @@ Result<MasterPolicy> ParsePolicy(const std::string& text, const std::string& nam
   for (const auto& [key, node] : t) {
     const std::string k(key.str());
     if (k != "version" && k != "rules" && k != "sources")
-      return InvalidArgument(name + ": unknown key '" + k + "' (known: version, rules, sources)");
+      return InvalidArgument(std::string(name)
+                                 .append(": unknown key '")
+                                 .append(k)
+                                 .append("' (known: version, rules, sources)"));
   }
   const int64_t version = t["version"].value_or(int64_t(0));
   if (version == 0) return InvalidArgument(name + ": missing 'version = 1' (docs/policy.md)");

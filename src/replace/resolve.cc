@@ -125,6 +125,7 @@ std::vector<const MetadataDecision*> MetadataDecisions::InForce() const {
   for (const auto& [key, i] : in_force_) idx.push_back(i);
   std::sort(idx.begin(), idx.end());
   std::vector<const MetadataDecision*> out;
+  out.reserve(idx.size());
   for (size_t i : idx) out.push_back(&all_[i]);
   return out;
 }

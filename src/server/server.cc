@@ -1043,7 +1043,7 @@ void Server::Impl::Routes() {
         return httplib::Server::HandlerResponse::Handled;
       }));
   http.set_exception_handler(
-      [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+      [](const httplib::Request&, httplib::Response& res, const std::exception_ptr& ep) {
         std::string what = "unexpected error";
         try {
           if (ep) std::rethrow_exception(ep);
