@@ -199,50 +199,40 @@ TEST_F(HostileApply, EditedPlanPathsAreRefusedBeforeAnyWrite) {
 
 // An Env that fails its k-th mutation, before or after doing it: the apply
 // stops there as if killed between a step and its journal record.
-class CrashEnv : public Env {
+class CrashEnv : public EnvWrapper {
  public:
   CrashEnv(int fail_at, bool after) : fail_at_(fail_at), after_(after) {}
   bool fired() const { return fired_; }
 
-  Result<FileInfo> Stat(const std::string& p) override { return base_->Stat(p); }
-  Result<std::string> Sha256Hex(const std::string& p) override { return base_->Sha256Hex(p); }
-  Result<std::string> ReadFile(const std::string& p) override { return base_->ReadFile(p); }
-  Result<std::string> ReadLink(const std::string& p) override { return base_->ReadLink(p); }
-  Result<std::vector<std::string>> ListDir(const std::string& d) override {
-    return base_->ListDir(d);
-  }
   Status Rename(const std::string& a, const std::string& b) override {
-    return Mutate([&] { return base_->Rename(a, b); });
+    return Mutate([&] { return target()->Rename(a, b); });
   }
   Status CopyFile(const std::string& a, const std::string& b) override {
-    return Mutate([&] { return base_->CopyFile(a, b); });
+    return Mutate([&] { return target()->CopyFile(a, b); });
   }
   Status Link(const std::string& t, const std::string& at) override {
-    return Mutate([&] { return base_->Link(t, at); });
+    return Mutate([&] { return target()->Link(t, at); });
   }
   Status Symlink(const std::string& t, const std::string& at) override {
-    return Mutate([&] { return base_->Symlink(t, at); });
+    return Mutate([&] { return target()->Symlink(t, at); });
   }
   Status Remove(const std::string& p) override {
-    return Mutate([&] { return base_->Remove(p); });
+    return Mutate([&] { return target()->Remove(p); });
   }
   Status SetMtime(const std::string& p, int64_t t) override {
-    return Mutate([&] { return base_->SetMtime(p, t); });
+    return Mutate([&] { return target()->SetMtime(p, t); });
   }
   Status CreateDirs(const std::string& p) override {
-    return Mutate([&] { return base_->CreateDirs(p); });
+    return Mutate([&] { return target()->CreateDirs(p); });
   }
   Status SyncDir(const std::string& d) override {
-    return Mutate([&] { return base_->SyncDir(d); });
+    return Mutate([&] { return target()->SyncDir(d); });
   }
   Status AppendDurably(const std::string& p, const std::string& b) override {
-    return Mutate([&] { return base_->AppendDurably(p, b); });
+    return Mutate([&] { return target()->AppendDurably(p, b); });
   }
   Status WriteFileDurably(const std::string& p, const std::string& b) override {
-    return Mutate([&] { return base_->WriteFileDurably(p, b); });
-  }
-  Result<std::unique_ptr<Lock>> LockFile(const std::string& p) override {
-    return base_->LockFile(p);
+    return Mutate([&] { return target()->WriteFileDurably(p, b); });
   }
 
  private:
@@ -253,7 +243,6 @@ class CrashEnv : public Env {
     if (after_) (void)f();
     return IOError("injected crash at mutation " + std::to_string(fail_at_));
   }
-  Env* base_ = Env::Default();
   int fail_at_;
   bool after_;
   int n_ = 0;

@@ -213,41 +213,14 @@ TEST_F(HostileArchive, SidecarsNeverFollowALinkAndAreInTheAuditTrail) {
 
 // An Env whose new files fail at one step: half the bytes then an error
 // (a full disk mid-write), or the fsync, the close, or the rename.
-class FailingWriteEnv : public Env {
+class FailingWriteEnv : public EnvWrapper {
  public:
   enum class Fail { kAppend, kSync, kClose, kRename };
   explicit FailingWriteEnv(Fail f) : fail_(f) {}
 
-  Result<FileInfo> Stat(const std::string& p) override { return base_->Stat(p); }
-  Result<std::string> Sha256Hex(const std::string& p) override { return base_->Sha256Hex(p); }
-  Result<std::string> ReadFile(const std::string& p) override { return base_->ReadFile(p); }
-  Result<std::string> ReadLink(const std::string& p) override { return base_->ReadLink(p); }
-  Result<std::vector<std::string>> ListDir(const std::string& d) override {
-    return base_->ListDir(d);
-  }
   Status Rename(const std::string& a, const std::string& b) override {
     if (fail_ == Fail::kRename) return IOError(a + ": injected rename failure");
-    return base_->Rename(a, b);
-  }
-  Status CopyFile(const std::string& a, const std::string& b) override {
-    return base_->CopyFile(a, b);
-  }
-  Status Link(const std::string& t, const std::string& at) override { return base_->Link(t, at); }
-  Status Symlink(const std::string& t, const std::string& at) override {
-    return base_->Symlink(t, at);
-  }
-  Status Remove(const std::string& p) override { return base_->Remove(p); }
-  Status SetMtime(const std::string& p, int64_t t) override { return base_->SetMtime(p, t); }
-  Status CreateDirs(const std::string& p) override { return base_->CreateDirs(p); }
-  Status SyncDir(const std::string& d) override { return base_->SyncDir(d); }
-  Status AppendDurably(const std::string& p, const std::string& b) override {
-    return base_->AppendDurably(p, b);
-  }
-  Status WriteFileDurably(const std::string& p, const std::string& b) override {
-    return base_->WriteFileDurably(p, b);
-  }
-  Result<std::unique_ptr<Lock>> LockFile(const std::string& p) override {
-    return base_->LockFile(p);
+    return target()->Rename(a, b);
   }
 
   class File : public WritableFile {
@@ -272,12 +245,11 @@ class FailingWriteEnv : public Env {
     Fail fail_;
   };
   Result<std::unique_ptr<WritableFile>> NewExclusiveFile(const std::string& p) override {
-    DOPPEL_ASSIGN_OR_RETURN(auto f, base_->NewExclusiveFile(p));
+    DOPPEL_ASSIGN_OR_RETURN(auto f, target()->NewExclusiveFile(p));
     return std::unique_ptr<WritableFile>(new File(std::move(f), fail_));
   }
 
  private:
-  Env* base_ = Env::Default();
   Fail fail_;
 };
 

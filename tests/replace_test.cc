@@ -492,41 +492,34 @@ TEST_F(ReplaceFixture, UndoLeavesAFileThatTookARetiredPlaceAndCanBeRunAgain) {
 // An Env that fails its k-th mutation, before or after doing it (a crash
 // between a step and its journal record), and can pretend the catalogue's
 // folder is another file system (renames across it fail with EXDEV).
-class FaultEnv : public Env {
+class FaultEnv : public EnvWrapper {
  public:
   FaultEnv(int fail_at, bool after, std::string tree)
       : fail_at_(fail_at), after_(after), tree_(std::move(tree)) {}
   bool fired() const { return fired_; }
 
-  Result<FileInfo> Stat(const std::string& p) override { return base_->Stat(p); }
-  Result<std::string> Sha256Hex(const std::string& p) override { return base_->Sha256Hex(p); }
-  Result<std::string> ReadFile(const std::string& p) override { return base_->ReadFile(p); }
-  Result<std::string> ReadLink(const std::string& p) override { return base_->ReadLink(p); }
-  Result<std::vector<std::string>> ListDir(const std::string& d) override {
-    return base_->ListDir(d);
-  }
   Status Rename(const std::string& a, const std::string& b) override {
     if (!tree_.empty() && InTree(a) != InTree(b))
       return Mutate([] { return Unsupported("EXDEV (test)"); });
-    return Mutate([&] { return base_->Rename(a, b); });
+    return Mutate([&] { return target()->Rename(a, b); });
   }
   Status CopyFile(const std::string& a, const std::string& b) override {
-    return Mutate([&] { return base_->CopyFile(a, b); });
+    return Mutate([&] { return target()->CopyFile(a, b); });
   }
   Status Link(const std::string& t, const std::string& at) override {
-    return Mutate([&] { return base_->Link(t, at); });
+    return Mutate([&] { return target()->Link(t, at); });
   }
   Status Symlink(const std::string& t, const std::string& at) override {
-    return Mutate([&] { return base_->Symlink(t, at); });
+    return Mutate([&] { return target()->Symlink(t, at); });
   }
   Status Remove(const std::string& p) override {
-    return Mutate([&] { return base_->Remove(p); });
+    return Mutate([&] { return target()->Remove(p); });
   }
   Status SetMtime(const std::string& p, int64_t t) override {
-    return Mutate([&] { return base_->SetMtime(p, t); });
+    return Mutate([&] { return target()->SetMtime(p, t); });
   }
   Status CreateDirs(const std::string& p) override {
-    return Mutate([&] { return base_->CreateDirs(p); });
+    return Mutate([&] { return target()->CreateDirs(p); });
   }
   // Durability is not what this Env tests (the kill -9 test uses the real
   // one): skipping fsync keeps hundreds of runs fast.
@@ -543,11 +536,8 @@ class FaultEnv : public Env {
     }
     return Mutate([&] { return Append(p, bytes); });
   }
-  Result<std::unique_ptr<Lock>> LockFile(const std::string& p) override {
-    return base_->LockFile(p);
-  }
   Status WriteFileDurably(const std::string& p, const std::string& b) override {
-    return Mutate([&] { return base_->WriteFileDurably(p, b); });
+    return Mutate([&] { return target()->WriteFileDurably(p, b); });
   }
 
  private:
@@ -567,7 +557,6 @@ class FaultEnv : public Env {
     }
     return IOError("injected failure at mutation " + std::to_string(fail_at_));
   }
-  Env* base_ = Env::Default();
   int fail_at_;
   bool after_;
   std::string tree_;

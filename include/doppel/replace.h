@@ -95,6 +95,59 @@ class Env {
   static Env* Default();
 };
 
+// An Env that forwards every call to another one (LevelDB's EnvWrapper): a
+// test's fault-injecting Env derives from it and overrides only the calls it
+// faults. Does not own the target.
+class EnvWrapper : public Env {
+ public:
+  explicit EnvWrapper(Env* target = Env::Default()) : target_(target) {}
+  Env* target() const { return target_; }
+
+  Result<FileInfo> Stat(const std::string& path) override { return target_->Stat(path); }
+  Result<std::string> Sha256Hex(const std::string& path) override {
+    return target_->Sha256Hex(path);
+  }
+  Result<std::string> ReadFile(const std::string& path) override { return target_->ReadFile(path); }
+  Result<std::string> ReadLink(const std::string& path) override { return target_->ReadLink(path); }
+  Result<std::vector<std::string>> ListDir(const std::string& dir) override {
+    return target_->ListDir(dir);
+  }
+  Result<std::string> RealPath(const std::string& path) override { return target_->RealPath(path); }
+  Status Rename(const std::string& from, const std::string& to) override {
+    return target_->Rename(from, to);
+  }
+  Status CopyFile(const std::string& from, const std::string& to) override {
+    return target_->CopyFile(from, to);
+  }
+  Status Link(const std::string& target, const std::string& at) override {
+    return target_->Link(target, at);
+  }
+  Status Symlink(const std::string& target, const std::string& at) override {
+    return target_->Symlink(target, at);
+  }
+  Status Remove(const std::string& path) override { return target_->Remove(path); }
+  Status SetMtime(const std::string& path, int64_t mtime_ns) override {
+    return target_->SetMtime(path, mtime_ns);
+  }
+  Status CreateDirs(const std::string& path) override { return target_->CreateDirs(path); }
+  Status SyncDir(const std::string& dir) override { return target_->SyncDir(dir); }
+  Status AppendDurably(const std::string& path, const std::string& bytes) override {
+    return target_->AppendDurably(path, bytes);
+  }
+  Status WriteFileDurably(const std::string& path, const std::string& bytes) override {
+    return target_->WriteFileDurably(path, bytes);
+  }
+  Result<std::unique_ptr<WritableFile>> NewExclusiveFile(const std::string& path) override {
+    return target_->NewExclusiveFile(path);
+  }
+  Result<std::unique_ptr<Lock>> LockFile(const std::string& path) override {
+    return target_->LockFile(path);
+  }
+
+ private:
+  Env* target_;
+};
+
 // ---------------------------------------------------------------- Plan
 inline constexpr int kPlanVersion = 1;
 

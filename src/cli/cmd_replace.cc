@@ -1,5 +1,8 @@
 // The replace commands: plan, apply, undo, audit, metadata, release
 // (docs/cli.md). Parsing and printing only: the work is in src/replace.
+#include <pwd.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -11,6 +14,7 @@
 
 #include "cli/common.h"
 #include "cli/output.h"
+#include "doppel/conflicts.h"
 #include "doppel/policy.h"
 #include "doppel/release.h"
 #include "doppel/replace.h"
@@ -77,7 +81,7 @@ int CmdPlan(const Globals& g, const std::string& policy_path, bool include_uncon
     if (!c.metadata.conflicts.empty()) {
       std::printf("  %zu metadata conflicts to resolve:", c.metadata.conflicts.size());
       for (const MetadataConflict& m : c.metadata.conflicts) std::printf(" %s", m.field.c_str());
-      std::printf(" (see doppel metadata)\n");
+      std::printf(" (doppel metadata --conflicts; doppel metadata resolve)\n");
     }
   }
   if (!plan->skipped.empty()) {
@@ -267,28 +271,24 @@ int CmdAudit(const Globals& g, const std::string& format, const std::string& typ
 int CmdMetadata(const Globals& g, const std::string& format, bool write_xmp) {
   auto cat = Open(g, write_xmp ? Access::kWrite : Access::kRead);
   if (!cat.ok()) return Fail(cat.status());
-  auto docs = (*cat)->LoadConsolidatedMetadata();
-  if (!docs.ok()) return Fail(docs.status());
-  std::vector<ConsolidatedMetadata> all;
-  for (const StoredMetadata& d : *docs) {
-    auto m = ConsolidatedFromJson(d.document);
-    if (!m.ok())
-      return Fail(m.status().WithContext("master file " + std::to_string(d.master_file_id)));
-    all.push_back(*m);
-  }
+  // People's decisions on conflicts applied (doppel metadata resolve).
+  auto in_force = MetadataInForce(**cat);
+  if (!in_force.ok()) return Fail(in_force.status());
+  const std::vector<ConsolidatedMetadata>& all = *in_force;
   if (all.empty() && format != "json") {
     std::fprintf(stderr, "doppel: no consolidated metadata yet; run `doppel plan` first\n");
     return kExitOk;
   }
   int rc = kExitOk;
   if (write_xmp) {
-    for (const ConsolidatedMetadata& m : all) {
-      auto written = WriteXmpSidecar(**cat, m);
-      if (!written.ok()) {
-        std::fprintf(stderr, "doppel: %s\n", written.status().message().c_str());
+    auto written = WriteXmpSidecars(**cat);
+    if (!written.ok()) return Fail(written.status());
+    for (const SidecarOutcome& w : *written) {
+      if (!w.status.ok()) {
+        std::fprintf(stderr, "doppel: %s\n", w.status.message().c_str());
         rc = kExitPartial;
       } else if (!g.quiet) {
-        std::fprintf(stderr, "wrote %s\n", DisplayPath(*written).c_str());
+        std::fprintf(stderr, "wrote %s\n", DisplayPath(w.path).c_str());
       }
     }
   }
@@ -298,7 +298,8 @@ int CmdMetadata(const Globals& g, const std::string& format, bool write_xmp) {
   };
   if (format == "json") {
     json a = json::array();
-    for (const StoredMetadata& d : *docs) a.push_back(json::parse(d.document, nullptr, false));
+    for (const ConsolidatedMetadata& m : all)
+      a.push_back(json::parse(ConsolidatedToJson(m), nullptr, false));
     std::cout << a.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
   } else {
     std::cout << CsvLine({"master_file_id", "cluster_id", "master", "capture_time", "title",
@@ -345,7 +346,9 @@ int CmdRelease(const Globals& g, const std::string& version, std::string dir) {
        {std::pair<std::string, const std::string*>{"manifest.json", &r->manifest_json},
         {"redirects.csv", &r->redirects_csv},
         {"CHANGES.md", &r->changes_md}}) {
-    if (Status s = WriteText(dir + "/" + name, *text); !s.ok())
+    std::string path = dir;
+    path.append("/").append(name);
+    if (Status s = WriteText(path, *text); !s.ok())
       return Fail(s.WithContext("release " + version +
                                 " is stored in the catalogue but its files are incomplete"));
   }
@@ -355,6 +358,66 @@ int CmdRelease(const Globals& g, const std::string& version, std::string dir) {
         "written to %s/ (manifest.json, redirects.csv, CHANGES.md)\n",
         version.c_str(), (long long)r->newly_retired, (long long)r->restored,
         (long long)r->repointed, dir.c_str());
+  return kExitOk;
+}
+
+// ---------------------------------------------------------------- conflicts
+
+int CmdMetadataResolve(const Globals& g, const MetadataDecisionRequest& req) {
+  auto cat = Open(g);
+  if (!cat.ok()) return Fail(cat.status());
+  auto r = ResolveConflict(**cat, req);
+  if (!r.ok()) return Fail(r.status());
+  if (!g.quiet)
+    std::printf(
+        "cluster %lld: %s = \"%s\"%s, decided by %s (audit event %lld)\n",
+        static_cast<long long>(r->cluster_id), r->field.c_str(), DisplayPath(r->value).c_str(),
+        r->from_file_id ? (" (from file " + std::to_string(r->from_file_id) + ")").c_str() : "",
+        DisplayPath(r->author).c_str(), static_cast<long long>(r->event_id));
+  return kExitOk;
+}
+
+// The conflicts nobody has resolved: a table, CSV or JSON.
+int CmdConflicts(const Globals& g, const std::string& format) {
+  auto cat = Open(g, Access::kRead);
+  if (!cat.ok()) return Fail(cat.status());
+  auto open = OpenConflicts(**cat);
+  if (!open.ok()) return Fail(open.status());
+  if (format == "json") {
+    json out = json::array();
+    for (const OpenConflict& o : *open) {
+      json values = json::array();
+      for (const auto& [id, v] : o.conflict.values)
+        values.push_back({{"file_id", id}, {"value", v}});
+      out.push_back({{"cluster_id", o.cluster_id},
+                     {"master_file_id", o.master_file_id},
+                     {"field", o.conflict.field},
+                     {"values", values}});
+    }
+    std::cout << out.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+    return kExitOk;
+  }
+  if (format == "csv") {
+    // One row per (conflict, value).
+    std::cout << CsvLine({"cluster_id", "master_file_id", "field", "file_id", "value"}, g.csv);
+    for (const OpenConflict& o : *open)
+      for (const auto& [id, v] : o.conflict.values)
+        std::cout << CsvLine({std::to_string(o.cluster_id), std::to_string(o.master_file_id),
+                              o.conflict.field, std::to_string(id), v},
+                             g.csv);
+    return kExitOk;
+  }
+  for (const OpenConflict& o : *open) {
+    std::printf("cluster %lld %s:", static_cast<long long>(o.cluster_id), o.conflict.field.c_str());
+    for (const auto& [id, v] : o.conflict.values)
+      std::printf("  file %lld \"%s\"", static_cast<long long>(id), DisplayPath(v).c_str());
+    std::printf("\n");
+  }
+  if (!g.quiet)
+    std::printf("%zu conflicts open%s\n", open->size(),
+                open->empty() ? ""
+                              : " (resolve with: doppel metadata resolve CLUSTER FIELD --from "
+                                "FILE | --value V)");
   return kExitOk;
 }
 
@@ -411,6 +474,9 @@ CommandRunner RegisterReplaceCommands(CLI::App& app, const Globals& g) {
                         format = "table", type, version, dir;
     bool include_unconfirmed = false, json_out = false, resume = false, write_xmp = false;
     int64_t older_than = -1, hold_days = 30;
+    int64_t cluster = 0;
+    std::string field, value, from, reviewer;
+    bool conflicts = false;
   };
   auto a = std::make_shared<Args>();
 
@@ -475,13 +541,45 @@ CommandRunner RegisterReplaceCommands(CLI::App& app, const Globals& g) {
 
   auto* metadata = app.add_subcommand(
       "metadata", "export each master's consolidated metadata (from doppel plan)");
-  metadata->add_option("--format", a->format, "csv (default) or json")
+  metadata
+      ->add_option("--format", a->format,
+                   "csv (default) or json; with --conflicts also table (the default there)")
       ->check(CLI::IsMember({"csv", "json", "table"}));
-  metadata->add_flag("--write-xmp", a->write_xmp,
-                     "also write MASTER.xmp sidecars (the master is never changed)");
+  auto* write_xmp = metadata->add_flag(
+      "--write-xmp", a->write_xmp, "also write MASTER.xmp sidecars (the master is never changed)");
+  metadata
+      ->add_flag("--conflicts", a->conflicts,
+                 "list the conflicts nobody has resolved yet, one line per conflict")
+      ->excludes(write_xmp);
+  metadata->add_flag("--json", a->json_out, "with --conflicts: as JSON (same as --format json)");
   metadata->footer(
-      "Examples:\n  doppel metadata --format json\n  doppel "
-      "metadata --write-xmp > metadata.csv");
+      "Consolidated values carry the decisions in force (doppel metadata resolve).\n\n"
+      "Examples:\n  doppel metadata --format json\n"
+      "  doppel metadata --write-xmp > metadata.csv\n"
+      "  doppel metadata --conflicts\n"
+      "  doppel metadata --conflicts --format csv > open-conflicts.csv\n"
+      "  doppel metadata resolve 4 title --from 12 --reviewer claire");
+  auto* resolve = metadata->add_subcommand(
+      "resolve", "decide the value of a field whose copies disagree (recorded with its author)");
+  resolve->add_option("CLUSTER", a->cluster, "cluster id (doppel metadata --conflicts)")
+      ->required();
+  resolve->add_option("FIELD", a->field, "title, artist, copyright, make, model, capture_time, gps")
+      ->required();
+  auto* value_opt = resolve->add_option("--value", a->value, "the value to keep, typed in");
+  auto* from_opt = resolve->add_option(
+      "--from", a->from,
+      "keep the value this copy carries: its file id, SOURCE/PATH or absolute path");
+  value_opt->excludes(from_opt);
+  resolve->add_option("--reviewer", a->reviewer, "who decides (default: $USER, else the login)");
+  resolve->footer(
+      "The decision is an audit event with its author (doppel audit --type 'metadata decision');\n"
+      "the latest one per cluster and field is in force. Exports, XMP sidecars, plans and\n"
+      "releases use it; resolving again changes it. Nothing is recorded when the cluster,\n"
+      "field, value or copy is refused.\n\n"
+      "Examples:\n  doppel metadata resolve 4 title --from 12 --reviewer claire\n"
+      "  doppel metadata resolve 4 title --from 'apur/etudes/Halles - canopee.jpg'\n"
+      "  doppel metadata resolve 4 capture_time --value 1998-06-01T09:00:00\n"
+      "  doppel metadata resolve 4 gps --value 48.862,2.345");
 
   auto* release = app.add_subcommand(
       "release", "publish a numbered release: manifest, redirect list, change notice");
@@ -522,6 +620,19 @@ CommandRunner RegisterReplaceCommands(CLI::App& app, const Globals& g) {
                       a->json_out);
     if (*undo) return CmdUndo(g, a->op, a->json_out);
     if (*audit) return CmdAudit(g, a->format, a->type, a->op);
+    if (*resolve) {
+      MetadataDecisionRequest req;
+      req.cluster_id = a->cluster;
+      req.field = a->field;
+      req.value = a->value;
+      req.from = a->from;
+      req.author = a->reviewer;
+      if (req.author.empty() && std::getenv("USER")) req.author = std::getenv("USER");
+      if (req.author.empty())
+        if (const passwd* pw = getpwuid(geteuid())) req.author = pw->pw_name;
+      return CmdMetadataResolve(g, req);
+    }
+    if (*metadata && a->conflicts) return CmdConflicts(g, a->json_out ? "json" : a->format);
     if (*metadata) return CmdMetadata(g, a->format == "json" ? "json" : "csv", a->write_xmp);
     if (*release) return CmdRelease(g, a->version, a->dir);
     return std::nullopt;

@@ -7,6 +7,7 @@
 #include <random>
 #include <set>
 
+#include "doppel/conflicts.h"
 #include "doppel/replace.h"
 #include "replace/json_util.h"
 #include "replace/replace_int.h"
@@ -113,6 +114,8 @@ Result<Plan> MakePlan(Catalogue& cat, const PlanOptions& options) {
   DOPPEL_ASSIGN_OR_RETURN(std::vector<RetiredFile> retired_list, RetiredFiles(cat));
   // Crops are known from the match relation, not from a file's record.
   DOPPEL_ASSIGN_OR_RETURN(std::vector<Match> matches, cat.LoadMatches());
+  // People's decisions on metadata conflicts (doppel metadata resolve).
+  DOPPEL_ASSIGN_OR_RETURN(const MetadataDecisions metadata_decisions, LoadMetadataDecisions(cat));
   std::map<int64_t, const MatchInput*> by_id;
   for (const MatchInput& m : inputs) by_id[m.file_id] = &m;
   std::map<std::string, std::string> root_of;
@@ -200,7 +203,10 @@ Result<Plan> MakePlan(Catalogue& cat, const PlanOptions& options) {
     pc.reason = choice.reason;
     pc.warning = choice.warning;
     pc.metadata = Consolidate(c.id, cands, choice.index);
+    // The catalogue keeps what the copies say, conflicts included (a decision
+    // can be changed); the plan carries the decisions in force.
     docs.push_back(StoredMetadata{master.file_id, c.id, ConsolidatedToJson(pc.metadata), ""});
+    metadata_decisions.Apply(pc.metadata);
     // The stored relation is to the clustering's master; name the policy's
     // master.
     std::string master_relation;
@@ -386,10 +392,18 @@ Result<Plan> PlanFromJson(const std::string& text, const std::string& name) {
       PlannedAction x = ActionFromJson(a);
       const std::string problem = ActionProblem(x);
       if (!problem.empty())
-        return Corruption(name + ": action " + std::to_string(index) + " (file " +
-                          std::to_string(x.file_id) + "): " + problem + refused);
+        return Corruption(std::string(name)
+                              .append(": action ")
+                              .append(std::to_string(index))
+                              .append(" (file ")
+                              .append(std::to_string(x.file_id))
+                              .append("): ")
+                              .append(problem)
+                              .append(refused));
       if (__builtin_add_overflow(p.bytes_to_reclaim, x.bytes, &p.bytes_to_reclaim))
-        return Corruption(name + ": the actions' bytes add up past any archive" + refused);
+        return Corruption(std::string(name)
+                              .append(": the actions' bytes add up past any archive")
+                              .append(refused));
       p.actions.push_back(std::move(x));
     }
     if (j.contains("skipped"))

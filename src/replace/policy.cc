@@ -13,6 +13,7 @@
 #include <set>
 #include <sstream>
 
+#include "doppel/conflicts.h"
 #include "doppel/match.h"
 #include "replace/json_util.h"
 #include "util/paths.h"
@@ -63,7 +64,10 @@ Result<MasterPolicy> ParsePolicy(const std::string& text, const std::string& nam
   for (const auto& [key, node] : t) {
     const std::string k(key.str());
     if (k != "version" && k != "rules" && k != "sources")
-      return InvalidArgument(name + ": unknown key '" + k + "' (known: version, rules, sources)");
+      return InvalidArgument(std::string(name)
+                                 .append(": unknown key '")
+                                 .append(k)
+                                 .append("' (known: version, rules, sources)"));
   }
   const int64_t version = t["version"].value_or(int64_t(0));
   if (version == 0) return InvalidArgument(name + ": missing 'version = 1' (docs/policy.md)");
@@ -445,6 +449,23 @@ std::string GpsText(const ImageMetadata& m) {
 
 }  // namespace
 
+const std::vector<std::string>& ConsolidatedFieldNames() {
+  static const std::vector<std::string> kFields = {"title", "artist",       "copyright", "make",
+                                                   "model", "capture_time", "gps"};
+  return kFields;
+}
+
+std::string MetadataFieldValue(const ImageMetadata& md, std::string_view field) {
+  if (field == "title") return md.title;
+  if (field == "artist") return md.artist;
+  if (field == "copyright") return md.copyright;
+  if (field == "make") return md.make;
+  if (field == "model") return md.model;
+  if (field == "capture_time") return md.capture_time;
+  if (field == "gps") return GpsText(md);
+  return "";
+}
+
 ConsolidatedMetadata Consolidate(int64_t cluster_id, const std::vector<Candidate>& c,
                                  size_t master) {
   ConsolidatedMetadata m;
@@ -459,19 +480,11 @@ ConsolidatedMetadata Consolidate(int64_t cluster_id, const std::vector<Candidate
 
   // Plain text fields: the master's value, else the first copy that has one;
   // distinct values are a conflict.
-  using Getter = std::string (*)(const ImageMetadata&);
-  const std::pair<const char*, Getter> text_fields[] = {
-      {"title", [](const ImageMetadata& x) { return x.title; }},
-      {"artist", [](const ImageMetadata& x) { return x.artist; }},
-      {"copyright", [](const ImageMetadata& x) { return x.copyright; }},
-      {"make", [](const ImageMetadata& x) { return x.make; }},
-      {"model", [](const ImageMetadata& x) { return x.model; }},
-  };
-  for (const auto& [field, get] : text_fields) {
+  for (const char* field : {"title", "artist", "copyright", "make", "model"}) {
     MetadataConflict conflict{field, {}};
     std::set<std::string> seen;
     for (size_t i : order) {
-      std::string v = get(c[i].record.metadata);
+      std::string v = MetadataFieldValue(c[i].record.metadata, field);
       if (v.empty()) continue;
       if (!m.fields.count(field)) m.fields[field] = MetadataValue{v, c[i].file_id};
       if (seen.insert(v).second) conflict.values.emplace_back(c[i].file_id, v);

@@ -6,6 +6,7 @@
 #include <set>
 #include <sstream>
 
+#include "doppel/conflicts.h"
 #include "doppel/replace.h"
 #include "replace/json_util.h"
 #include "util/csv.h"
@@ -64,9 +65,10 @@ Result<ReleaseFiles> MakeRelease(Catalogue& cat, const std::string& version) {
                                                    m.value("sha256", "")};
   }
   DOPPEL_ASSIGN_OR_RETURN(std::vector<RetiredFile> retired, RetiredFiles(cat));
-  DOPPEL_ASSIGN_OR_RETURN(std::vector<StoredMetadata> docs, cat.LoadConsolidatedMetadata());
-  std::map<int64_t, const StoredMetadata*> doc_of;
-  for (const StoredMetadata& d : docs) doc_of[d.master_file_id] = &d;
+  // The masters' metadata with people's decisions on conflicts applied.
+  DOPPEL_ASSIGN_OR_RETURN(std::vector<ConsolidatedMetadata> metadata, MetadataInForce(cat));
+  std::map<int64_t, const ConsolidatedMetadata*> doc_of;
+  for (const ConsolidatedMetadata& d : metadata) doc_of[d.master_file_id] = &d;
 
   // Every retired file's apply detail, and what the details say about each
   // file they name (itself or its master).
@@ -171,7 +173,7 @@ Result<ReleaseFiles> MakeRelease(Catalogue& cat, const std::string& version) {
     nlohmann::json entry = target_json(m);
     auto it = doc_of.find(m);
     if (it != doc_of.end()) {
-      auto md = nlohmann::json::parse(it->second->document, nullptr, false);
+      auto md = nlohmann::json::parse(ConsolidatedToJson(*it->second), nullptr, false);
       if (!md.is_discarded()) entry["metadata"] = md;
     }
     kept.push_back(entry);

@@ -99,6 +99,18 @@ Result<std::string> WriteXmpSidecar(Catalogue& catalogue, const ConsolidatedMeta
       return record(
           AlreadyExists(DisplayPath(path) + " exists and was not written by doppel; left alone"));
   }
+  // A crash in an earlier write left its temporary file (MASTER.xmp.doppel-tmp-*,
+  // a name only doppel makes): this write finishes that one's work.
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "./" : path.substr(0, slash + 1);
+  const std::string stale =
+      path.substr(slash == std::string::npos ? 0 : slash + 1) + ".doppel-tmp-";
+  if (auto names = env->ListDir(dir); names.ok())
+    for (const std::string& n : *names)
+      if (n.rfind(stale, 0) == 0) {
+        auto info = env->Stat(dir + n);
+        if (info.ok() && info->is_regular && !info->is_symlink) (void)env->Remove(dir + n);
+      }
   DOPPEL_RETURN_IF_ERROR(record(WriteFileAtomically(*env, path, text)));
   return path;
 }

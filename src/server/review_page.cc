@@ -42,6 +42,11 @@ const char* ReviewPageHtml() {
   #status { margin-left: 8px; color: #555; }
   .decided { font-weight: bold; color: #2a7; }
   .error { color: #b00; }
+  #conflicts { background: #fff; border-radius: 6px; padding: 8px 12px; margin: 12px 0; }
+  #conflicts h2 { font-size: 14px; margin: 0 0 6px; }
+  .conflict { display: flex; gap: 8px; align-items: center; margin: 4px 0; flex-wrap: wrap; }
+  .conflict .field { width: 100px; color: #666; }
+  .conflict select, .conflict input { max-width: 360px; padding: 3px; }
 </style>
 </head>
 <body>
@@ -194,6 +199,58 @@ async function showCluster() {
     members.append(card);
   });
   box.append(members);
+  showConflicts(box, d);
+}
+
+// Metadata conflicts (docs/plan.md, "Conflicts"): each open one gets a choice
+// of the members' values or a value typed in; decided ones say by whom.
+function showConflicts(box, d) {
+  const md = d.metadata;
+  if (!md || (!md.conflicts.length && !md.decided.length)) return;
+  const sec = text("section");
+  sec.id = "conflicts";
+  sec.append(text("h2", "Metadata conflicts (" + md.conflicts.length + " open)"));
+  const position = (id) => d.members.findIndex((m) => m.id === id) + 1;
+  const row = (field, values, decided) => {
+    const r = text("div", undefined, "conflict");
+    r.dataset.field = field;
+    r.append(text("span", field.replace("_", " "), "field"));
+    if (decided) {
+      r.append(text("span", "\u201c" + decided.value + "\u201d", "decided"),
+               text("span", "decided by " + decided.author));
+    }
+    const select = document.createElement("select");
+    for (const v of values) {
+      const o = text("option", "picture " + position(v.file_id) + ": " + v.value);
+      o.value = String(v.file_id);
+      select.append(o);
+    }
+    const other = text("option", "another value\u2026");
+    other.value = "";
+    select.append(other);
+    const input = document.createElement("input");
+    input.type = "text"; input.placeholder = "value"; input.hidden = true; input.maxLength = 2000;
+    select.addEventListener("change", () => { input.hidden = select.value !== ""; });
+    const btn = text("button", decided ? "Change" : "Resolve");
+    btn.addEventListener("click", () => resolveConflict(field, select.value ? { from: Number(select.value) } : { value: input.value }));
+    r.append(select, input, btn);
+    sec.append(r);
+  };
+  for (const c of md.conflicts) row(c.field, c.values, null);
+  for (const c of md.decided) row(c.field, c.values, c);
+  box.append(sec);
+}
+
+async function resolveConflict(field, choice) {
+  if (!state.detail) return;
+  setStatus("saving...");
+  try {
+    const r = await apiJson("/api/v1/clusters/" + state.detail.id + "/metadata-decisions",
+                            { method: "POST", headers: { "Content-Type": "application/json" },
+                              body: JSON.stringify(Object.assign({ field }, choice)) });
+    setStatus("resolved: " + field + " = " + r.value + " for cluster " + state.detail.id);
+    await loadPage(state.page, state.index);
+  } catch (e) { setStatus(e.message, true); }
 }
 
 async function decide(body) {
@@ -217,7 +274,7 @@ async function move(step) {
 $("next").addEventListener("click", () => move(1));
 $("prev").addEventListener("click", () => move(-1));
 document.addEventListener("keydown", (ev) => {
-  if ($("review").hidden || ev.target.tagName === "INPUT" || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+  if ($("review").hidden || ["INPUT", "SELECT", "TEXTAREA"].includes(ev.target.tagName) || ev.ctrlKey || ev.metaKey || ev.altKey) return;
   if (ev.key === "c") decide({ decision: "confirm" });
   else if (ev.key === "n") decide({ decision: "reject" });
   else if (ev.key === "j") move(1);

@@ -19,6 +19,7 @@
 #include <unordered_map>
 
 #include "doppel/catalogue.h"
+#include "doppel/conflicts.h"
 #include "doppel/fingerprint.h"
 #include "doppel/policy.h"
 #include "doppel/rendition.h"
@@ -491,6 +492,7 @@ struct Server::Impl {
   void Clusters(const httplib::Request& req, httplib::Response& res);
   void ClusterOne(const httplib::Request& req, httplib::Response& res);
   void Decision(const httplib::Request& req, httplib::Response& res);
+  void MetadataDecision(const httplib::Request& req, httplib::Response& res);
   void HeldUploads(const httplib::Request& req, httplib::Response& res);
   json ClusterJson(Catalogue& cat, const Cluster& c, bool full);
 };
@@ -657,6 +659,51 @@ void Server::Impl::Thumbnail(const httplib::Request& req, httplib::Response& res
   res.set_content(**jpeg, "image/jpeg");
 }
 
+namespace {
+
+// The cluster's consolidated metadata (made by `doppel plan`) with the
+// metadata decisions in force (MetadataDecisions, docs/plan.md "Conflicts"):
+// the values, the conflicts still open and the decided ones with their
+// author. Null when the cluster has none.
+json ClusterMetadataJson(Catalogue& cat, int64_t cluster_id) {
+  auto docs = cat.LoadConsolidatedMetadata();
+  auto decisions = LoadMetadataDecisions(cat);
+  if (!docs.ok() || !decisions.ok()) return nullptr;
+  for (const StoredMetadata& d : *docs) {
+    if (d.cluster_id != cluster_id) continue;
+    auto m = ConsolidatedFromJson(d.document);
+    if (!m.ok()) return nullptr;
+    auto values_json = [](const MetadataConflict& c) {
+      json v = json::array();
+      for (const auto& [id, value] : c.values) v.push_back({{"file_id", id}, {"value", value}});
+      return v;
+    };
+    json decided = json::array();
+    for (const MetadataConflict& c : m->conflicts)
+      if (const doppel::MetadataDecision* md = decisions->For(cluster_id, c.field))
+        decided.push_back({{"field", c.field},
+                           {"value", md->value},
+                           {"from_file_id", md->from_file_id},
+                           {"author", md->author},
+                           {"decided_at", md->decided_at},
+                           {"values", values_json(c)}});
+    decisions->Apply(*m);
+    json fields = json::object();
+    for (const auto& [name, v] : m->fields)
+      fields[name] = {{"value", v.value}, {"from_file_id", v.from_file_id}};
+    json open = json::array();
+    for (const MetadataConflict& c : m->conflicts)
+      open.push_back({{"field", c.field}, {"values", values_json(c)}});
+    return {{"master_file_id", m->master_file_id},
+            {"fields", fields},
+            {"conflicts", open},
+            {"decided", decided}};
+  }
+  return nullptr;
+}
+
+}  // namespace
+
 json Server::Impl::ClusterJson(Catalogue& cat, const Cluster& c, bool full) {
   json members = json::array();
   std::vector<Candidate> cands;  // for the "most information" mark
@@ -711,6 +758,7 @@ json Server::Impl::ClusterJson(Catalogue& cat, const Cluster& c, bool full) {
     const ReviewDecisions in_force(std::move(*decisions));
     if (const ReviewDecision* d = in_force.ForCluster(c.id)) out["decision"] = d->decision;
   }
+  if (full) out["metadata"] = ClusterMetadataJson(cat, c.id);
   return out;
 }
 
@@ -793,6 +841,63 @@ void Server::Impl::Decision(const httplib::Request& req, httplib::Response& res)
               {"reviewer", d.reviewer}};
   if (d.file_id) out["file_id"] = *d.file_id;
   SendJson(res, 201, out);
+}
+
+// POST /api/v1/clusters/{id}/metadata-decisions: a reviewer resolves one
+// metadata conflict. ResolveConflict validates everything before its one
+// write (an audit event).
+void Server::Impl::MetadataDecision(const httplib::Request& req, httplib::Response& res) {
+  auto key = Authenticate(req, res, Need::kReviewer);
+  if (!key) return;
+  auto id = ParseId(req.matches[1].str());
+  if (!id) return SendError(res, 404, "not_found", "no cluster with id " + req.matches[1].str());
+  static const char* const kShape =
+      "send JSON {\"field\": \"title\", \"value\": \"...\"} or {\"field\": \"title\", "
+      "\"from\": FILE_ID} (the member whose value to keep); nothing was recorded";
+  const json j = json::parse(req.body, nullptr, false);
+  if (!j.is_object() || !j.contains("field") || !j["field"].is_string() ||
+      j.contains("value") == j.contains("from") ||
+      (j.contains("value") && !j["value"].is_string()) ||
+      (j.contains("from") && !j["from"].is_number_integer() && !j["from"].is_string()))
+    return SendError(res, 400, "invalid_argument", kShape);
+  for (const auto& [name, v] : j.items())
+    if (name != "field" && name != "value" && name != "from")
+      return SendError(res, 400, "invalid_argument",
+                       "unknown member '" + DisplayPath(name) + "'; " + kShape);
+  MetadataDecisionRequest r;
+  r.cluster_id = *id;
+  r.field = j["field"].get<std::string>();
+  if (j.contains("value")) r.value = j["value"].get<std::string>();
+  if (j.contains("from")) {
+    if (j["from"].is_string()) {
+      r.from = j["from"].get<std::string>();
+    } else {
+      // A file id: 1..999,999,999,999,999,999 (the range ParseId takes).
+      if (!j["from"].is_number_unsigned() || j["from"].get<uint64_t>() == 0 ||
+          j["from"].get<uint64_t>() > 999'999'999'999'999'999ULL)
+        return SendError(res, 400, "invalid_argument", "from: a file id is a positive integer");
+      r.from = std::to_string(j["from"].get<uint64_t>());
+    }
+    if (r.from.empty()) return SendError(res, 400, "invalid_argument", kShape);
+  } else if (r.value.empty()) {
+    return SendError(res, 400, "invalid_argument", kShape);
+  }
+  r.author = "key " + std::to_string(key->id) + (key->label.empty() ? "" : " (" + key->label + ")");
+  auto cat = pool.Get();
+  if (!cat.ok()) return SendStatus(res, cat.status());
+  auto d = ResolveConflict(**cat, r);
+  if (!d.ok()) {
+    if (d.status().code() == StatusCode::kInvalidArgument)
+      return SendError(res, 422, "invalid_decision", d.status().message());
+    return SendStatus(res, d.status());
+  }
+  SendJson(res, 201,
+           {{"id", d->event_id},
+            {"cluster_id", d->cluster_id},
+            {"field", d->field},
+            {"value", d->value},
+            {"from_file_id", d->from_file_id},
+            {"author", d->author}});
 }
 
 void Server::Impl::HeldUploads(const httplib::Request& req, httplib::Response& res) {
@@ -1006,6 +1111,8 @@ void Server::Impl::Routes() {
   http.Get("/api/v1/clusters", [this](R q, W s) { Clusters(q, s); });
   http.Get(R"(/api/v1/clusters/(\d+))", [this](R q, W s) { ClusterOne(q, s); });
   http.Post(R"(/api/v1/clusters/(\d+)/decisions)", [this](R q, W s) { Decision(q, s); });
+  http.Post(R"(/api/v1/clusters/(\d+)/metadata-decisions)",
+            [this](R q, W s) { MetadataDecision(q, s); });
   http.Get("/api/v1/uploads", [this](R q, W s) { HeldUploads(q, s); });
 }
 

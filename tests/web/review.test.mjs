@@ -3,7 +3,9 @@
 //   node review.test.mjs BASE_URL REVIEWER_TOKEN
 // Opens /review, enters the key, checks the cluster is shown with its
 // thumbnails and metadata, presses "c" (confirm), waits for the decision to be
-// saved. The caller then checks the catalogue (run-review-test.sh).
+// saved; then resolves the title conflict of the two copies (after checking
+// that the API refuses malformed decisions with a 4xx and records nothing).
+// The caller then checks the catalogue (run-review-test.sh).
 import { chromium } from "playwright-core";
 
 const [base, token] = process.argv.slice(2);
@@ -48,10 +50,49 @@ try {
   // A reload keeps the session (sessionStorage) and shows the decision in force.
   await page.reload();
   await page.waitForSelector("#decision:has-text('confirm')", { timeout: 15000 });
+  // Metadata decisions: malformed ones are refused over real HTTP (Node's
+  // fetch, so the browser console stays clean) before anything is written.
+  const clusterId = await page.evaluate(() => state.detail.id);
+  const post = async (cluster, body, auth = true) => {
+    const headers = { "Content-Type": "application/json" };
+    if (auth) headers.Authorization = "Bearer " + token;
+    const r = await fetch(base + "/api/v1/clusters/" + cluster + "/metadata-decisions",
+                          { method: "POST", headers, body });
+    return r.status;
+  };
+  const refusals = [
+    [clusterId, "not json", 400],
+    [clusterId, JSON.stringify({ field: "title" }), 400],
+    [clusterId, JSON.stringify({ field: "title", value: "x", from: 1 }), 400],
+    [clusterId, JSON.stringify({ field: "title", from: -3 }), 400],
+    [clusterId, JSON.stringify({ field: "title", value: "x", note: "?" }), 400],
+    [clusterId, JSON.stringify({ field: "colour", value: "red" }), 422],
+    [clusterId, JSON.stringify({ field: "artist", value: "x" }), 422],
+    [clusterId, JSON.stringify({ field: "title", from: 999999 }), 422],
+    [clusterId, JSON.stringify({ field: "capture_time", value: "yesterday" }), 422],
+    [999999, JSON.stringify({ field: "title", value: "x" }), 404],
+  ];
+  for (const [cluster, body, want] of refusals) {
+    const got = await post(cluster, body);
+    if (got !== want) throw new Error("POST " + body + " to cluster " + cluster + ": " + got + ", expected " + want);
+  }
+  if (await post(clusterId, JSON.stringify({ field: "title", value: "x" }), false) !== 401)
+    throw new Error("a metadata decision without a key was not refused");
+  // The conflict on the page: choose the smaller copy's title and resolve.
+  const row = "#conflicts .conflict[data-field=title]";
+  await page.waitForSelector(row, { timeout: 15000 });
+  const option = await page.evaluate((sel) =>
+    [...document.querySelectorAll(sel + " option")].find((o) => o.textContent.endsWith("Dune du Pilat")).value, row);
+  await page.selectOption(row + " select", option);
+  await page.click(row + " button");
+  await page.waitForSelector("#status:has-text('resolved: title = Dune du Pilat')", { timeout: 15000 });
+  await page.waitForSelector(row + " .decided:has-text('Dune du Pilat')", { timeout: 15000 });
+  await page.waitForSelector(row + ":has-text('decided by key')", { timeout: 15000 });
+  await page.waitForSelector("#conflicts h2:has-text('0 open')", { timeout: 15000 });
   // Ignore the expected 401 of the wrong key.
   const real = problems.filter((p) => !p.includes("401"));
   if (real.length) throw new Error(real.join("\n"));
-  console.log("review page: cluster shown with " + cards + " pictures, " + diffs + " differences highlighted, confirmed");
+  console.log("review page: cluster shown with " + cards + " pictures, " + diffs + " differences highlighted, confirmed, title conflict resolved");
 } catch (e) {
   failed = true;
   console.error("review page test failed: " + (e && e.stack || e));

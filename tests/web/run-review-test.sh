@@ -15,6 +15,7 @@ command -v npm >/dev/null || missing+=" npm"
 [[ -x $chromium ]] || missing+=" chromium($chromium)"
 command -v sqlite3 >/dev/null || missing+=" sqlite3"
 command -v vips >/dev/null || missing+=" vips"
+command -v exiv2 >/dev/null || missing+=" exiv2"
 if [[ -n $missing ]]; then
   if [[ ${CI:-} == true ]]; then
     echo "review page test: missing$missing under CI=true (scripts/install-deps installs them)" >&2
@@ -49,12 +50,18 @@ else
   cp "$photo" "$work/apur/photo.jpg"
 fi
 vips resize "$work/apur/photo.jpg" "$work/urb/photo-small.jpg[Q=85]" 0.5
+# The two copies disagree on the title: a metadata conflict to resolve.
+exiv2 -M"set Exif.Image.ImageDescription Dune" -M"set Xmp.dc.title lang=x-default Dune" \
+  "$work/apur/photo.jpg"
+exiv2 -M"set Exif.Image.ImageDescription Dune du Pilat" \
+  -M"set Xmp.dc.title lang=x-default Dune du Pilat" "$work/urb/photo-small.jpg"
 db=$work/doppel.db
 "$doppel" --db "$db" -q init
 "$doppel" --db "$db" -q source add apur "$work/apur"
 "$doppel" --db "$db" -q source add urb "$work/urb"
 "$doppel" --db "$db" -q scan
 "$doppel" --db "$db" -q match
+"$doppel" --db "$db" -q plan --include-unconfirmed -o "$work/plan.json" >/dev/null
 token=$("$doppel" --db "$db" -q key add apur --role reviewer --label "browser test")
 
 "$doppel" --db "$db" serve --listen 127.0.0.1:0 2>"$work/serve.log" &
@@ -76,3 +83,17 @@ if [[ $decision != confirm ]]; then
   exit 1
 fi
 echo "review page test: decision 'confirm' stored in the catalogue"
+# The metadata decision: one event, by the key, and the conflict is closed.
+agent=$(sqlite3 "$db" "SELECT agent FROM events WHERE event_type = 'metadata decision'")
+if [[ $agent != "person key "*"(browser test)" ]]; then
+  echo "expected one metadata decision by the browser test's key, got '${agent}'" >&2
+  exit 1
+fi
+title=$("$doppel" --db "$db" metadata --format json |
+  node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => console.log(JSON.parse(s)[0].fields.title.value))')
+open=$("$doppel" --db "$db" metadata --conflicts --json)
+if [[ $title != "Dune du Pilat" || $open == *'"title"'* ]]; then
+  echo "the exported title is '${title}' and the open conflicts are: ${open}" >&2
+  exit 1
+fi
+echo "review page test: title conflict resolved by '${agent}', exported as '${title}'"
