@@ -315,7 +315,9 @@ TEST_P(CatalogueTest, AuditTrailIsAppendOnly) {
   cat.reset();
   EXPECT_FALSE(RawExec(db, "UPDATE events SET outcome = 'success'"));
   EXPECT_FALSE(RawExec(db, "DELETE FROM events"));
-  if (Pg()) EXPECT_FALSE(RawExec(db, "TRUNCATE events"));
+  if (Pg()) {
+    EXPECT_FALSE(RawExec(db, "TRUNCATE events"));
+  }
   cat = MustOpen(db);
   EXPECT_EQ(cat->ListEvents(all)->size(), 2u);
 }
