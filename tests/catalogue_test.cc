@@ -1,10 +1,14 @@
-// The SQLite catalogue on a real file: versioning, round trips, moves.
+// The catalogue interface on both backends, one suite: a real SQLite file and
+// a real PostgreSQL database (tests/pg_server.h). Versioning, round trips,
+// moves, the audit trail.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
 #include <filesystem>
 
+#include "catalogue/pg_catalogue.h"
 #include "doppel/catalogue.h"
+#include "pg_server.h"
 #include "test_util.h"
 
 namespace doppel {
@@ -12,13 +16,71 @@ namespace {
 
 using testing::TempDir;
 
-std::unique_ptr<Catalogue> MustOpen(const std::string& path) {
+enum class Backend { kSqlite, kPostgres };
+
+std::unique_ptr<Catalogue> MustOpen(const std::string& location) {
   CatalogueOptions o;
   o.create_if_missing = true;
-  auto c = OpenCatalogue(path, o);
+  auto c = OpenCatalogue(location, o);
   EXPECT_TRUE(c.ok()) << c.status().ToString();
   return c.ok() ? std::move(c).value() : nullptr;
 }
+
+// Each test gets its own catalogue location on the backend under test: a
+// file in a fresh folder, or a fresh database of the test cluster.
+class CatalogueTest : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == Backend::kPostgres)
+      DOPPEL_REQUIRE_PG(location_);
+    else
+      location_ = (tmp_ / "c.db").string();
+  }
+  bool Pg() const { return GetParam() == Backend::kPostgres; }
+  // A second, separate location with nothing in it.
+  std::string OtherLocation(const std::string& name) {
+    if (!Pg()) return (tmp_ / name).string();
+    std::string why;
+    std::string uri = testing::FreshPgDatabase(&why);
+    EXPECT_FALSE(uri.empty()) << why;
+    return uri;
+  }
+  // Runs SQL on the catalogue outside doppel; true if it succeeded.
+  bool RawExec(const std::string& location, const std::string& sql) {
+    if (Pg()) {
+      std::string error;
+      testing::PgExec(location, sql, &error);
+      return error.empty();
+    }
+    sqlite3* db = nullptr;
+    bool ok = sqlite3_open(location.c_str(), &db) == SQLITE_OK &&
+              sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK;
+    sqlite3_close(db);
+    return ok;
+  }
+  std::string RawQuery(const std::string& location, const std::string& sql) {
+    if (Pg()) return testing::PgExec(location, sql);
+    sqlite3* db = nullptr;
+    std::string out;
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_open(location.c_str(), &db) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+      out = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return out;
+  }
+
+  TempDir tmp_;
+  std::string location_;
+};
+
+INSTANTIATE_TEST_SUITE_P(Backends, CatalogueTest,
+                         ::testing::Values(Backend::kSqlite, Backend::kPostgres),
+                         [](const ::testing::TestParamInfo<Backend>& info) {
+                           return info.param == Backend::kSqlite ? "SQLite" : "PostgreSQL";
+                         });
 
 ImageRecord SampleRecord(uint8_t seed) {
   ImageRecord r;
@@ -56,9 +118,9 @@ ImageRecord SampleRecord(uint8_t seed) {
   return r;
 }
 
-TEST(Catalogue, RecordsRoundTripExactly) {
-  TempDir tmp;
-  auto cat = MustOpen((tmp / "c.db").string());
+TEST_P(CatalogueTest, RecordsRoundTripExactly) {
+  auto cat = MustOpen(location_);
+  ASSERT_TRUE(cat);
   auto src = cat->AddSource("urbanisme", "/srv/urbanisme", 20);
   ASSERT_TRUE(src.ok());
   auto scan = cat->BeginScan(src->id);
@@ -110,87 +172,94 @@ TEST(Catalogue, RecordsRoundTripExactly) {
   EXPECT_EQ(back->mtime_ns, want.mtime_ns);
 }
 
-TEST(Catalogue, ASecondLiveScanOfTheSameSourceIsRefused) {
-  TempDir tmp;
-  auto a = MustOpen((tmp / "c.db").string());
+TEST_P(CatalogueTest, ASecondLiveScanOfTheSameSourceIsRefused) {
+  auto a = MustOpen(location_);
+  ASSERT_TRUE(a);
   auto src = a->AddSource("apur", "/mnt/apur", 0);
   ASSERT_TRUE(src.ok());
   ASSERT_TRUE(a->BeginScan(src->id).ok());
-  auto b = MustOpen((tmp / "c.db").string());
+  auto b = MustOpen(location_);
+  ASSERT_TRUE(b);
   // Same process, so its pid is alive: the lease holds.
   auto second = b->BeginScan(src->id);
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().code(), StatusCode::kBusy);
+  EXPECT_NE(second.status().message().find("is running in process"), std::string::npos)
+      << second.status().message();
 }
 
-TEST(Catalogue, NewerSchemasAndOtherDatabasesAreRefused) {
-  TempDir tmp;
-  const std::string path = (tmp / "c.db").string();
-  { MustOpen(path); }
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "UPDATE meta SET value = '99' WHERE key = 'schema_version'", nullptr,
-                         nullptr, nullptr),
-            SQLITE_OK);
-  sqlite3_close(db);
-  auto newer = OpenCatalogue(path, {});
+TEST_P(CatalogueTest, NewerSchemasAndOtherDatabasesAreRefused) {
+  { ASSERT_TRUE(MustOpen(location_)); }
+  ASSERT_TRUE(RawExec(location_, "UPDATE meta SET value = '99' WHERE key = 'schema_version'"));
+  auto newer = OpenCatalogue(location_, {});
   ASSERT_FALSE(newer.ok());
   EXPECT_EQ(newer.status().code(), StatusCode::kUnsupported);
   EXPECT_NE(newer.status().message().find("upgrade doppel"), std::string::npos);
 
-  const std::string other = (tmp / "other.db").string();
-  ASSERT_EQ(sqlite3_open(other.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "CREATE TABLE t(x)", nullptr, nullptr, nullptr), SQLITE_OK);
-  sqlite3_close(db);
+  const std::string other = OtherLocation("other.db");
+  ASSERT_TRUE(RawExec(other, "CREATE TABLE t(x INTEGER)"));
   auto foreign = OpenCatalogue(other, {});
   ASSERT_FALSE(foreign.ok());
-  EXPECT_NE(foreign.status().message().find("not a doppel catalogue"), std::string::npos);
-
-  auto pg = OpenCatalogue("postgresql://localhost/doppel", {});
-  ASSERT_FALSE(pg.ok());
-  EXPECT_EQ(pg.status().code(), StatusCode::kUnsupported);
-  auto none = OpenCatalogue((tmp / "absent.db").string(), {});
-  EXPECT_EQ(none.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(foreign.status().message().find("not a doppel catalogue"), std::string::npos)
+      << foreign.status().message();
+  if (Pg()) {
+    // A database that is not there: no catalogue, with the way to make one.
+    std::string absent = location_;
+    absent.replace(absent.find("@/") + 2, absent.find('?') - absent.find("@/") - 2, "absent");
+    auto none = OpenCatalogue(absent, {});
+    EXPECT_EQ(none.status().code(), StatusCode::kNotFound) << none.status().ToString();
+  } else {
+    auto none = OpenCatalogue((tmp_ / "absent.db").string(), {});
+    EXPECT_EQ(none.status().code(), StatusCode::kNotFound);
+  }
 }
 
 // Only `init` (create_if_missing) makes a catalogue: a 0-byte file, what a
-// failed copy or a `touch` leaves, is "no catalogue" and stays untouched.
-TEST(Catalogue, AnEmptyFileIsNoCatalogueUnlessCreating) {
-  TempDir tmp;
-  const std::string path = (tmp / "empty.db").string();
-  testing::WriteFile(path, "");
-  auto opened = OpenCatalogue(path, {});
+// failed copy or a `touch` leaves, or an empty PostgreSQL database, is "no
+// catalogue" and stays untouched.
+TEST_P(CatalogueTest, AnEmptyLocationIsNoCatalogueUnlessCreating) {
+  const std::string empty = OtherLocation("empty.db");
+  if (!Pg()) testing::WriteFile(empty, "");
+  auto opened = OpenCatalogue(empty, {});
   ASSERT_FALSE(opened.ok());
   EXPECT_EQ(opened.status().code(), StatusCode::kNotFound);
-  EXPECT_NE(
-      opened.status().message().find("no catalogue at " + path + "; create it with `doppel init`"),
-      std::string::npos)
+  const std::string redacted = Pg() ? RedactPgUri(empty) : empty;
+  EXPECT_NE(opened.status().message().find("no catalogue " + std::string(Pg() ? "in " : "at ") +
+                                           redacted + "; create it with `doppel"),
+            std::string::npos)
       << opened.status().message();
-  EXPECT_EQ(std::filesystem::file_size(path), 0u);
   CatalogueOptions ro;
   ro.read_only = true;
-  EXPECT_EQ(OpenCatalogue(path, ro).status().code(), StatusCode::kNotFound);
-  EXPECT_EQ(OpenCatalogue((tmp / "absent.db").string(), ro).status().code(), StatusCode::kNotFound);
-  EXPECT_FALSE(std::filesystem::exists(tmp / "absent.db"));
-  auto created = MustOpen(path);
+  EXPECT_EQ(OpenCatalogue(empty, ro).status().code(), StatusCode::kNotFound);
+  if (Pg()) {
+    EXPECT_EQ(RawQuery(empty,
+                       "SELECT count(*) FROM information_schema.tables WHERE "
+                       "table_schema = 'public'"),
+              "0");
+  } else {
+    EXPECT_EQ(std::filesystem::file_size(empty), 0u);
+    EXPECT_EQ(OpenCatalogue((tmp_ / "absent.db").string(), ro).status().code(),
+              StatusCode::kNotFound);
+    EXPECT_FALSE(std::filesystem::exists(tmp_ / "absent.db"));
+  }
+  auto created = MustOpen(empty);
   ASSERT_TRUE(created);
-  EXPECT_GT(std::filesystem::file_size(path), 0u);
+  EXPECT_EQ(created->SchemaVersion(), 5);
+  EXPECT_EQ(RawQuery(empty, "SELECT value FROM meta WHERE key = 'schema_version'"), "5");
 }
 
 // Read-only opens neither migrate nor change the journal mode: an older
 // catalogue is refused with the way to upgrade it, and left as it was.
-TEST(Catalogue, ReadOnlyOpenReadsButNeverMigrates) {
-  TempDir tmp;
-  const std::string path = (tmp / "c.db").string();
+TEST_P(CatalogueTest, ReadOnlyOpenReadsButNeverMigrates) {
   {
-    auto cat = MustOpen(path);
+    auto cat = MustOpen(location_);
     ASSERT_TRUE(cat);
     ASSERT_TRUE(cat->AddSource("apur", "/srv/apur", 1).ok());
   }
   CatalogueOptions ro;
   ro.read_only = true;
   {
-    auto cat = OpenCatalogue(path, ro);
+    auto cat = OpenCatalogue(location_, ro);
     ASSERT_TRUE(cat.ok()) << cat.status().ToString();
     auto sources = (*cat)->ListSources();
     ASSERT_TRUE(sources.ok());
@@ -200,32 +269,18 @@ TEST(Catalogue, ReadOnlyOpenReadsButNeverMigrates) {
     EXPECT_NE(add.status().message().find("read-only"), std::string::npos)
         << add.status().message();
   }
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "UPDATE meta SET value = '4' WHERE key = 'schema_version'", nullptr,
-                         nullptr, nullptr),
-            SQLITE_OK);
-  sqlite3_close(db);
-  auto old = OpenCatalogue(path, ro);
+  ASSERT_TRUE(RawExec(location_, "UPDATE meta SET value = '4' WHERE key = 'schema_version'"));
+  auto old = OpenCatalogue(location_, ro);
   ASSERT_FALSE(old.ok());
   EXPECT_EQ(old.status().code(), StatusCode::kUnsupported);
   EXPECT_NE(old.status().message().find("schema version 4"), std::string::npos)
       << old.status().message();
   EXPECT_NE(old.status().message().find("init`"), std::string::npos) << old.status().message();
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  sqlite3_stmt* st = nullptr;
-  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'schema_version'", -1, &st,
-                               nullptr),
-            SQLITE_OK);
-  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), "4");
-  sqlite3_finalize(st);
-  sqlite3_close(db);
+  EXPECT_EQ(RawQuery(location_, "SELECT value FROM meta WHERE key = 'schema_version'"), "4");
 }
 
-TEST(Catalogue, AuditTrailIsAppendOnly) {
-  TempDir dir;
-  const std::string db = (dir.path() / "doppel.db").string();
+TEST_P(CatalogueTest, AuditTrailIsAppendOnly) {
+  const std::string db = location_;
   auto cat = MustOpen(db);
   ASSERT_TRUE(cat);
   Event e;
@@ -258,19 +313,17 @@ TEST(Catalogue, AuditTrailIsAppendOnly) {
 
   // Not even a direct SQL connection may rewrite history.
   cat.reset();
-  sqlite3* raw = nullptr;
-  ASSERT_EQ(sqlite3_open(db.c_str(), &raw), SQLITE_OK);
-  EXPECT_NE(sqlite3_exec(raw, "UPDATE events SET outcome = 'success'", nullptr, nullptr, nullptr),
-            SQLITE_OK);
-  EXPECT_NE(sqlite3_exec(raw, "DELETE FROM events", nullptr, nullptr, nullptr), SQLITE_OK);
-  sqlite3_close(raw);
+  EXPECT_FALSE(RawExec(db, "UPDATE events SET outcome = 'success'"));
+  EXPECT_FALSE(RawExec(db, "DELETE FROM events"));
+  if (Pg()) {
+    EXPECT_FALSE(RawExec(db, "TRUNCATE events"));
+  }
   cat = MustOpen(db);
   EXPECT_EQ(cat->ListEvents(all)->size(), 2u);
 }
 
-TEST(Catalogue, ReviewDecisionsKeepHistoryAndAudit) {
-  TempDir dir;
-  auto cat = MustOpen((dir.path() / "doppel.db").string());
+TEST_P(CatalogueTest, ReviewDecisionsKeepHistoryAndAudit) {
+  auto cat = MustOpen(location_);
   ASSERT_TRUE(cat);
   ReviewDecision d;
   d.cluster_id = 4;

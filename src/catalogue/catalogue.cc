@@ -4,6 +4,7 @@
 #include <unistd.h>
 #include <cstdlib>
 
+#include "catalogue/pg_catalogue.h"
 #include "catalogue/sqlite_catalogue.h"
 #include "doppel_version.h"
 
@@ -35,8 +36,7 @@ std::string SoftwareAgent() {
 Result<std::unique_ptr<Catalogue>> OpenCatalogue(const std::string& location,
                                                  const CatalogueOptions& options) {
   if (location.rfind("postgresql://", 0) == 0 || location.rfind("postgres://", 0) == 0)
-    return Unsupported("catalogue " + location +
-                       ": the PostgreSQL backend is not built yet; use a SQLite file path");
+    return OpenPgCatalogue(location, options);
   std::string path = location;
   if (path.rfind("sqlite:", 0) == 0) path = path.substr(7);
   if (path.empty()) return InvalidArgument("empty catalogue path (use --db PATH)");

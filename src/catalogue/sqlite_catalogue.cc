@@ -16,12 +16,15 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "catalogue/catalogue_rows.h"
 #include "doppel/local_words.h"
 #include "doppel_version.h"
 #include "util/paths.h"
 
 namespace doppel {
 namespace {
+
+using namespace catalogue_rows;  // NOLINT(google-build-using-namespace)
 
 // Migration k takes the schema from version k to k+1. Never edit a released
 // migration: add a new one (docs/catalogue.md).
@@ -201,15 +204,7 @@ CREATE TABLE local_words(
   words BLOB NOT NULL);
 )sql",
 };
-static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kCatalogueSchemaVersion);
-
-constexpr int kLeaseSeconds = 90;
-
-int64_t NowSeconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion);
 
 class Stmt {
  public:
@@ -458,15 +453,7 @@ Status SqliteCatalogue::CheckSchemaReadOnly() {
   DOPPEL_ASSIGN_OR_RETURN(bool got, Step(v, "cannot read schema version"));
   if (!got) return Corruption("catalogue " + path_ + ": meta table has no schema_version");
   const int version = std::atoi(v->Text(0).c_str());
-  if (version > kCatalogueSchemaVersion)
-    return Unsupported("catalogue " + path_ + " has schema version " + std::to_string(version) +
-                       ", newer than this doppel understands (" +
-                       std::to_string(kCatalogueSchemaVersion) + "); upgrade doppel");
-  if (version < kCatalogueSchemaVersion)
-    return Unsupported("catalogue " + path_ + " has schema version " + std::to_string(version) +
-                       " and this doppel reads version " + std::to_string(kCatalogueSchemaVersion) +
-                       "; upgrade it once with `doppel --db " + path_ +
-                       " init` (it writes the file), then read it again");
+  DOPPEL_RETURN_IF_ERROR(CheckSchemaVersion(path_, version, /*read_only=*/true));
   version_ = version;
   return Status::OK();
 }
@@ -490,11 +477,8 @@ Status SqliteCatalogue::Migrate() {
     if (r2 && any->Int(0) > 0)
       return InvalidArgument("catalogue " + path_ + ": this SQLite file is not a doppel catalogue");
   }
-  if (version > kCatalogueSchemaVersion)
-    return Unsupported("catalogue " + path_ + " has schema version " + std::to_string(version) +
-                       ", newer than this doppel understands (" +
-                       std::to_string(kCatalogueSchemaVersion) + "); upgrade doppel");
-  for (int v = version; v < kCatalogueSchemaVersion; ++v) {
+  DOPPEL_RETURN_IF_ERROR(CheckSchemaVersion(path_, version, /*read_only=*/false));
+  for (int v = version; v < kSchemaVersion; ++v) {
     DOPPEL_RETURN_IF_ERROR(Exec(kMigrations[v]));
     std::string set = "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '" +
                       std::to_string(v + 1) + "')";
@@ -505,7 +489,7 @@ Status SqliteCatalogue::Migrate() {
                           UtcNow() + "'), ('created_by', 'doppel " DOPPEL_VERSION "')";
     DOPPEL_RETURN_IF_ERROR(Exec(created.c_str()));
   }
-  version_ = kCatalogueSchemaVersion;
+  version_ = kSchemaVersion;
   return txn.Commit();
 }
 
@@ -574,8 +558,7 @@ Result<int64_t> SqliteCatalogue::BeginScan(int64_t source_id) {
   for (;;) {
     DOPPEL_ASSIGN_OR_RETURN(bool row, Step(mine, "cannot read scans"));
     if (!row) break;
-    const pid_t pid = pid_t(mine->Int(1));
-    if (pid != getpid() && ::kill(pid, 0) != 0 && errno == ESRCH) dead.push_back(mine->Int(0));
+    if (ProcessIsGone(mine->Int(1))) dead.push_back(mine->Int(0));
   }
   for (int64_t id : dead) {
     DOPPEL_ASSIGN_OR_RETURN(Stmt * mark,
@@ -589,11 +572,7 @@ Result<int64_t> SqliteCatalogue::BeginScan(int64_t source_id) {
           "SELECT id, pid, host FROM scans WHERE source_id = ? AND status = 'running' LIMIT 1"));
   live->Bind(1, source_id);
   DOPPEL_ASSIGN_OR_RETURN(bool busy, Step(live, "cannot read scans"));
-  if (busy)
-    return Busy("scan #" + std::to_string(live->Int(0)) + " of this source is running in process " +
-                std::to_string(live->Int(1)) + " on " + live->Text(2) +
-                "; wait for it to finish (a killed scan's lease expires after " +
-                std::to_string(kLeaseSeconds) + " s)");
+  if (busy) return ScanBusy(live->Int(0), live->Int(1), live->Text(2));
   DOPPEL_ASSIGN_OR_RETURN(
       Stmt * ins,
       Prepare(
@@ -644,29 +623,9 @@ Status SqliteCatalogue::FinishScan(int64_t scan_id, const std::string& status,
       Prepare("SELECT s.name FROM scans c JOIN sources s ON s.id = c.source_id WHERE c.id = ?"));
   src->Bind(1, scan_id);
   DOPPEL_ASSIGN_OR_RETURN(bool row, Step(src, "cannot read scan"));
-  Event e;
-  e.type = "scan";
-  e.object = "source:" + (row ? src->Text(0) : std::string("?"));
-  e.outcome = status == "completed" ? (c.files_failed > 0 ? "warning" : "success") : "failure";
-  e.detail = nlohmann::json{{"scan_id", scan_id},
-                            {"status", status},
-                            {"files_listed", c.files_listed},
-                            {"files_read", c.files_read},
-                            {"files_unchanged", c.files_unchanged},
-                            {"files_failed", c.files_failed},
-                            {"files_missing", c.files_missing},
-                            {"files_moved", c.files_moved},
-                            {"bytes_read", c.bytes_read}}
-                 .dump();
-  e.operation = "scan:" + std::to_string(scan_id);
+  const Event e = ScanFinishedEvent(scan_id, row ? src->Text(0) : std::string("?"), status, c);
   DOPPEL_RETURN_IF_ERROR(InsertEvent(e).status());
   return txn.Commit();
-}
-
-FileStatus ParseStatus(const std::string& s) {
-  if (s == "error") return FileStatus::kError;
-  if (s == "missing") return FileStatus::kMissing;
-  return FileStatus::kOk;
 }
 
 Result<std::optional<FileState>> SqliteCatalogue::LookupFile(int64_t source_id,
@@ -680,10 +639,9 @@ Result<std::optional<FileState>> SqliteCatalogue::LookupFile(int64_t source_id,
   s->BindBlob(2, path);
   DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot look up file"));
   if (!row) return std::optional<FileState>();
-  FileState fs{s->Int(0), s->Int(1), s->Int(2), ParseStatus(s->Text(3))};
+  FileState fs{s->Int(0), s->Int(1), s->Int(2), ParseFileStatus(s->Text(3))};
   // Fingerprinted before signatures existed (or by an older version): read again.
-  fs.stale = fs.status == FileStatus::kOk && (s->IsNull(4) || s->Int(4) < kSignatureVersion ||
-                                              s->IsNull(5) || s->Int(5) != kLocalWordsVersion);
+  fs.stale = IsStale(fs.status, s->IsNull(4) ? 0 : s->Int(4), s->IsNull(5) ? 0 : s->Int(5));
   return std::optional<FileState>(fs);
 }
 
@@ -867,12 +825,7 @@ Status SqliteCatalogue::StoreOutcome(int64_t source_id, int64_t scan_id, const F
   auto pdq = r.fingerprints.pdq.hash.ToBytes();
   f->BindBlob(3, pdq.data(), pdq.size());
   f->Bind(4, r.fingerprints.pdq.quality);
-  std::string dih;
-  for (int k = 1; k < 8; ++k) {
-    auto b = r.fingerprints.pdq.dihedral[k].ToBytes();
-    dih.append(reinterpret_cast<const char*>(b.data()), b.size());
-  }
-  f->BindBlob(5, dih);
+  f->BindBlob(5, DihedralBytes(r.fingerprints.pdq));
   DOPPEL_RETURN_IF_ERROR(Run(f, "cannot store fingerprints"));
 
   const ImageMetadata& m = r.metadata;
@@ -892,14 +845,8 @@ Status SqliteCatalogue::StoreOutcome(int64_t source_id, int64_t scan_id, const F
   md->BindOpt(9, m.gps_longitude);
   md->BindOpt(10, m.gps_altitude);
   md->BindOptText(11, m.title);
-  if (m.keywords.empty())
-    md->BindNull(12);
-  else
-    md->Bind(12, nlohmann::json(m.keywords).dump());
-  if (m.warnings.empty())
-    md->BindNull(13);
-  else
-    md->Bind(13, nlohmann::json(m.warnings).dump());
+  md->BindOptText(12, StringListJson(m.keywords));
+  md->BindOptText(13, StringListJson(m.warnings));
   DOPPEL_RETURN_IF_ERROR(Run(md, "cannot store metadata"));
 
   const Signature& g = r.fingerprints.signature;
@@ -924,12 +871,7 @@ Status SqliteCatalogue::StoreOutcome(int64_t source_id, int64_t scan_id, const F
   auto sp = g.smooth.hash.ToBytes();
   sg->BindBlob(11, sp.data(), sp.size());
   sg->Bind(12, g.smooth.quality);
-  std::string sdih;
-  for (int k = 1; k < 8; ++k) {
-    auto b = g.smooth.dihedral[k].ToBytes();
-    sdih.append(reinterpret_cast<const char*>(b.data()), b.size());
-  }
-  sg->BindBlob(13, sdih);
+  sg->BindBlob(13, DihedralBytes(g.smooth));
   sg->BindBlob(14, g.chroma.data(), g.chroma.size());
   DOPPEL_RETURN_IF_ERROR(Run(sg, "cannot store signature"));
 
@@ -969,7 +911,7 @@ Result<CatalogueStats> SqliteCatalogue::Stats() {
     for (;;) {
       DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot count files"));
       if (!row) break;
-      FileStatus fs = ParseStatus(s->Text(0));
+      FileStatus fs = ParseFileStatus(s->Text(0));
       if (fs == FileStatus::kOk) {
         ss.files_ok = s->Int(1);
         ss.bytes_ok = s->Int(2);
@@ -1025,27 +967,6 @@ Result<CatalogueStats> SqliteCatalogue::Stats() {
   return st;
 }
 
-constexpr const char* kEntryColumns =
-    "f.id, s.name, f.path, f.size, f.status, coalesce(f.error_kind, ''), coalesce(f.error, ''), "
-    "coalesce(f.format, ''), coalesce(f.width, 0), coalesce(f.height, 0), coalesce(m.capture_time, "
-    "'')";
-
-FileEntry ReadEntry(Stmt* s) {
-  FileEntry e;
-  e.id = s->Int(0);
-  e.source = s->Text(1);
-  e.path = s->Text(2);
-  e.size = s->Int(3);
-  e.status = ParseStatus(s->Text(4));
-  e.error_kind = s->Text(5);
-  e.error = s->Text(6);
-  e.format = s->Text(7);
-  e.width = int(s->Int(8));
-  e.height = int(s->Int(9));
-  e.capture_time = s->Text(10);
-  return e;
-}
-
 Result<std::vector<FileEntry>> SqliteCatalogue::FilesWhere(const char* where,
                                                            const std::function<void(Stmt*)>& bind) {
   std::string sql = std::string("SELECT ") + kEntryColumns +
@@ -1058,7 +979,7 @@ Result<std::vector<FileEntry>> SqliteCatalogue::FilesWhere(const char* where,
   for (;;) {
     DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot list files"));
     if (!row) break;
-    out.push_back(ReadEntry(s));
+    out.push_back(ReadEntry(*s));
   }
   return out;
 }
@@ -1122,148 +1043,22 @@ Result<std::vector<FileEntry>> SqliteCatalogue::ListFiles(std::optional<FileStat
       });
 }
 
-// Column helpers shared by the readers of fingerprints.
-void ReadBlob32(const Stmt* s, int c, uint8_t* dst) {
-  std::string b = s->Text(c);
-  if (b.size() == 32) std::memcpy(dst, b.data(), 32);
-}
-void ReadPdq(const Stmt* s, int hash_col, int quality_col, int dihedral_col, PdqResult& r) {
-  std::string pdq = s->Text(hash_col);
-  if (pdq.size() == 32) r.hash = PdqHash::FromBytes(reinterpret_cast<const uint8_t*>(pdq.data()));
-  r.quality = int(s->Int(quality_col));
-  r.dihedral.fill(r.hash);
-  if (dihedral_col < 0) return;
-  std::string dih = s->Text(dihedral_col);
-  for (int k = 1; k < 8 && dih.size() >= size_t(32 * k); ++k)
-    r.dihedral[k] = PdqHash::FromBytes(reinterpret_cast<const uint8_t*>(dih.data()) + 32 * (k - 1));
-}
-void ReadThumb(const Stmt* s, int c, Thumb& t) {
-  std::string b = s->Text(c);
-  if (b.size() == t.size()) std::memcpy(t.data(), b.data(), t.size());
-}
-
-// The signature's columns as kSignatureColumns lists them, from column `c`.
-// The trimmed PDQ is stored without its dihedral variants (the matcher
-// compares the trimmed hash as it is).
-constexpr const char* kSignatureColumns =
-    "g.thumb, g.trim_left, g.trim_top, g.trim_right, g.trim_bottom, g.trimmed_pdq, "
-    "g.trimmed_quality, g.inner_thumb, g.smooth_pdq, g.smooth_quality, g.smooth_dihedral, g.chroma";
-void ReadSignature(const Stmt* s, int c, Signature& g) {
-  ReadThumb(s, c, g.thumb);
-  g.trim_left = float(s->Real(c + 1));
-  g.trim_top = float(s->Real(c + 2));
-  g.trim_right = float(s->Real(c + 3));
-  g.trim_bottom = float(s->Real(c + 4));
-  if (!s->IsNull(c + 5)) {
-    PdqResult t;
-    ReadPdq(s, c + 5, c + 6, -1, t);
-    g.trimmed = t;
-    ReadThumb(s, c + 7, g.inner_thumb);
-  }
-  if (!s->IsNull(c + 8)) ReadPdq(s, c + 8, c + 9, c + 10, g.smooth);
-  const std::string chroma = s->Text(c + 11);
-  if (chroma.size() == g.chroma.size()) std::memcpy(g.chroma.data(), chroma.data(), chroma.size());
-}
-
 Result<ImageRecord> SqliteCatalogue::GetRecord(int64_t file_id) {
-  static const std::string sql =
-      "SELECT f.size, f.mtime_ns, f.sha256, f.content_hash, f.content_kind, f.format, f.width, "
-      "f.height, f.bands, "
-      "f.bit_depth, f.pages, f.orientation, f.has_alpha, f.colourspace, p.pipeline, p.pdq, "
-      "p.quality, p.dihedral, "
-      "m.capture_time, m.capture_time_source, m.make, m.model, m.artist, m.copyright, m.gps_lat, "
-      "m.gps_lon, "
-      "m.gps_alt, m.title, m.keywords, m.warnings, " +
-      std::string(kSignatureColumns) +
-      " FROM files f JOIN fingerprints p ON p.file_id = f.id LEFT JOIN metadata m ON m.file_id = "
-      "f.id "
-      "LEFT JOIN signatures g ON g.file_id = f.id WHERE f.id = ? AND f.status = 'ok'";
+  static const std::string sql = RecordSelect() + "?";
   DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(sql.c_str()));
   s->Bind(1, file_id);
   DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot read file record"));
   if (!row) return NotFound("no fingerprinted file with id " + std::to_string(file_id));
-  ImageRecord r;
-  r.file_size = s->Int(0);
-  r.mtime_ns = s->Int(1);
-  ReadBlob32(s, 2, r.fingerprints.sha256.data());
-  ReadBlob32(s, 3, r.fingerprints.content_hash.data());
-  std::string ck = s->Text(4);
-  r.fingerprints.content_kind = ck == "jpeg-segments" ? ContentHashKind::kJpegSegments
-                                : ck == "png-chunks"  ? ContentHashKind::kPngChunks
-                                                      : ContentHashKind::kPixels;
-  r.info.format = s->Text(5);
-  r.info.width = int(s->Int(6));
-  r.info.height = int(s->Int(7));
-  r.info.bands = int(s->Int(8));
-  r.info.bit_depth = int(s->Int(9));
-  r.info.pages = int(s->Int(10));
-  r.info.orientation = int(s->Int(11));
-  r.info.has_alpha = s->Int(12) != 0;
-  r.info.colourspace = s->Text(13);
-  r.fingerprints.pdq_pipeline = int(s->Int(14));
-  ReadPdq(s, 15, 16, 17, r.fingerprints.pdq);
-  ImageMetadata& m = r.metadata;
-  m.capture_time = s->Text(18);
-  m.capture_time_source = s->Text(19);
-  m.make = s->Text(20);
-  m.model = s->Text(21);
-  m.artist = s->Text(22);
-  m.copyright = s->Text(23);
-  if (!s->IsNull(24)) m.gps_latitude = s->Real(24);
-  if (!s->IsNull(25)) m.gps_longitude = s->Real(25);
-  if (!s->IsNull(26)) m.gps_altitude = s->Real(26);
-  m.title = s->Text(27);
-  auto parse_list = [](const std::string& j, std::vector<std::string>& out) {
-    if (j.empty()) return;
-    auto v = nlohmann::json::parse(j, nullptr, false);
-    if (v.is_array())
-      for (auto& e : v)
-        if (e.is_string()) out.push_back(e.get<std::string>());
-  };
-  parse_list(s->Text(28), m.keywords);
-  parse_list(s->Text(29), m.warnings);
-  ReadSignature(s, 30, r.fingerprints.signature);
-  return r;
+  return ReadRecord(*s);
 }
 
 Result<std::vector<MatchInput>> SqliteCatalogue::LoadMatchInputs() {
-  static const std::string sql =
-      "SELECT f.id, s.name, f.path, s.priority, f.size, f.sha256, f.content_hash, f.format, "
-      "f.width, f.height, "
-      "f.bands, f.bit_depth, f.orientation, p.pdq, p.quality, p.dihedral, m.capture_time, m.make, "
-      "m.model, m.gps_lat, m.gps_lon, ms.file_id IS NOT NULL, " +
-      std::string(kSignatureColumns) +
-      " FROM files f JOIN sources s ON s.id = f.source_id JOIN fingerprints p ON p.file_id = f.id "
-      "LEFT JOIN signatures g ON g.file_id = f.id LEFT JOIN metadata m ON m.file_id = f.id "
-      "LEFT JOIN match_state ms ON ms.file_id = f.id WHERE f.status = 'ok' ORDER BY f.id";
-  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(sql.c_str()));
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(MatchInputSelect().c_str()));
   std::vector<MatchInput> out;
   for (;;) {
     DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot load fingerprints for matching"));
     if (!row) break;
-    MatchInput m;
-    m.file_id = s->Int(0);
-    m.source = s->Text(1);
-    m.path = s->Text(2);
-    m.source_priority = int(s->Int(3));
-    m.file_size = s->Int(4);
-    ReadBlob32(s, 5, m.fingerprints.sha256.data());
-    ReadBlob32(s, 6, m.fingerprints.content_hash.data());
-    m.info.format = s->Text(7);
-    m.info.width = int(s->Int(8));
-    m.info.height = int(s->Int(9));
-    m.info.bands = int(s->Int(10));
-    m.info.bit_depth = int(s->Int(11));
-    m.info.orientation = int(s->Int(12));
-    ReadPdq(s, 13, 14, 15, m.fingerprints.pdq);
-    m.metadata.capture_time = s->Text(16);
-    m.metadata.make = s->Text(17);
-    m.metadata.model = s->Text(18);
-    if (!s->IsNull(19)) m.metadata.gps_latitude = s->Real(19);
-    if (!s->IsNull(20)) m.metadata.gps_longitude = s->Real(20);
-    m.already_matched = s->Int(21) != 0;
-    ReadSignature(s, 22, m.fingerprints.signature);
-    out.push_back(std::move(m));
+    out.push_back(ReadMatchInput(*s));
   }
   return out;
 }
@@ -1326,24 +1121,12 @@ Status SqliteCatalogue::SaveMatches(const std::vector<Match>& found,
 }
 
 Result<std::vector<Match>> SqliteCatalogue::LoadMatches() {
-  DOPPEL_ASSIGN_OR_RETURN(
-      Stmt * s, Prepare("SELECT x.file_a, x.file_b, x.kind, x.distance, x.transform, "
-                        "x.correlation, x.reason FROM matches x "
-                        "JOIN files a ON a.id = x.file_a JOIN files b ON b.id = x.file_b "
-                        "WHERE a.status = 'ok' AND b.status = 'ok' ORDER BY x.file_a, x.file_b"));
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(kMatchSelect));
   std::vector<Match> out;
   for (;;) {
     DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot load matches"));
     if (!row) break;
-    Match m;
-    m.file_a = s->Int(0);
-    m.file_b = s->Int(1);
-    m.kind = ParseMatchKind(s->Text(2)).value_or(MatchKind::kSimilar);
-    m.distance = int(s->Int(3));
-    m.transform = s->Text(4);
-    m.correlation = s->Real(5);
-    m.reason = s->Text(6);
-    out.push_back(std::move(m));
+    out.push_back(ReadMatch(*s));
   }
   return out;
 }
@@ -1391,7 +1174,7 @@ Status SqliteCatalogue::SaveClusters(std::vector<Cluster>& clusters) {
       m->Bind(5, position++);
       m->Bind(1, mem.file_id);
       m->Bind(2, c.id);
-      m->Bind(3, mem.master ? "master" : MatchKindName(mem.relation));
+      m->Bind(3, MemberRelation(mem));
       m->Bind(4, mem.distance);
       DOPPEL_RETURN_IF_ERROR(Run(m, "cannot store a cluster member"));
     }
@@ -1406,23 +1189,12 @@ Status SqliteCatalogue::SaveClusters(std::vector<Cluster>& clusters) {
 }
 
 Result<std::vector<Cluster>> SqliteCatalogue::LoadClusters() {
-  DOPPEL_ASSIGN_OR_RETURN(
-      Stmt * s,
-      Prepare("SELECT c.id, c.master_file_id, m.file_id, m.relation, m.distance FROM clusters c "
-              "JOIN cluster_members m ON m.cluster_id = c.id "
-              "ORDER BY c.id, m.position"));
+  DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(kClusterSelect));
   std::vector<Cluster> out;
   for (;;) {
     DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot load clusters"));
     if (!row) break;
-    if (out.empty() || out.back().id != s->Int(0)) out.push_back(Cluster{s->Int(0), s->Int(1), {}});
-    ClusterMember mem;
-    mem.file_id = s->Int(2);
-    const std::string rel = s->Text(3);
-    mem.master = rel == "master";
-    mem.relation = ParseMatchKind(rel).value_or(MatchKind::kExact);
-    mem.distance = int(s->Int(4));
-    out.back().members.push_back(mem);
+    AddClusterRow(*s, out);
   }
   return out;
 }
@@ -1435,13 +1207,14 @@ Result<int64_t> SqliteCatalogue::InsertEvent(const Event& e) {
       Prepare(
           "INSERT INTO events(event_type, event_time, agent, object, outcome, detail, operation) "
           "VALUES (?, ?, ?, ?, ?, ?, ?)"));
-  s->Bind(1, e.type);
-  s->Bind(2, e.time.empty() ? UtcNow() : e.time);
-  s->Bind(3, e.agent.empty() ? SoftwareAgent() : e.agent);
-  s->Bind(4, e.object);
-  s->Bind(5, e.outcome.empty() ? std::string("success") : e.outcome);
-  s->Bind(6, e.detail);
-  s->BindOptText(7, e.operation);
+  const Event full = WithDefaults(e);
+  s->Bind(1, full.type);
+  s->Bind(2, full.time);
+  s->Bind(3, full.agent);
+  s->Bind(4, full.object);
+  s->Bind(5, full.outcome);
+  s->Bind(6, full.detail);
+  s->BindOptText(7, full.operation);
   DOPPEL_RETURN_IF_ERROR(Run(s, "cannot append to the audit trail"));
   return int64_t(sqlite3_last_insert_rowid(db_));
 }
@@ -1459,7 +1232,7 @@ Result<int64_t> SqliteCatalogue::AppendEvent(const Event& e) {
 Result<std::vector<Event>> SqliteCatalogue::ListEvents(const EventFilter& f) {
   DOPPEL_ASSIGN_OR_RETURN(
       Stmt * s, Prepare("SELECT id, event_type, event_time, agent, object, outcome, detail, "
-                        "operation FROM events "
+                        "coalesce(operation, '') FROM events "
                         "WHERE id > ? AND (? = '' OR event_type = ?) AND (? = '' OR object = ?) "
                         "AND (? = '' OR operation = ?) ORDER BY id LIMIT ?"));
   s->Bind(1, f.after_id);
@@ -1474,19 +1247,13 @@ Result<std::vector<Event>> SqliteCatalogue::ListEvents(const EventFilter& f) {
   for (;;) {
     DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot read the audit trail"));
     if (!row) break;
-    out.push_back(Event{s->Int(0), s->Text(1), s->Text(2), s->Text(3), s->Text(4), s->Text(5),
-                        s->Text(6), s->Text(7)});
+    out.push_back(ReadEvent(*s));
   }
   return out;
 }
 
 Result<int64_t> SqliteCatalogue::RecordDecision(const ReviewDecision& d) {
-  if (d.decision != "confirm" && d.decision != "reject" && d.decision != "choose_master")
-    return InvalidArgument("unknown review decision '" + d.decision +
-                           "' (confirm, reject or choose_master)");
-  if (d.decision == "choose_master" && d.master_file_id <= 0)
-    return InvalidArgument("choose_master needs the chosen file's id");
-  if (d.reviewer.empty()) return InvalidArgument("a review decision needs a reviewer");
+  DOPPEL_RETURN_IF_ERROR(CheckDecision(d));
   Txn txn(this);
   DOPPEL_RETURN_IF_ERROR(txn.Begin());
   DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare("INSERT INTO review_decisions(cluster_id, file_id, "
@@ -1504,20 +1271,7 @@ Result<int64_t> SqliteCatalogue::RecordDecision(const ReviewDecision& d) {
   s->Bind(8, d.note);
   DOPPEL_RETURN_IF_ERROR(Run(s, "cannot record the review decision"));
   const int64_t id = sqlite3_last_insert_rowid(db_);
-  Event e;
-  e.type = "review decision";
-  e.time = at;
-  e.agent = "person " + d.reviewer;
-  e.object =
-      d.file_id ? "file:" + std::to_string(*d.file_id) : "cluster:" + std::to_string(d.cluster_id);
-  nlohmann::json detail = {{"decision_id", id},
-                           {"cluster_id", d.cluster_id},
-                           {"decision", d.decision},
-                           {"members", d.members}};
-  if (d.master_file_id > 0) detail["master_file_id"] = d.master_file_id;
-  if (!d.note.empty()) detail["note"] = d.note;
-  e.detail = detail.dump();
-  DOPPEL_RETURN_IF_ERROR(InsertEvent(e).status());
+  DOPPEL_RETURN_IF_ERROR(InsertEvent(DecisionEvent(d, id, at)).status());
   DOPPEL_RETURN_IF_ERROR(txn.Commit());
   return id;
 }
@@ -1536,19 +1290,7 @@ Result<std::vector<ReviewDecision>> SqliteCatalogue::ListDecisions(
   for (;;) {
     DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot read review decisions"));
     if (!row) break;
-    ReviewDecision d;
-    d.id = s->Int(0);
-    d.cluster_id = s->Int(1);
-    if (!s->IsNull(2)) d.file_id = s->Int(2);
-    d.decision = s->Text(3);
-    d.master_file_id = s->IsNull(4) ? 0 : s->Int(4);
-    auto members = nlohmann::json::parse(s->Text(5), nullptr, false);
-    if (members.is_array())
-      for (const auto& m : members)
-        if (m.is_number_integer()) d.members.push_back(m.get<int64_t>());
-    d.reviewer = s->Text(6);
-    d.decided_at = s->Text(7);
-    d.note = s->Text(8);
+    ReviewDecision d = ReadDecision(*s);
     out.push_back(std::move(d));
   }
   return out;
@@ -1629,8 +1371,7 @@ Result<std::vector<ReleaseRecord>> SqliteCatalogue::ListReleases() {
 
 Result<ApiKey> SqliteCatalogue::AddApiKey(const std::string& source, const std::string& role,
                                           const Digest& token_sha256, const std::string& label) {
-  if (role != "uploader" && role != "reviewer" && role != "admin")
-    return InvalidArgument("unknown role '" + role + "' (uploader, reviewer or admin)");
+  DOPPEL_RETURN_IF_ERROR(CheckRole(role));
   DOPPEL_ASSIGN_OR_RETURN(Source src, GetSource(source));
   ReleaseSnapshot();  // a pending read must not pin an old snapshot under the write
   Txn txn(this);
@@ -1649,43 +1390,31 @@ Result<ApiKey> SqliteCatalogue::AddApiKey(const std::string& source, const std::
   s->Bind(5, k.created_at);
   DOPPEL_RETURN_IF_ERROR(Run(s, "cannot store the API key"));
   k.id = sqlite3_last_insert_rowid(db_);
-  Event e;
-  e.type = "api key";
-  e.object = "key:" + std::to_string(k.id);
-  e.detail =
-      nlohmann::json{{"action", "add"}, {"source", k.source}, {"role", role}, {"label", label}}
-          .dump();
-  DOPPEL_RETURN_IF_ERROR(InsertEvent(e).status());
+  DOPPEL_RETURN_IF_ERROR(InsertEvent(ApiKeyAddedEvent(k)).status());
   DOPPEL_RETURN_IF_ERROR(txn.Commit());
   return k;
 }
 
-namespace {
-const char* const kApiKeyColumns =
-    "SELECT k.id, s.name, k.role, k.label, k.created_at, k.revoked_at FROM api_keys k "
-    "JOIN sources s ON s.id = k.source_id ";
-}  // namespace
-
 Result<std::optional<ApiKey>> SqliteCatalogue::FindApiKey(const Digest& token_sha256) {
   static const std::string sql =
-      std::string(kApiKeyColumns) + "WHERE k.token_sha256 = ? AND k.revoked_at IS NULL";
+      std::string(kApiKeySelect) + "WHERE k.token_sha256 = ? AND k.revoked_at IS NULL";
   DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(sql.c_str()));
   s->BindBlob(1, token_sha256.data(), token_sha256.size());
   DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot read API keys"));
   std::optional<ApiKey> k;
-  if (row) k = ApiKey{s->Int(0), s->Text(1), s->Text(2), s->Text(3), s->Text(4), s->Text(5)};
+  if (row) k = ReadApiKey(*s);
   s->Reset();
   return k;
 }
 
 Result<std::vector<ApiKey>> SqliteCatalogue::ListApiKeys() {
-  static const std::string sql = std::string(kApiKeyColumns) + "ORDER BY k.id";
+  static const std::string sql = std::string(kApiKeySelect) + "ORDER BY k.id";
   DOPPEL_ASSIGN_OR_RETURN(Stmt * s, Prepare(sql.c_str()));
   std::vector<ApiKey> out;
   for (;;) {
     DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot read API keys"));
     if (!row) break;
-    out.push_back(ApiKey{s->Int(0), s->Text(1), s->Text(2), s->Text(3), s->Text(4), s->Text(5)});
+    out.push_back(ReadApiKey(*s));
   }
   return out;
 }
@@ -1704,17 +1433,12 @@ Status SqliteCatalogue::RevokeApiKey(int64_t id) {
   s->Bind(1, UtcNow());
   s->Bind(2, id);
   DOPPEL_RETURN_IF_ERROR(Run(s, "cannot revoke the API key"));
-  Event e;
-  e.type = "api key";
-  e.object = "key:" + std::to_string(id);
-  e.detail = R"({"action":"revoke"})";
-  DOPPEL_RETURN_IF_ERROR(InsertEvent(e).status());
+  DOPPEL_RETURN_IF_ERROR(InsertEvent(ApiKeyRevokedEvent(id)).status());
   return txn.Commit();
 }
 
 Status SqliteCatalogue::SetUploadPolicy(const std::string& source, const std::string& policy) {
-  if (policy != "reject" && policy != "alias" && policy != "hold")
-    return InvalidArgument("unknown upload policy '" + policy + "' (reject, alias or hold)");
+  DOPPEL_RETURN_IF_ERROR(CheckUploadPolicy(policy));
   DOPPEL_ASSIGN_OR_RETURN(Source src, GetSource(source));
   ReleaseSnapshot();  // a pending read must not pin an old snapshot under the write
   Txn txn(this);
@@ -1725,11 +1449,7 @@ Status SqliteCatalogue::SetUploadPolicy(const std::string& source, const std::st
   s->Bind(2, policy);
   s->Bind(3, UtcNow());
   DOPPEL_RETURN_IF_ERROR(Run(s, "cannot store the upload policy"));
-  Event e;
-  e.type = "upload policy";
-  e.object = "source:" + src.name;
-  e.detail = nlohmann::json{{"policy", policy}}.dump();
-  DOPPEL_RETURN_IF_ERROR(InsertEvent(e).status());
+  DOPPEL_RETURN_IF_ERROR(InsertEvent(UploadPolicyEvent(src.name, policy)).status());
   return txn.Commit();
 }
 
@@ -1773,18 +1493,13 @@ Result<int64_t> SqliteCatalogue::AddUploadedFile(int64_t source_id, const std::s
   DOPPEL_ASSIGN_OR_RETURN(bool stored, Step(look, "cannot look up file"));
   if (!stored) return Internal("uploaded file vanished from the catalogue inside its transaction");
   const int64_t id = look->Int(0);
-  Event e;
-  e.type = "upload";
-  e.object = "file:" + std::to_string(id);
-  e.detail = event_detail;
-  DOPPEL_RETURN_IF_ERROR(InsertEvent(e).status());
+  DOPPEL_RETURN_IF_ERROR(InsertEvent(UploadedFileEvent(id, event_detail)).status());
   DOPPEL_RETURN_IF_ERROR(txn.Commit());
   return id;
 }
 
 Result<int64_t> SqliteCatalogue::AddUpload(const UploadRecord& u, const std::string& event_detail) {
-  if (u.outcome != "alias" && u.outcome != "held")
-    return InvalidArgument("unknown upload outcome '" + u.outcome + "' (alias or held)");
+  DOPPEL_RETURN_IF_ERROR(CheckUploadOutcome(u.outcome));
   DOPPEL_ASSIGN_OR_RETURN(Source src, GetSource(u.source));
   ReleaseSnapshot();  // a pending read must not pin an old snapshot under the write
   Txn txn(this);
@@ -1809,11 +1524,7 @@ Result<int64_t> SqliteCatalogue::AddUpload(const UploadRecord& u, const std::str
   s->Bind(12, u.created_at.empty() ? UtcNow() : u.created_at);
   DOPPEL_RETURN_IF_ERROR(Run(s, "cannot record the upload"));
   const int64_t id = sqlite3_last_insert_rowid(db_);
-  Event e;
-  e.type = "upload";
-  e.object = "upload:" + DigestHex(u.sha256);
-  e.detail = event_detail;
-  DOPPEL_RETURN_IF_ERROR(InsertEvent(e).status());
+  DOPPEL_RETURN_IF_ERROR(InsertEvent(UploadEvent(u, event_detail)).status());
   DOPPEL_RETURN_IF_ERROR(txn.Commit());
   return id;
 }
@@ -1824,11 +1535,9 @@ Result<std::vector<UploadRecord>> SqliteCatalogue::ListUploads(const std::string
   DOPPEL_ASSIGN_OR_RETURN(
       Stmt * s,
       Prepare(
-          "SELECT u.id, s.name, u.outcome, u.sha256, u.master_file_id, u.kind, u.distance, "
-          "u.reason, u.held_path, "
-          "u.client_name, u.fields, u.key_id, u.created_at FROM uploads u JOIN sources s ON s.id = "
-          "u.source_id "
-          "WHERE (? = '' OR s.name = ?) AND (? = '' OR u.outcome = ?) ORDER BY u.id DESC LIMIT ?"));
+          (std::string(kUploadSelect) +
+           "WHERE (? = '' OR s.name = ?) AND (? = '' OR u.outcome = ?) ORDER BY u.id DESC LIMIT ?")
+              .c_str()));
   s->Bind(1, source);
   s->Bind(2, source);
   s->Bind(3, outcome);
@@ -1838,20 +1547,7 @@ Result<std::vector<UploadRecord>> SqliteCatalogue::ListUploads(const std::string
   for (;;) {
     DOPPEL_ASSIGN_OR_RETURN(bool row, Step(s, "cannot read uploads"));
     if (!row) break;
-    UploadRecord u;
-    u.id = s->Int(0);
-    u.source = s->Text(1);
-    u.outcome = s->Text(2);
-    ReadBlob32(s, 3, u.sha256.data());
-    u.master_file_id = s->Int(4);
-    u.kind = s->Text(5);
-    u.distance = int(s->Int(6));
-    u.reason = s->Text(7);
-    u.held_path = s->Text(8);
-    u.client_name = s->Text(9);
-    u.fields = s->Text(10);
-    u.key_id = s->IsNull(11) ? 0 : s->Int(11);
-    u.created_at = s->Text(12);
+    UploadRecord u = ReadUpload(*s);
     out.push_back(std::move(u));
   }
   return out;

@@ -9,8 +9,6 @@
 
 namespace doppel {
 
-inline constexpr int kCatalogueSchemaVersion = 6;
-
 Result<std::unique_ptr<Catalogue>> OpenSqliteCatalogue(const std::string& path,
                                                        const CatalogueOptions& options);
 

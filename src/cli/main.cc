@@ -100,7 +100,8 @@ int CmdInit(const Globals& g) {
   auto cat = Open(g, Access::kCreate);
   if (!cat.ok()) return Fail(cat.status());
   if (!g.quiet)
-    std::printf("catalogue %s ready (schema version %d)\n", g.db.c_str(), (*cat)->SchemaVersion());
+    std::printf("catalogue %s ready (schema version %d)\n", (*cat)->Location().c_str(),
+                (*cat)->SchemaVersion());
   return kExitOk;
 }
 
@@ -356,7 +357,7 @@ int CmdStats(const Globals& g, bool as_json) {
   if (!st.ok()) return Fail(st.status());
   const auto& s = *st;
   if (as_json) {
-    json j = {{"catalogue", g.db}, {"schema_version", s.schema_version}};
+    json j = {{"catalogue", (*cat)->Location()}, {"schema_version", s.schema_version}};
     j["sources"] = json::array();
     for (const auto& ss : s.sources)
       j["sources"].push_back({{"name", ss.source.name},
@@ -380,7 +381,7 @@ int CmdStats(const Globals& g, bool as_json) {
     std::cout << j.dump(2) << "\n";
     return kExitOk;
   }
-  std::printf("catalogue %s (schema v%d)\n\n", g.db.c_str(), s.schema_version);
+  std::printf("catalogue %s (schema v%d)\n\n", (*cat)->Location().c_str(), s.schema_version);
   std::vector<std::vector<std::string>> rows{
       {"SOURCE", "PRIORITY", "IMAGES", "SIZE", "ERRORS", "MISSING", "LAST SCAN"}};
   int64_t tf = 0, tb = 0, te = 0, tm = 0;
@@ -978,7 +979,8 @@ const char* kMainFooter = R"(Examples:
   doppel serve --listen 127.0.0.1:8080          upload gate and review page
 
 The catalogue is --db PATH, else $DOPPEL_DB, else ./doppel.db; only `init`
-creates it, and commands that only read open it read-only.
+creates it, and commands that only read open it read-only. A PostgreSQL
+catalogue: --db postgresql://user@host/dbname (createdb it, then `init`).
 CSV output is for spreadsheets: a cell starting with = + - @ (a formula) gets
 a leading '. --csv-raw writes cells exactly as stored, for programs.
 Exit codes: 0 ok, 1 failure, 2 usage error, 3 done but some files could not be
@@ -995,7 +997,9 @@ int Main(int argc, char** argv) {
   app.fallthrough();  // --db and --quiet work before or after the command
   Globals g;
   if (const char* env = std::getenv("DOPPEL_DB"); env && *env) g.db = env;
-  app.add_option("--db", g.db, "catalogue: a SQLite file (default ./doppel.db or $DOPPEL_DB)");
+  app.add_option("--db", g.db,
+                 "catalogue: a SQLite file (default ./doppel.db or $DOPPEL_DB) or a "
+                 "postgresql://user@host/dbname URI");
   app.add_flag("-q,--quiet", g.quiet, "print only errors and requested data");
   bool csv_raw = false;
   app.add_flag(
