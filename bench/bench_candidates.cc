@@ -13,7 +13,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <random>
 #include <set>
 #include <vector>
 
@@ -37,25 +36,26 @@ uint64_t Mix(uint64_t z) {
 // takes `shared` of f's words and the rest of its own.
 void WordsOf(uint32_t f, uint32_t planted_every, LocalWords& w) {
   w.clear();
-  std::mt19937_64 rng(Mix(f + 1));
-  std::uniform_real_distribution<double> u(0, 1);
-  auto draw = [&](std::mt19937_64& r) -> uint32_t {
-    if (u(r) < kCommonShare) {
-      // Zipf-like: a few common words are very common.
-      const double x = std::pow(u(r), 3.0);
-      return uint32_t(Mix(0xC0FFEEull + uint64_t(x * kCommonPool)));
+  auto draw = [](uint64_t& state) -> uint32_t {
+    const uint64_t r = Mix(state += 0x9E3779B97F4A7C15ull);
+    if ((r & 0xFFFF) < uint64_t(kCommonShare * 65536)) {
+      // Skewed: a few common words are very common.
+      const double u = double((r >> 16) & 0xFFFFFF) / double(1 << 24);
+      return uint32_t(Mix(0xC0FFEEull + uint64_t(u * u * u * kCommonPool)));
     }
-    return uint32_t(r());
+    return uint32_t(r >> 32);
   };
   const bool is_partner = planted_every && f % planted_every == 1;
   int own = kWords;
   if (is_partner) {
-    std::mt19937_64 prng(Mix(f - 1 + 1));  // the original's stream
+    uint64_t original = Mix(f - 1 + 1);  // the original's stream
     const int shared = 6 + int(Mix(f * 7919ull) % 55);
-    for (int k = 0; k < shared; ++k) w.push_back(draw(prng));
+    for (int k = 0; k < shared; ++k) w.push_back(draw(original));
     own -= shared;
   }
-  for (int k = 0; k < own; ++k) w.push_back(draw(rng));
+  uint64_t state = Mix(f + 1) ^ 0x5555;
+  if (!is_partner) state = Mix(f + 1);
+  for (int k = 0; k < own; ++k) w.push_back(draw(state));
   std::sort(w.begin(), w.end());
   w.erase(std::unique(w.begin(), w.end()), w.end());
 }

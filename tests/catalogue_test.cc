@@ -6,6 +6,7 @@
 
 #include <filesystem>
 
+#include "catalogue/catalogue_rows.h"
 #include "catalogue/pg_catalogue.h"
 #include "doppel/catalogue.h"
 #include "pg_server.h"
@@ -244,8 +245,9 @@ TEST_P(CatalogueTest, AnEmptyLocationIsNoCatalogueUnlessCreating) {
   }
   auto created = MustOpen(empty);
   ASSERT_TRUE(created);
-  EXPECT_EQ(created->SchemaVersion(), 5);
-  EXPECT_EQ(RawQuery(empty, "SELECT value FROM meta WHERE key = 'schema_version'"), "5");
+  EXPECT_EQ(created->SchemaVersion(), catalogue_rows::kSchemaVersion);
+  EXPECT_EQ(RawQuery(empty, "SELECT value FROM meta WHERE key = 'schema_version'"),
+            std::to_string(catalogue_rows::kSchemaVersion));
 }
 
 // Read-only opens neither migrate nor change the journal mode: an older

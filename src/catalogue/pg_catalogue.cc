@@ -655,8 +655,7 @@ Result<std::optional<FileState>> PgCatalogue::LookupFile(int64_t source_id,
                     {P(source_id), Bytes(path)}, "cannot look up file"));
   if (r.empty()) return std::optional<FileState>();
   FileState fs{r[0].Int(0), r[0].Int(1), r[0].Int(2), ParseFileStatus(r[0].Text(3))};
-  fs.stale =
-      IsStale(fs.status, r[0].IsNull(4) ? 0 : r[0].Int(4), r[0].IsNull(5) ? 0 : r[0].Int(5));
+  fs.stale = IsStale(fs.status, r[0].IsNull(4) ? 0 : r[0].Int(4), r[0].IsNull(5) ? 0 : r[0].Int(5));
   return std::optional<FileState>(fs);
 }
 
@@ -702,10 +701,10 @@ Status PgCatalogue::StoreOutcome(int64_t source_id, int64_t scan_id, const FileO
        old_sha !=
            std::string(reinterpret_cast<const char*>(o.record->fingerprints.sha256.data()), 32))) {
     // New bytes (or none): what was matched against the old bytes no longer holds.
-    for (const char* sql : {"DELETE FROM matches WHERE file_a = $1 OR file_b = $1",
-                            "DELETE FROM match_state WHERE file_id = $1",
-                            "DELETE FROM signatures WHERE file_id = $1",
-                            "DELETE FROM local_words WHERE file_id = $1"})
+    for (const char* sql :
+         {"DELETE FROM matches WHERE file_a = $1 OR file_b = $1",
+          "DELETE FROM match_state WHERE file_id = $1", "DELETE FROM signatures WHERE file_id = $1",
+          "DELETE FROM local_words WHERE file_id = $1"})
       DOPPEL_RETURN_IF_ERROR(Run(sql, {P(id)}, "cannot forget old matches"));
   }
   if (!o.record && o.error.code() == StatusCode::kNotFound) {
@@ -999,8 +998,8 @@ Status PgCatalogue::ForEachLocalWords(
                       {P(kLocalWordsVersion), P(after), P(kPage)}, "cannot read local words"));
     for (int i = 0; i < r.size(); ++i) {
       const std::string blob = r[i].Text(1);
-      auto words = DecodeLocalWords(
-          std::span(reinterpret_cast<const uint8_t*>(blob.data()), blob.size()));
+      auto words =
+          DecodeLocalWords(std::span(reinterpret_cast<const uint8_t*>(blob.data()), blob.size()));
       if (!words.ok())
         return Corruption("catalogue: local words of file " + std::to_string(r[i].Int(0)) + ": " +
                           words.status().message() + "; run `doppel scan` again to refresh them");

@@ -1,9 +1,11 @@
 // FindLocalCandidates: an inverted file over local words, built in passes
 // of bounded memory. Each pass keeps the words whose hash falls in its
 // share, sorts (word, file) postings, and counts, for every word held by
-// 2..max_files_per_word files, each pair of its files once. The counts of
-// all passes are then merged: a pair's count is the number of words the
-// two files share (stop words excepted).
+// 2..max_files_per_word files, each pair of its files once. A pair's count
+// is the number of words the two files share (stop words excepted). With
+// several passes, only pairs sharing enough words within one pass are
+// kept (pigeonhole), then counted exactly over all passes: memory holds one
+// pass's postings and pairs, never every pair that shares a single word.
 #include <algorithm>
 #include <cstring>
 #include <tuple>
@@ -13,33 +15,25 @@
 namespace doppel {
 namespace {
 
-uint32_t PassOf(uint32_t word, int passes) {
-  // Words are already mixed (uniform); a second mix keeps passes balanced
+// Words are spread over kBuckets by a hash; a pass takes a contiguous range
+// of buckets, so the first look can size every pass exactly.
+constexpr int kBuckets = 4096;
+uint32_t BucketOf(uint32_t word) {
+  // Words are already mixed (uniform); a second mix keeps buckets balanced
   // even for a source whose words are not.
-  uint32_t x = word * 0x9E3779B1u;
-  return uint32_t((uint64_t(x) * uint32_t(passes)) >> 32);
+  return (word * 0x9E3779B1u) >> 20;  // 12 bits: 0..4095
 }
 
-// Sorted pair keys (a << 32 | b) into (key, count) runs, kept in place.
-void Compact(std::vector<uint64_t>& keys, std::vector<std::pair<uint64_t, uint32_t>>& counts) {
+// Pair keys (a << 32 | b), sorted, to on_run(key, occurrences) per key.
+template <class F>
+void ForEachRun(std::vector<uint64_t>& keys, const F& on_run) {
   std::sort(keys.begin(), keys.end());
-  std::vector<std::pair<uint64_t, uint32_t>> merged;
-  merged.reserve(counts.size() + keys.size() / 2);
-  size_t i = 0, j = 0;
-  while (i < keys.size() || j < counts.size()) {
-    uint64_t k;
-    uint32_t n = 0;
-    if (j < counts.size() && (i >= keys.size() || counts[j].first <= keys[i])) {
-      k = counts[j].first;
-    } else {
-      k = keys[i];
-    }
-    while (j < counts.size() && counts[j].first == k) n += counts[j++].second;
-    while (i < keys.size() && keys[i] == k) ++n, ++i;
-    merged.push_back({k, n});
+  for (size_t i = 0; i < keys.size();) {
+    size_t j = i;
+    while (j < keys.size() && keys[j] == keys[i]) ++j;
+    on_run(keys[i], uint32_t(j - i));
+    i = j;
   }
-  counts.swap(merged);
-  keys.clear();
 }
 
 }  // namespace
@@ -58,33 +52,58 @@ Result<std::vector<LocalCandidate>> FindLocalCandidates(const LocalWordSource& s
   LocalCandidateStats st;
   st.files = files;
 
-  // A first look counts the words, to choose how many passes fit in memory.
-  int64_t total = 0;
-  DOPPEL_RETURN_IF_ERROR(
-      source([&](uint32_t, std::span<const uint32_t> w) { total += int64_t(w.size()); }));
-  st.words = total;
-  const int64_t per_pass = std::max<int64_t>(1, opt.memory_bytes / int64_t(sizeof(uint64_t)));
-  const int passes = int(std::clamp<int64_t>((total + per_pass - 1) / per_pass, 1, 1024));
+  // A first look counts the words per bucket, to cut the buckets into
+  // passes whose postings fit in memory.
+  std::vector<int64_t> bucket_words(kBuckets, 0);
+  Status bad = Status::OK();
+  DOPPEL_RETURN_IF_ERROR(source([&](uint32_t f, std::span<const uint32_t> w) {
+    if (f >= files) {
+      if (bad.ok()) bad = InvalidArgument("local candidates: file index out of range");
+      return;
+    }
+    for (uint32_t x : w) ++bucket_words[BucketOf(x)];
+  }));
+  DOPPEL_RETURN_IF_ERROR(bad);
+  for (int64_t n : bucket_words) st.words += n;
+  // Half the memory for one pass's postings, the rest for its pairs.
+  const int64_t per_pass = std::max<int64_t>(1, opt.memory_bytes / 2 / int64_t(sizeof(uint64_t)));
+  std::vector<int> pass_start = {0};  // first bucket of each pass
+  std::vector<int64_t> pass_words = {0};
+  for (int b = 0; b < kBuckets; ++b) {
+    if (pass_words.back() > 0 && pass_words.back() + bucket_words[b] > per_pass) {
+      pass_start.push_back(b);
+      pass_words.push_back(0);
+    }
+    pass_words.back() += bucket_words[b];
+  }
+  const int passes = int(pass_start.size());
+  pass_start.push_back(kBuckets);
   st.passes = passes;
+  // A pair sharing min_shared words shares at least this many in one pass
+  // (pigeonhole): the first round keeps only such pairs, the second counts
+  // their words over every pass. With one pass the first round is exact.
+  const uint32_t seed_threshold = uint32_t((opt.min_shared + passes - 1) / passes);
 
-  std::vector<std::pair<uint64_t, uint32_t>> counts;  // (a << 32 | b, shared words)
-  std::vector<uint64_t> keys;                         // pair occurrences not yet merged
-  std::vector<uint64_t> postings;                     // word << 32 | file
+  std::vector<uint64_t> postings;  // word << 32 | file
+  std::vector<uint64_t> keys;      // pair occurrences of one pass
   std::vector<uint32_t> run;
-  for (int p = 0; p < passes; ++p) {
+  // Emits, for each word of the pass held by 2..max files, each pair of its
+  // files once; `keep` filters pairs.
+  bool first_round = true;
+  auto pass = [&](int p, const auto& keep, const auto& on_run) -> Status {
     if (cancelled()) return Cancelled("local candidates: stopped on request");
     postings.clear();
-    Status bad = Status::OK();
+    postings.reserve(size_t(pass_words[size_t(p)]));
+    const uint32_t lo = uint32_t(pass_start[size_t(p)]), hi = uint32_t(pass_start[size_t(p) + 1]);
     DOPPEL_RETURN_IF_ERROR(source([&](uint32_t f, std::span<const uint32_t> w) {
-      if (f >= files) {
-        if (bad.ok()) bad = InvalidArgument("local candidates: file index out of range");
-        return;
+      if (f >= files) return;
+      for (uint32_t x : w) {
+        const uint32_t b = BucketOf(x);
+        if (b >= lo && b < hi) postings.push_back(uint64_t(x) << 32 | f);
       }
-      for (uint32_t x : w)
-        if (PassOf(x, passes) == uint32_t(p)) postings.push_back(uint64_t(x) << 32 | f);
     }));
-    DOPPEL_RETURN_IF_ERROR(bad);
     std::sort(postings.begin(), postings.end());
+    keys.clear();
     for (size_t i = 0; i < postings.size();) {
       size_t j = i;
       run.clear();
@@ -97,26 +116,54 @@ Result<std::vector<LocalCandidate>> FindLocalCandidates(const LocalWordSource& s
       i = j;
       if (run.size() < 2) continue;
       if (run.size() > size_t(opt.max_files_per_word)) {
-        ++st.stop_words;
+        if (first_round) ++st.stop_words;
         continue;
       }
       for (size_t x = 0; x < run.size(); ++x)
         for (size_t y = x + 1; y < run.size(); ++y)
-          if (is_fresh(run[x]) || is_fresh(run[y])) keys.push_back(uint64_t(run[x]) << 32 | run[y]);
-      // Merge before the occurrences outgrow the postings' share of memory.
-      if (keys.size() >= size_t(per_pass)) {
-        st.pairs_counted += int64_t(keys.size());
-        Compact(keys, counts);
-      }
+          if (is_fresh(run[x]) || is_fresh(run[y])) {
+            const uint64_t key = uint64_t(run[x]) << 32 | run[y];
+            if (keep(key)) keys.push_back(key);
+          }
     }
-    st.pairs_counted += int64_t(keys.size());
-    Compact(keys, counts);
+    if (first_round) st.pairs_counted += int64_t(keys.size());
+    std::vector<uint64_t>().swap(postings);  // the pairs may now use the postings' memory
+    ForEachRun(keys, on_run);
+    return Status::OK();
+  };
+
+  std::vector<uint64_t> seeds;
+  std::vector<uint32_t> seed_count;
+  for (int p = 0; p < passes; ++p) {
+    DOPPEL_RETURN_IF_ERROR(pass(
+        p, [](uint64_t) { return true; },
+        [&](uint64_t key, uint32_t n) {
+          if (n < seed_threshold) return;
+          seeds.push_back(key);
+          if (passes == 1) seed_count.push_back(n);
+        }));
+  }
+  first_round = false;
+  if (passes > 1) {
+    std::sort(seeds.begin(), seeds.end());
+    seeds.erase(std::unique(seeds.begin(), seeds.end()), seeds.end());
+    seed_count.assign(seeds.size(), 0);
+    auto is_seed = [&](uint64_t key) {
+      return std::binary_search(seeds.begin(), seeds.end(), key);
+    };
+    for (int p = 0; p < passes; ++p) {
+      DOPPEL_RETURN_IF_ERROR(pass(p, is_seed, [&](uint64_t key, uint32_t n) {
+        seed_count[size_t(std::lower_bound(seeds.begin(), seeds.end(), key) - seeds.begin())] += n;
+      }));
+    }
   }
   std::vector<uint64_t>().swap(postings);
+  std::vector<uint64_t>().swap(keys);
 
   std::vector<LocalCandidate> out;
-  for (const auto& [key, n] : counts)
-    if (n >= uint32_t(opt.min_shared)) out.push_back({uint32_t(key >> 32), uint32_t(key), int(n)});
+  for (size_t k = 0; k < seeds.size(); ++k)
+    if (seed_count[k] >= uint32_t(opt.min_shared))
+      out.push_back({uint32_t(seeds[k] >> 32), uint32_t(seeds[k]), int(seed_count[k])});
   std::sort(out.begin(), out.end(), [](const LocalCandidate& x, const LocalCandidate& y) {
     if (x.shared != y.shared) return x.shared > y.shared;
     return std::tie(x.a, x.b) < std::tie(y.a, y.b);
