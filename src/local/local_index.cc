@@ -3,9 +3,10 @@
 // share, sorts (word, file) postings, and counts, for every word held by
 // 2..max_files_per_word files, each pair of its files once. A pair's count
 // is the number of words the two files share (stop words excepted). With
-// several passes, only pairs sharing enough words within one pass are
-// kept (pigeonhole), then counted exactly over all passes: memory holds one
-// pass's postings and pairs, never every pair that shares a single word.
+// several passes, a count-min sketch screens the pairs first (it never
+// underestimates), then the survivors are counted exactly over all passes:
+// memory holds one pass's postings and pairs and the sketch, never every
+// pair that shares a single word.
 #include <algorithm>
 #include <cstring>
 #include <tuple>
@@ -65,7 +66,7 @@ Result<std::vector<LocalCandidate>> FindLocalCandidates(const LocalWordSource& s
   }));
   DOPPEL_RETURN_IF_ERROR(bad);
   for (int64_t n : bucket_words) st.words += n;
-  // Half the memory for one pass's postings, the rest for its pairs.
+  // Half the memory for one pass's postings, half for the sketch (below).
   const int64_t per_pass = std::max<int64_t>(1, opt.memory_bytes / 2 / int64_t(sizeof(uint64_t)));
   std::vector<int> pass_start = {0};  // first bucket of each pass
   std::vector<int64_t> pass_words = {0};
@@ -79,11 +80,6 @@ Result<std::vector<LocalCandidate>> FindLocalCandidates(const LocalWordSource& s
   const int passes = int(pass_start.size());
   pass_start.push_back(kBuckets);
   st.passes = passes;
-  // A pair sharing min_shared words shares at least this many in one pass
-  // (pigeonhole): the first round keeps only such pairs, the second counts
-  // their words over every pass. With one pass the first round is exact.
-  const uint32_t seed_threshold = uint32_t((opt.min_shared + passes - 1) / passes);
-
   std::vector<uint64_t> postings;  // word << 32 | file
   std::vector<uint64_t> keys;      // pair occurrences of one pass
   std::vector<uint32_t> run;
@@ -132,38 +128,65 @@ Result<std::vector<LocalCandidate>> FindLocalCandidates(const LocalWordSource& s
     return Status::OK();
   };
 
-  std::vector<uint64_t> seeds;
-  std::vector<uint32_t> seed_count;
-  for (int p = 0; p < passes; ++p) {
+  // One pass holds every word: its counts are exact.
+  std::vector<std::pair<uint64_t, uint32_t>> found;  // (pair, words shared)
+  if (passes == 1) {
     DOPPEL_RETURN_IF_ERROR(pass(
-        p, [](uint64_t) { return true; },
+        0, [](uint64_t) { return true; },
         [&](uint64_t key, uint32_t n) {
-          if (n < seed_threshold) return;
-          seeds.push_back(key);
-          if (passes == 1) seed_count.push_back(n);
+          if (n >= uint32_t(opt.min_shared)) found.push_back({key, n});
         }));
-  }
-  first_round = false;
-  if (passes > 1) {
-    std::sort(seeds.begin(), seeds.end());
-    seeds.erase(std::unique(seeds.begin(), seeds.end()), seeds.end());
-    seed_count.assign(seeds.size(), 0);
-    auto is_seed = [&](uint64_t key) {
-      return std::binary_search(seeds.begin(), seeds.end(), key);
+  } else {
+    // Several passes: a count-min sketch (two rows of saturating 8-bit
+    // counters, half the memory) learns every pair's occurrences in a first
+    // round; it never underestimates, so the pairs it puts below min_shared
+    // are surely not candidates. A second round keeps the per-pass counts of
+    // the others only, and sums them: exact counts, without ever holding
+    // every pair that shares a single word.
+    const size_t width = size_t(std::max<int64_t>(1024, opt.memory_bytes / 4));
+    std::vector<uint8_t> sketch(2 * width, 0);
+    auto cells = [&](uint64_t key) {
+      uint64_t z = key * 0x9E3779B97F4A7C15ull;
+      z ^= z >> 29;
+      z *= 0xBF58476D1CE4E5B9ull;
+      z ^= z >> 32;
+      return std::make_pair(size_t(uint32_t(z) % width), width + size_t((z >> 32) % width));
     };
-    for (int p = 0; p < passes; ++p) {
-      DOPPEL_RETURN_IF_ERROR(pass(p, is_seed, [&](uint64_t key, uint32_t n) {
-        seed_count[size_t(std::lower_bound(seeds.begin(), seeds.end(), key) - seeds.begin())] += n;
+    for (int p = 0; p < passes; ++p)
+      DOPPEL_RETURN_IF_ERROR(pass(
+          p, [](uint64_t) { return true; },
+          [&](uint64_t key, uint32_t n) {
+            const auto [c1, c2] = cells(key);
+            sketch[c1] = uint8_t(std::min<uint32_t>(255, sketch[c1] + n));
+            sketch[c2] = uint8_t(std::min<uint32_t>(255, sketch[c2] + n));
+          }));
+    first_round = false;
+    auto may_qualify = [&](uint64_t key) {
+      const auto [c1, c2] = cells(key);
+      return std::min(sketch[c1], sketch[c2]) >= std::min(opt.min_shared, 255);
+    };
+    std::vector<std::pair<uint64_t, uint32_t>> partial;
+    for (int p = 0; p < passes; ++p)
+      DOPPEL_RETURN_IF_ERROR(pass(p, may_qualify, [&](uint64_t key, uint32_t n) {
+        partial.push_back({key, n});
       }));
+    std::vector<uint8_t>().swap(sketch);
+    std::sort(partial.begin(), partial.end());
+    for (size_t i = 0; i < partial.size();) {
+      uint32_t n = 0;
+      size_t j = i;
+      for (; j < partial.size() && partial[j].first == partial[i].first; ++j)
+        n += partial[j].second;
+      if (n >= uint32_t(opt.min_shared)) found.push_back({partial[i].first, n});
+      i = j;
     }
   }
   std::vector<uint64_t>().swap(postings);
   std::vector<uint64_t>().swap(keys);
 
   std::vector<LocalCandidate> out;
-  for (size_t k = 0; k < seeds.size(); ++k)
-    if (seed_count[k] >= uint32_t(opt.min_shared))
-      out.push_back({uint32_t(seeds[k] >> 32), uint32_t(seeds[k]), int(seed_count[k])});
+  out.reserve(found.size());
+  for (const auto& [key, n] : found) out.push_back({uint32_t(key >> 32), uint32_t(key), int(n)});
   std::sort(out.begin(), out.end(), [](const LocalCandidate& x, const LocalCandidate& y) {
     if (x.shared != y.shared) return x.shared > y.shared;
     return std::tie(x.a, x.b) < std::tie(y.a, y.b);
