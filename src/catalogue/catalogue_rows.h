@@ -102,7 +102,7 @@ void ReadPdq(const Row& s, int hash_col, int quality_col, int dihedral_col, PdqR
   r.dihedral.fill(r.hash);
   if (dihedral_col < 0) return;
   std::string dih = s.Text(dihedral_col);
-  for (int k = 1; k < 8 && dih.size() >= size_t(32 * k); ++k)
+  for (int k = 1; k < 8 && dih.size() >= 32 * size_t(k); ++k)
     r.dihedral[k] = PdqHash::FromBytes(reinterpret_cast<const uint8_t*>(dih.data()) + 32 * (k - 1));
 }
 

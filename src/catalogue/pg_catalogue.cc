@@ -572,6 +572,7 @@ Result<std::vector<Source>> PgCatalogue::ListSources() {
       Rows r, Query("SELECT id, name, root, priority, created_at FROM sources ORDER BY name", {},
                     "cannot list sources"));
   std::vector<Source> out;
+  out.reserve(size_t(r.size()));
   for (int i = 0; i < r.size(); ++i)
     out.push_back({r[i].Int(0), r[i].Text(1), r[i].Text(2), int(r[i].Int(3)), r[i].Text(4)});
   return out;
@@ -925,6 +926,7 @@ Result<std::vector<FileEntry>> PgCatalogue::FilesWhere(const std::string& where,
                           where;
   DOPPEL_ASSIGN_OR_RETURN(Rows r, Query(sql, params, "cannot list files"));
   std::vector<FileEntry> out;
+  out.reserve(size_t(r.size()));
   for (int i = 0; i < r.size(); ++i) out.push_back(ReadEntry(r[i]));
   return out;
 }
@@ -1041,6 +1043,7 @@ Status PgCatalogue::SaveMatches(const std::vector<Match>& found,
 Result<std::vector<Match>> PgCatalogue::LoadMatches() {
   DOPPEL_ASSIGN_OR_RETURN(Rows r, Query(kMatchSelect, {}, "cannot load matches"));
   std::vector<Match> out;
+  out.reserve(size_t(r.size()));
   for (int i = 0; i < r.size(); ++i) out.push_back(ReadMatch(r[i]));
   return out;
 }
@@ -1090,6 +1093,7 @@ Status PgCatalogue::SaveClusters(std::vector<Cluster>& clusters) {
 Result<std::vector<Cluster>> PgCatalogue::LoadClusters() {
   DOPPEL_ASSIGN_OR_RETURN(Rows r, Query(kClusterSelect, {}, "cannot load clusters"));
   std::vector<Cluster> out;
+  out.reserve(size_t(r.size()));
   for (int i = 0; i < r.size(); ++i) AddClusterRow(r[i], out);
   return out;
 }
@@ -1126,6 +1130,7 @@ Result<std::vector<Event>> PgCatalogue::ListEvents(const EventFilter& f) {
                     {P(f.after_id), P(f.type), P(f.object), P(f.operation), Limit(f.limit)},
                     "cannot read the audit trail"));
   std::vector<Event> out;
+  out.reserve(size_t(r.size()));
   for (int i = 0; i < r.size(); ++i) out.push_back(ReadEvent(r[i]));
   return out;
 }
@@ -1156,6 +1161,7 @@ Result<std::vector<ReviewDecision>> PgCatalogue::ListDecisions(std::optional<int
                         "ORDER BY id",
                     {cluster_id ? P(*cluster_id) : Null()}, "cannot read review decisions"));
   std::vector<ReviewDecision> out;
+  out.reserve(size_t(r.size()));
   for (int i = 0; i < r.size(); ++i) out.push_back(ReadDecision(r[i]));
   return out;
 }
@@ -1187,6 +1193,7 @@ Result<std::vector<StoredMetadata>> PgCatalogue::LoadConsolidatedMetadata() {
                                 "consolidated_metadata ORDER BY master_file_id",
                                 {}, "cannot read consolidated metadata"));
   std::vector<StoredMetadata> out;
+  out.reserve(size_t(r.size()));
   for (int i = 0; i < r.size(); ++i)
     out.push_back(StoredMetadata{r[i].Int(0), r[i].Int(1), r[i].Text(2), r[i].Text(3)});
   return out;
@@ -1215,6 +1222,7 @@ Result<std::vector<ReleaseRecord>> PgCatalogue::ListReleases() {
       Rows r, Query("SELECT id, version, created_at, manifest FROM releases ORDER BY id", {},
                     "cannot read releases"));
   std::vector<ReleaseRecord> out;
+  out.reserve(size_t(r.size()));
   for (int i = 0; i < r.size(); ++i)
     out.push_back(ReleaseRecord{r[i].Int(0), r[i].Text(1), r[i].Text(2), r[i].Text(3)});
   return out;
@@ -1259,6 +1267,7 @@ Result<std::vector<ApiKey>> PgCatalogue::ListApiKeys() {
   static const std::string sql = std::string(kApiKeySelect) + "ORDER BY k.id";
   DOPPEL_ASSIGN_OR_RETURN(Rows r, Query(sql, {}, "cannot read API keys"));
   std::vector<ApiKey> out;
+  out.reserve(size_t(r.size()));
   for (int i = 0; i < r.size(); ++i) out.push_back(ReadApiKey(r[i]));
   return out;
 }
@@ -1351,6 +1360,7 @@ Result<std::vector<UploadRecord>> PgCatalogue::ListUploads(const std::string& so
                         "$2) ORDER BY u.id DESC LIMIT $3",
                     {P(source), P(outcome), Limit(limit)}, "cannot read uploads"));
   std::vector<UploadRecord> out;
+  out.reserve(size_t(r.size()));
   for (int i = 0; i < r.size(); ++i) out.push_back(ReadUpload(r[i]));
   return out;
 }

@@ -434,6 +434,7 @@ Result<MatchSummary> MatchCatalogue(Catalogue& cat, const MatchRunOptions& opt) 
 
   for (const Match& m : found) ++sum.pairs[int(m.kind)];
   std::vector<int64_t> fresh_ids;
+  fresh_ids.reserve(fresh.size());
   for (uint32_t i : fresh) fresh_ids.push_back(files[i].file_id);
   DOPPEL_RETURN_IF_ERROR(cat.SaveMatches(found, fresh_ids, opt.rematch_all));
 

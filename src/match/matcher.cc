@@ -425,6 +425,7 @@ std::vector<Cluster> BuildClusters(const std::vector<MatchInput>& files,
     adj[m.file_b].push_back(&m);
   }
   std::vector<const MatchInput*> order;
+  order.reserve(adj.size());
   for (const auto& [id, _] : adj) order.push_back(by_id[id]);
   std::sort(order.begin(), order.end(),
             [](const MatchInput* x, const MatchInput* y) { return RanksBefore(*x, *y); });
