@@ -21,27 +21,8 @@ namespace fs = std::filesystem;
 using testing::RunDoppel;
 using testing::TempDir;
 
-// Writes `edit(original)` to `out` as JPEG Q=90.
-void WriteVariant(const std::string& original, const fs::path& out,
-                  const std::function<VipsImage*(VipsImage*)>& edit) {
-  VipsImage* in = vips_image_new_from_file(original.c_str(), nullptr);
-  ASSERT_NE(in, nullptr) << vips_error_buffer();
-  VipsImage* res = edit(in);
-  ASSERT_NE(res, nullptr) << vips_error_buffer();
-  ASSERT_EQ(vips_image_write_to_file(res, (out.string() + "[Q=90]").c_str(), nullptr), 0)
-      << vips_error_buffer();
-  g_object_unref(res);
-  g_object_unref(in);
-}
-
-VipsImage* Crop(VipsImage* in, double left, double top, double width, double height) {
-  VipsImage* out = nullptr;
-  const int w = in->Xsize, h = in->Ysize;
-  if (vips_extract_area(in, &out, int(left * w), int(top * h), int(width * w), int(height * h),
-                        nullptr))
-    return nullptr;
-  return out;
-}
+using testing::Crop;
+using testing::WriteVariant;
 
 class GeometryTest : public ::testing::Test {
  protected:

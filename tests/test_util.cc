@@ -98,6 +98,28 @@ struct Unref {
 };
 }  // namespace
 
+void WriteVariant(const std::string& original, const fs::path& out,
+                  const std::function<VipsImage*(VipsImage*)>& edit, const std::string& options) {
+  EnsureVips();
+  VipsImage* in = vips_image_new_from_file(original.c_str(), nullptr);
+  ASSERT_NE(in, nullptr) << vips_error_buffer();
+  VipsImage* res = edit(in);
+  ASSERT_NE(res, nullptr) << vips_error_buffer();
+  ASSERT_EQ(vips_image_write_to_file(res, (out.string() + options).c_str(), nullptr), 0)
+      << vips_error_buffer();
+  g_object_unref(res);
+  g_object_unref(in);
+}
+
+VipsImage* Crop(VipsImage* in, double left, double top, double width, double height) {
+  VipsImage* out = nullptr;
+  const int w = in->Xsize, h = in->Ysize;
+  if (vips_extract_area(in, &out, int(left * w), int(top * h), int(width * w), int(height * h),
+                        nullptr))
+    return nullptr;
+  return out;
+}
+
 void MakeImage(const fs::path& p, int width, int height, int seed, const std::string& options) {
   EnsureVips();
   fs::create_directories(p.parent_path());

@@ -3,8 +3,11 @@
 
 #include <gtest/gtest.h>
 
+#include <vips/vips.h>
 #include <cstdint>
+
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -59,6 +62,14 @@ std::string SomePhoto();
 // libvips save option string such as "[Q=90]".
 void MakeImage(const std::filesystem::path& p, int width, int height, int seed,
                const std::string& options = "");
+
+// Writes `edit(original)` to `out` (libvips save options such as "[Q=90]"),
+// failing the test on any libvips error.
+void WriteVariant(const std::string& original, const std::filesystem::path& out,
+                  const std::function<VipsImage*(VipsImage*)>& edit,
+                  const std::string& options = "[Q=90]");
+// The part of `in` at fractions of its width and height (nullptr on error).
+VipsImage* Crop(VipsImage* in, double left, double top, double width, double height);
 
 struct RunResult {
   int exit_code = -1;
